@@ -1,0 +1,216 @@
+package content
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// ChunkerVersion numbers the chunking rule set; it is stored in every
+// manifest. Change a rule, bump it (and the golden tests will say so).
+const ChunkerVersion = 1
+
+// MaxChunk is the largest chunk, 1 MiB.
+const MaxChunk = 1 << 20
+
+// MaxSafetensorsHeader caps the JSON header of a safetensors file (the
+// reference implementation's own limit).
+const MaxSafetensorsHeader = 100 << 20
+
+// ErrBadSafetensors reports a safetensors header that fails validation; the
+// file is then chunked as a plain file.
+var ErrBadSafetensors = errors.New("invalid safetensors header")
+
+// Span is one chunk's place in a file.
+type Span struct {
+	Off int64
+	Len int64
+}
+
+// Layout says how a file was cut.
+type Layout int
+
+// Layouts.
+const (
+	LayoutFixed       Layout = iota // fixed 1 MiB
+	LayoutSafetensors               // header run, then one run per tensor
+)
+
+func (l Layout) String() string {
+	if l == LayoutSafetensors {
+		return "safetensors"
+	}
+	return "fixed"
+}
+
+// IsSafetensorsName reports whether a file name asks for tensor-boundary
+// chunking.
+func IsSafetensorsName(name string) bool {
+	return strings.HasSuffix(strings.ToLower(name), ".safetensors")
+}
+
+// IsPickleName reports whether a file name is a pickle-based format (which
+// can run code when loaded; Shoal never loads it, but says so).
+func IsPickleName(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"} {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// FixedSpans cuts [off, off+n) into runs of MaxChunk, appending to spans.
+func FixedSpans(spans []Span, off, n int64) []Span {
+	for n > 0 {
+		l := min(n, MaxChunk)
+		spans = append(spans, Span{off, l})
+		off += l
+		n -= l
+	}
+	return spans
+}
+
+// Plan returns the chunk spans of a file of the given size. A file whose
+// name ends in .safetensors and whose header validates is cut on tensor
+// boundaries; otherwise it is cut at fixed 1 MiB. When a safetensors header
+// is invalid, Plan still returns the fixed plan, together with the reason
+// wrapped in ErrBadSafetensors, for the caller to report.
+func Plan(name string, r io.ReaderAt, size int64) ([]Span, Layout, error) {
+	if !IsSafetensorsName(name) {
+		return FixedSpans(nil, 0, size), LayoutFixed, nil
+	}
+	spans, err := safetensorsPlan(r, size)
+	if err != nil {
+		return FixedSpans(nil, 0, size), LayoutFixed, err
+	}
+	return spans, LayoutSafetensors, nil
+}
+
+func safetensorsPlan(r io.ReaderAt, size int64) ([]Span, error) {
+	var lenBuf [8]byte
+	if size < 8 {
+		return nil, fmt.Errorf("%w: file shorter than 8 bytes", ErrBadSafetensors)
+	}
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSafetensors, err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxSafetensorsHeader || int64(n) > size-8 {
+		return nil, fmt.Errorf("%w: header length %d out of range", ErrBadSafetensors, n)
+	}
+	hdr := make([]byte, n)
+	if _, err := r.ReadAt(hdr, 8); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSafetensors, err)
+	}
+	tensors, err := ParseSafetensorsHeader(hdr, size-8-int64(n))
+	if err != nil {
+		return nil, err
+	}
+	base := 8 + int64(n)
+	spans := FixedSpans(nil, 0, base)
+	for _, t := range tensors {
+		spans = FixedSpans(spans, base+t.Begin, t.End-t.Begin)
+	}
+	return spans, nil
+}
+
+// Tensor is one entry of a safetensors header: its name and its byte range
+// relative to the start of the data section.
+type Tensor struct {
+	Name       string
+	Begin, End int64
+}
+
+type tensorInfo struct {
+	DType       string   `json:"dtype"`
+	Shape       []uint64 `json:"shape"`
+	DataOffsets []int64  `json:"data_offsets"`
+}
+
+// ParseSafetensorsHeader validates the JSON header of a safetensors file
+// whose data section is dataLen bytes long, and returns its tensors sorted by
+// offset. Valid means: a JSON object without duplicate keys, every entry but
+// "__metadata__" a tensor with a dtype and two data_offsets, begin <= end,
+// and the ranges in order with no overlap and no gap, exactly covering the
+// data section.
+func ParseSafetensorsHeader(hdr []byte, dataLen int64) ([]Tensor, error) {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrBadSafetensors}, a...)...) }
+	if len(hdr) > MaxSafetensorsHeader {
+		return nil, bad("header too large")
+	}
+	dec := json.NewDecoder(bytes.NewReader(hdr))
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, bad("not a JSON object")
+	}
+	seen := map[string]bool{}
+	var ts []Tensor
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, bad("key is not a string")
+		}
+		if seen[key] {
+			return nil, bad("duplicate key %q", Escape(key))
+		}
+		seen[key] = true
+		if key == "__metadata__" {
+			var meta map[string]string
+			if err := dec.Decode(&meta); err != nil {
+				return nil, bad("__metadata__: %v", err)
+			}
+			continue
+		}
+		var ti tensorInfo
+		if err := dec.Decode(&ti); err != nil {
+			return nil, bad("tensor %q: %v", Escape(key), err)
+		}
+		if ti.DType == "" || len(ti.DataOffsets) != 2 {
+			return nil, bad("tensor %q: missing dtype or data_offsets", Escape(key))
+		}
+		b, e := ti.DataOffsets[0], ti.DataOffsets[1]
+		if b < 0 || e < b {
+			return nil, bad("tensor %q: bad data_offsets [%d, %d]", Escape(key), b, e)
+		}
+		ts = append(ts, Tensor{Name: key, Begin: b, End: e})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad("%v", err)
+	}
+	// Trailing bytes after the object may only be spaces (the format pads
+	// the header with 0x20).
+	if len(bytes.Trim(hdr[dec.InputOffset():], " ")) != 0 {
+		return nil, bad("trailing bytes after header")
+	}
+	sort.SliceStable(ts, func(i, j int) bool {
+		if ts[i].Begin != ts[j].Begin {
+			return ts[i].Begin < ts[j].Begin
+		}
+		return ts[i].End < ts[j].End
+	})
+	var at int64
+	for _, t := range ts {
+		if t.Begin != at {
+			if t.Begin < at {
+				return nil, bad("tensor %q overlaps the one before", Escape(t.Name))
+			}
+			return nil, bad("gap before tensor %q", Escape(t.Name))
+		}
+		at = t.End
+	}
+	if at != dataLen {
+		return nil, bad("tensors cover %d bytes, data section is %d", at, dataLen)
+	}
+	return ts, nil
+}

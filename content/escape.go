@@ -1,0 +1,26 @@
+package content
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Escape makes a string from a manifest or a peer safe to print on a
+// terminal: control characters (escape sequences included) and invalid
+// UTF-8 are shown as Go escapes, everything else as is.
+func Escape(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == unicode.ReplacementChar || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	q = q[1 : len(q)-1]
+	return strings.ReplaceAll(q, `\"`, `"`)
+}

@@ -1,0 +1,268 @@
+package content
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrChangedWhileReading reports a file that changed while it was imported.
+var ErrChangedWhileReading = errors.New("file changed while it was read")
+
+// Skipped is something an import left out, and why.
+type Skipped struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Imported is the result of importing a file or a folder.
+type Imported struct {
+	Name    string // base name of what was imported
+	Dir     string // absolute folder the files are under
+	M       *Manifest
+	Blocks  []Block
+	Files   []FileInfo
+	Skipped []Skipped
+	// Warnings are files imported with a caveat (invalid safetensors
+	// header chunked as a plain file).
+	Warnings []Skipped
+}
+
+// Held returns what to record in the index for this import.
+func (im *Imported) Held(source string) *Held {
+	return &Held{
+		Info: RootInfo{Name: im.Name, Dir: im.Dir, Size: im.M.Size(), Files: len(im.Files),
+			Source: source, Time: time.Now().UTC()},
+		Blocks: im.Blocks, Files: im.Files, M: im.M,
+	}
+}
+
+type source struct {
+	rel, abs string
+	st       os.FileInfo
+}
+
+// Import hashes a file or a folder in place and builds its manifest. Files
+// are read once: the whole-file sha256 and the chunk hashes are computed
+// side by side from the same buffers, and files are hashed in parallel.
+// Symlinks to regular files are followed and recorded as regular files;
+// everything else that is not a regular file or a folder is skipped and
+// listed. progress, if not nil, is called with each run of bytes hashed.
+func Import(ctx context.Context, path string, progress func(n int64)) (*Imported, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	im := &Imported{Name: filepath.Base(abs)}
+	var srcs []source
+	if st.Mode().IsRegular() {
+		im.Dir = filepath.Dir(abs)
+		srcs = []source{{rel: filepath.Base(abs), abs: abs, st: st}}
+	} else if st.IsDir() {
+		im.Dir = abs
+		srcs, im.Skipped, err = walk(abs)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		return nil, fmt.Errorf("%s: not a regular file or folder", Escape(path))
+	}
+	paths := make([]string, len(srcs))
+	for i, s := range srcs {
+		paths[i] = s.rel
+	}
+	if err := CheckPaths(paths); err != nil {
+		return nil, fmt.Errorf("cannot import: %w", err)
+	}
+
+	files := make([]File, len(srcs))
+	chunks := make([][]ChunkRef, len(srcs))
+	infos := make([]FileInfo, len(srcs))
+	warns := make([]error, len(srcs))
+	errs := make([]error, len(srcs))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, s := range srcs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			files[i], chunks[i], infos[i], warns[i], errs[i] = importFile(s, progress)
+		}()
+	}
+	wg.Wait()
+	var all []ChunkRef
+	for i := range srcs {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("%s: %w", Escape(srcs[i].rel), errs[i])
+		}
+		if warns[i] != nil {
+			im.Warnings = append(im.Warnings, Skipped{Path: srcs[i].rel, Reason: warns[i].Error()})
+		}
+		all = append(all, chunks[i]...)
+	}
+	m := &Manifest{Files: files, Chunks: all}
+	if im.Blocks, err = m.Encode(); err != nil {
+		return nil, err
+	}
+	if im.M, err = NewManifest(m.Root, files, all); err != nil {
+		return nil, err
+	}
+	im.Files = infos
+	return im, nil
+}
+
+// walk lists the regular files under dir (following symlinks to regular
+// files), sorted by relative path, and what it skipped.
+func walk(dir string) ([]source, []Skipped, error) {
+	var srcs []source
+	var skipped []Skipped
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				skipped = append(skipped, Skipped{rel, "version-control folder"})
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		st, err := os.Stat(p) // follows symlinks
+		switch {
+		case err != nil:
+			skipped = append(skipped, Skipped{rel, "broken symlink or unreadable: " + err.Error()})
+		case st.IsDir():
+			skipped = append(skipped, Skipped{rel, "symlink to a folder"})
+		case !st.Mode().IsRegular():
+			skipped = append(skipped, Skipped{rel, "not a regular file (" + st.Mode().Type().String() + ")"})
+		case filepath.Ext(p) == PartialExt:
+			skipped = append(skipped, Skipped{rel, "unfinished shoal download"})
+		default:
+			srcs = append(srcs, source{rel: rel, abs: p, st: st})
+		}
+		return nil
+	})
+	sort.Slice(srcs, func(i, j int) bool { return srcs[i].rel < srcs[j].rel })
+	return srcs, skipped, err
+}
+
+// PartialExt marks a file being downloaded; it is renamed away when the
+// file is complete and verified.
+const PartialExt = ".shoal-part"
+
+// hashDepth is how many chunk buffers one file has in flight.
+const hashDepth = 4
+
+type slot struct {
+	buf  []byte
+	n    int
+	idx  int
+	refs atomic.Int32
+}
+
+var slotPool = sync.Pool{New: func() any { return &slot{buf: make([]byte, MaxChunk)} }}
+
+// importFile hashes one file: the calling goroutine reads, one goroutine
+// keeps the whole-file sha256, another hashes each chunk.
+func importFile(s source, progress func(int64)) (File, []ChunkRef, FileInfo, error, error) {
+	f, err := os.Open(s.abs)
+	if err != nil {
+		return File{}, nil, FileInfo{}, nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return File{}, nil, FileInfo{}, nil, err
+	}
+	spans, _, warn := Plan(s.rel, f, st.Size())
+
+	free := make(chan *slot, hashDepth)
+	for range hashDepth {
+		free <- slotPool.Get().(*slot)
+	}
+	release := func(sl *slot) {
+		if sl.refs.Add(-1) == 0 {
+			free <- sl
+		}
+	}
+	wholeCh := make(chan *slot, hashDepth)
+	chunkCh := make(chan *slot, hashDepth)
+	refs := make([]ChunkRef, len(spans))
+	whole := sha256.New()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for sl := range wholeCh {
+			whole.Write(sl.buf[:sl.n])
+			release(sl)
+		}
+	})
+	wg.Go(func() {
+		for sl := range chunkCh {
+			refs[sl.idx] = ChunkRef{CID: Link{SumCID(CodecRaw, sl.buf[:sl.n])}, Len: uint64(sl.n)}
+			if progress != nil {
+				progress(int64(sl.n))
+			}
+			release(sl)
+		}
+	})
+	var rerr error
+	for i, sp := range spans {
+		sl := <-free
+		sl.n, sl.idx = int(sp.Len), i
+		if _, rerr = io.ReadFull(f, sl.buf[:sl.n]); rerr != nil {
+			free <- sl
+			break
+		}
+		sl.refs.Store(2)
+		wholeCh <- sl
+		chunkCh <- sl
+	}
+	close(wholeCh)
+	close(chunkCh)
+	wg.Wait()
+	for range hashDepth {
+		slotPool.Put(<-free)
+	}
+	if rerr != nil {
+		return File{}, nil, FileInfo{}, nil, fmt.Errorf("%w: %v", ErrChangedWhileReading, rerr)
+	}
+	// The file must end where it did and look as it did when we started.
+	var one [1]byte
+	if n, _ := f.Read(one[:]); n != 0 {
+		return File{}, nil, FileInfo{}, nil, ErrChangedWhileReading
+	}
+	if after, err := os.Stat(s.abs); err != nil || after.Size() != st.Size() || !after.ModTime().Equal(st.ModTime()) {
+		return File{}, nil, FileInfo{}, nil, ErrChangedWhileReading
+	}
+	sum := whole.Sum(nil)
+	file := File{Path: s.rel, Size: uint64(st.Size()), SHA256: sum, Chunks: uint64(len(refs))}
+	info := FileInfo{Rel: s.rel, Path: s.abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: sum}
+	return file, refs, info, warn, nil
+}
