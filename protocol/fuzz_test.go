@@ -1,0 +1,53 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"testing"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+func FuzzDecodeRequest(f *testing.F) {
+	f.Add(AppendRequest(nil, 1, content.SumCID(content.CodecRaw, []byte("x"))))
+	f.Add(AppendRequest(nil, 1<<40, content.SumCID(content.CodecDagCBOR, []byte("y"))))
+	f.Add([]byte{kindGet, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := DecodeRequest(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(AppendRequest(nil, req.ID, req.CID), b) {
+			// Non-minimal varints may decode; they must still name an
+			// allowed CID.
+			if content.CheckCID(req.CID) != nil {
+				t.Fatal("decoded a disallowed CID")
+			}
+		}
+	})
+}
+
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add(append(appendBlockHeader(nil, 3), "data"...))
+	f.Add(AppendError(nil, 4, CodeNotFound, "not found"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeResponse(b)
+		if err != nil {
+			return
+		}
+		if len(r.Data) > content.MaxBlock || len(r.Text) > 4*MaxErrorText+4 {
+			t.Fatal("response beyond its caps")
+		}
+	})
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{0x03, 'a', 'b', 'c'}, uint16(10))
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x04}, uint16(100))
+	f.Fuzz(func(t *testing.T, b []byte, max uint16) {
+		frame, err := ReadFrame(bufio.NewReader(bytes.NewReader(b)), nil, int(max))
+		if err == nil && len(frame) > int(max) {
+			t.Fatal("frame over its cap")
+		}
+	})
+}

@@ -1,0 +1,202 @@
+package protocol
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// ID is the protocol ID of the exchange. Change the encoding, bump it.
+const ID = "/shoal/xfer/1.0.0"
+
+// Limits.
+const (
+	// MaxRequest caps a request frame's body.
+	MaxRequest = 1 + 10 + content.MaxCIDLen
+	// MaxFrame caps a response frame's body: a full block plus a header.
+	MaxFrame = content.MaxBlock + 1 + 10
+	// MaxErrorText caps the text of an error reply.
+	MaxErrorText = 256
+	// MaxInFlight is how many requests a client keeps outstanding on one
+	// stream; a server reads no further ahead than this.
+	MaxInFlight = 32
+)
+
+// Message kinds, the first byte of a frame body.
+const (
+	kindGet   = 0x01
+	kindBlock = 0x81
+	kindError = 0x82
+)
+
+// Code is an error reply's reason.
+type Code byte
+
+// Error codes.
+const (
+	CodeNotFound    Code = 1 // the peer does not hold the block
+	CodeTooLarge    Code = 2 // the block exceeds a limit
+	CodeBusy        Code = 3 // the peer is overloaded; ask elsewhere
+	CodeBadRequest  Code = 4 // the request did not parse or was refused
+	CodeUnavailable Code = 5 // held, but the file changed on disk
+)
+
+// Errors.
+var (
+	// ErrFrameTooLarge reports a length prefix over the limit; the stream is
+	// reset before anything is allocated.
+	ErrFrameTooLarge = errors.New("frame exceeds size limit")
+	// ErrMalformed reports a frame that does not parse.
+	ErrMalformed = errors.New("malformed message")
+	// ErrNotFound is the peer's "not found" reply.
+	ErrNotFound = errors.New("peer does not have block")
+	// ErrBusy is the peer's "busy" reply.
+	ErrBusy = errors.New("peer busy")
+	// ErrUnavailable is the peer's "file changed on disk" reply.
+	ErrUnavailable = errors.New("peer cannot serve block")
+	// ErrRefused covers the other error replies.
+	ErrRefused = errors.New("peer refused request")
+	// ErrTooLong reports a block longer than the caller allowed.
+	ErrTooLong = errors.New("block longer than declared")
+)
+
+func (c Code) err() error {
+	switch c {
+	case CodeNotFound:
+		return ErrNotFound
+	case CodeBusy:
+		return ErrBusy
+	case CodeUnavailable:
+		return ErrUnavailable
+	}
+	return ErrRefused
+}
+
+// ReadFrame reads one frame body of at most max bytes into buf (grown if
+// needed) and returns it. A length over max fails with ErrFrameTooLarge
+// before the body is read; a short body is io.ErrUnexpectedEOF.
+func ReadFrame(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: length: %v", ErrMalformed, err)
+	}
+	if n > uint64(max) {
+		return nil, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, max)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty frame", ErrMalformed)
+	}
+	if uint64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// writeFrame writes a length prefix, a header and a payload.
+func writeFrame(w *bufio.Writer, hdr, payload []byte) error {
+	var lb [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(lb[:], uint64(len(hdr)+len(payload)))
+	if _, err := w.Write(lb[:n]); err != nil {
+		return err
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	_, err := w.Write(payload)
+	return err
+}
+
+// Request is a decoded request.
+type Request struct {
+	ID  uint64
+	CID cid.Cid
+}
+
+// AppendRequest encodes a request body.
+func AppendRequest(b []byte, id uint64, c cid.Cid) []byte {
+	b = append(b, kindGet)
+	b = binary.AppendUvarint(b, id)
+	return append(b, c.Bytes()...)
+}
+
+// DecodeRequest parses a request body; the CID must pass the allowlist.
+func DecodeRequest(b []byte) (Request, error) {
+	if len(b) < 2 || b[0] != kindGet {
+		return Request{}, fmt.Errorf("%w: not a request", ErrMalformed)
+	}
+	id, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return Request{}, fmt.Errorf("%w: request id", ErrMalformed)
+	}
+	c, err := content.CastCID(b[1+n:])
+	if err != nil {
+		return Request{ID: id}, err
+	}
+	return Request{ID: id, CID: c}, nil
+}
+
+// Response is a decoded response: a block, or an error code and text.
+type Response struct {
+	ID   uint64
+	Data []byte // the block; aliases the frame buffer
+	Err  error  // set for an error reply
+	Code Code
+	Text string
+}
+
+// appendBlockHeader encodes the header of a block reply.
+func appendBlockHeader(b []byte, id uint64) []byte {
+	b = append(b, kindBlock)
+	return binary.AppendUvarint(b, id)
+}
+
+// AppendError encodes an error reply body.
+func AppendError(b []byte, id uint64, code Code, text string) []byte {
+	if len(text) > MaxErrorText {
+		text = text[:MaxErrorText]
+	}
+	b = append(b, kindError)
+	b = binary.AppendUvarint(b, id)
+	b = append(b, byte(code))
+	return append(b, text...)
+}
+
+// DecodeResponse parses a response body.
+func DecodeResponse(b []byte) (Response, error) {
+	if len(b) < 2 || (b[0] != kindBlock && b[0] != kindError) {
+		return Response{}, fmt.Errorf("%w: not a response", ErrMalformed)
+	}
+	id, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return Response{}, fmt.Errorf("%w: response id", ErrMalformed)
+	}
+	rest := b[1+n:]
+	if b[0] == kindBlock {
+		if len(rest) > content.MaxBlock {
+			return Response{}, fmt.Errorf("%w: block of %d bytes", ErrFrameTooLarge, len(rest))
+		}
+		return Response{ID: id, Data: rest}, nil
+	}
+	if len(rest) < 1 || len(rest) > 1+MaxErrorText {
+		return Response{}, fmt.Errorf("%w: error reply", ErrMalformed)
+	}
+	code := Code(rest[0])
+	text := content.Escape(string(rest[1:]))
+	return Response{ID: id, Code: code, Text: text, Err: fmt.Errorf("%w: %s", code.err(), text)}, nil
+}
