@@ -136,6 +136,11 @@ func init() {
 	}
 }
 
+// EncodeBlock encodes a manifest value (Root, FileList or ChunkList) as a
+// canonical dag-cbor block, without checking it. Tests and tools use it to
+// build hostile manifests; importers use Manifest.Encode.
+func EncodeBlock(v any) (Block, error) { return encodeBlock(v) }
+
 func encodeBlock(v any) (Block, error) {
 	data, err := encMode.Marshal(v)
 	if err != nil {

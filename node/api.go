@@ -1,0 +1,247 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// ErrNotLoopback reports an API address that is not on loopback.
+var ErrNotLoopback = errors.New("the local API binds only to a loopback address")
+
+// checkLoopback accepts host:port where host is a loopback IP or
+// "localhost".
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("api address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
+	}
+	return nil
+}
+
+// IDInfo is the node's identity.
+type IDInfo struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+// ID describes the node.
+func (n *Node) ID() IDInfo {
+	info := IDInfo{PeerID: n.Host.ID().String()}
+	for _, a := range n.Addrs() {
+		info.Addrs = append(info.Addrs, a.String())
+	}
+	return info
+}
+
+// Event is one line of a streamed API reply (NDJSON): progress, then a
+// result or an error.
+type Event struct {
+	Event    string          `json:"event"` // "progress", "result", "error"
+	Progress *Progress       `json:"progress,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+type addRequest struct {
+	Path string `json:"path"`
+}
+
+type getRequest struct {
+	CID   string `json:"cid"`
+	Dir   string `json:"dir"`
+	Force bool   `json:"force"`
+}
+
+type verifyRequest struct {
+	CID string `json:"cid"`
+}
+
+// APIHandler returns the daemon's HTTP API. Every request must carry
+// "Authorization: Bearer <token>"; a request from a browser (with an Origin
+// header) is refused outright.
+func (n *Node) APIHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/id", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.ID()) })
+	mux.HandleFunc("GET /v1/ls", func(w http.ResponseWriter, r *http.Request) {
+		roots, err := n.Index.Roots()
+		if err != nil {
+			httpError(w, err, http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, roots)
+	})
+	mux.HandleFunc("POST /v1/add", func(w http.ResponseWriter, r *http.Request) {
+		var req addRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		total := ImportSize(req.Path)
+		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) {
+			var done atomic.Int64
+			stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
+			im, err := content.Import(ctx, req.Path, func(k int64) { done.Add(k) })
+			stop()
+			if err != nil {
+				return nil, err
+			}
+			if err := n.Index.Put(im.Held("added")); err != nil {
+				return nil, err
+			}
+			progress(Progress{Phase: "announcing", Done: total, Total: total})
+			err = n.Announce(ctx, im.M.Root)
+			if err != nil {
+				n.log.Warn("added but not announced yet", "root", im.M.Root, "err", err)
+			}
+			return NewAddResult(im, err == nil), nil
+		})
+	})
+	mux.HandleFunc("POST /v1/get", func(w http.ResponseWriter, r *http.Request) {
+		var req getRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) {
+			root, err := content.ParseCID(req.CID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := n.Get(ctx, root, req.Dir, GetOptions{Force: req.Force, Progress: progress})
+			if err != nil {
+				return nil, err
+			}
+			if err := n.Announce(ctx, root); err != nil {
+				n.log.Warn("fetched but not announced yet", "root", root, "err", err)
+			}
+			return res, nil
+		})
+	})
+	mux.HandleFunc("POST /v1/verify", func(w http.ResponseWriter, r *http.Request) {
+		var req verifyRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) {
+			root, err := content.ParseCID(req.CID)
+			if err != nil {
+				return nil, err
+			}
+			var done atomic.Int64
+			stop := ticker(func() { progress(Progress{Phase: "verifying", Done: done.Load()}) })
+			defer stop()
+			return Verify(ctx, n.Index, root, func(k int64) { done.Add(k) })
+		})
+	})
+	return guard(token, mux)
+}
+
+// guard enforces the token and refuses browsers.
+func guard(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
+			http.Error(w, "browser requests are not allowed", http.StatusForbidden)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			http.Error(w, "missing or wrong API token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, err error, code int) {
+	http.Error(w, err.Error(), code)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpError(w, fmt.Errorf("bad request: %w", err), http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+// ticker calls f every 200 ms until stopped.
+func ticker(f func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				f()
+			case <-done:
+				return
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// stream runs op and writes its progress, then its result or error, as
+// NDJSON events. The operation stops if the client goes away.
+func stream(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, progress func(Progress)) (any, error)) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	fl, _ := w.(http.Flusher)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	send := func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(e)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	res, err := op(r.Context(), func(p Progress) { send(Event{Event: "progress", Progress: &p}) })
+	if err != nil {
+		send(Event{Event: "error", Error: err.Error()})
+		return
+	}
+	b, _ := json.Marshal(res)
+	send(Event{Event: "result", Result: b})
+}
+
+// ServeAPI serves the API on ln until ctx ends, then closes ln.
+func (n *Node) ServeAPI(ctx context.Context, ln net.Listener, token string) error {
+	srv := &http.Server{Handler: n.APIHandler(token), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// ErrNoDaemon reports that no daemon runs on a home.
+var ErrNoDaemon = errors.New("no daemon running")
+
+// Client is the typed client of a daemon's local API.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// Dial finds the daemon of a home through its api and api.token files and
+// checks that it answers. It fails with ErrNoDaemon when none runs.
+func Dial(ctx context.Context, h Home) (*Client, error) {
+	addr, err := os.ReadFile(h.APIPath())
+	if err != nil {
+		return nil, ErrNoDaemon
+	}
+	tok, err := os.ReadFile(h.TokenPath())
+	if err != nil {
+		return nil, fmt.Errorf("daemon API token: %w", err)
+	}
+	c := &Client{base: "http://" + strings.TrimSpace(string(addr)), token: trimToken(tok), hc: &http.Client{}}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := c.ID(pctx); err != nil {
+		var he *HTTPError
+		if errors.As(err, &he) {
+			return nil, err
+		}
+		return nil, ErrNoDaemon
+	}
+	return c, nil
+}
+
+// HTTPError is a non-2xx reply of the API.
+type HTTPError struct {
+	Code int
+	Msg  string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("daemon API: %d %s", e.Code, e.Msg) }
+
+func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, &HTTPError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg))}
+	}
+	return resp, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, out any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// stream posts body and reads NDJSON events, passing progress on and
+// decoding the result into out.
+func (c *Client) stream(ctx context.Context, path string, body any, progress func(Progress), out any) error {
+	resp, err := c.do(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fmt.Errorf("daemon API: %w", err)
+		}
+		switch e.Event {
+		case "progress":
+			if progress != nil && e.Progress != nil {
+				progress(*e.Progress)
+			}
+		case "error":
+			return errors.New(content.Escape(e.Error))
+		case "result":
+			return json.Unmarshal(e.Result, out)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return errors.New("daemon API: reply ended without a result")
+}
+
+// ID asks the daemon who it is.
+func (c *Client) ID(ctx context.Context) (IDInfo, error) {
+	var info IDInfo
+	return info, c.getJSON(ctx, "/v1/id", &info)
+}
+
+// Ls lists the held roots.
+func (c *Client) Ls(ctx context.Context) ([]content.RootInfo, error) {
+	var out []content.RootInfo
+	return out, c.getJSON(ctx, "/v1/ls", &out)
+}
+
+// Add asks the daemon to import path (absolute) and announce it.
+func (c *Client) Add(ctx context.Context, path string, progress func(Progress)) (*AddResult, error) {
+	var out AddResult
+	return &out, c.stream(ctx, "/v1/add", addRequest{Path: path}, progress, &out)
+}
+
+// Get asks the daemon to fetch root into dir (absolute).
+func (c *Client) Get(ctx context.Context, root, dir string, force bool, progress func(Progress)) (*GetResult, error) {
+	var out GetResult
+	return &out, c.stream(ctx, "/v1/get", getRequest{CID: root, Dir: dir, Force: force}, progress, &out)
+}
+
+// Verify asks the daemon to re-hash a held root.
+func (c *Client) Verify(ctx context.Context, root string, progress func(Progress)) (*VerifyReport, error) {
+	var out VerifyReport
+	return &out, c.stream(ctx, "/v1/verify", verifyRequest{CID: root}, progress, &out)
+}

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// ReannounceInterval is how often a daemon announces what it holds again
+// (provider records live 48 hours on the DHT).
+const ReannounceInterval = 12 * time.Hour
+
+// ErrDaemonRunning reports a second daemon on the same home.
+var ErrDaemonRunning = errors.New("another shoal process is using this home (is a daemon running?)")
+
+// Open opens a home's index and starts a node on it, bootstrapped. The
+// returned close function stops the node and closes the index.
+func Open(ctx context.Context, home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) {
+	idx, err := content.OpenIndex(home.IndexPath())
+	if err != nil {
+		if errors.Is(err, content.ErrLocked) {
+			return nil, nil, ErrDaemonRunning
+		}
+		return nil, nil, err
+	}
+	key, err := home.Key()
+	if err != nil {
+		idx.Close()
+		return nil, nil, fmt.Errorf("identity key: %w", err)
+	}
+	n, err := New(cfg, key, idx, log)
+	if err != nil {
+		idx.Close()
+		return nil, nil, err
+	}
+	closeAll := func() error { return errors.Join(n.Close(), idx.Close()) }
+	if err := n.Bootstrap(ctx); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return n, closeAll, nil
+}
+
+// RunDaemon runs a node on home until ctx ends: it serves blocks, announces
+// what it holds (now and every ReannounceInterval), and serves the local
+// API on cfg.API with a fresh token written to the home (mode 0600).
+// ready, if set, is called once the API listens.
+func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, ready func(*Node, string)) error {
+	if err := checkLoopback(cfg.API); err != nil {
+		return err
+	}
+	n, closeNode, err := Open(ctx, home, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeNode()
+	ln, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		return fmt.Errorf("local API: %w", err)
+	}
+	token := newToken()
+	if err := writeFileAtomic(home.TokenPath(), []byte(token+"\n"), 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := writeFileAtomic(home.APIPath(), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(home.APIPath())
+	defer os.Remove(home.TokenPath())
+	n.Reannounce(ReannounceInterval)
+	if ready != nil {
+		ready(n, ln.Addr().String())
+	}
+	return n.ServeAPI(ctx, ln, token)
+}

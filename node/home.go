@@ -1,0 +1,247 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Home is a node's folder: identity key, config, index and, while a daemon
+// runs, its API address and token.
+type Home struct{ Dir string }
+
+// Paths inside a home.
+func (h Home) KeyPath() string    { return filepath.Join(h.Dir, "identity.key") }
+func (h Home) ConfigPath() string { return filepath.Join(h.Dir, "config.json") }
+func (h Home) IndexPath() string  { return filepath.Join(h.Dir, "index.db") }
+func (h Home) APIPath() string    { return filepath.Join(h.Dir, "api") }
+func (h Home) TokenPath() string  { return filepath.Join(h.Dir, "api.token") }
+
+// Config is a node's configuration, stored as config.json in its home.
+type Config struct {
+	// Listen are the multiaddrs the libp2p host listens on.
+	Listen []string `json:"listen"`
+	// Bootstrap are multiaddrs (with /p2p/ID) of peers to join the DHT
+	// through. Empty by default: Shoal contacts no public network unless
+	// told to.
+	Bootstrap []string `json:"bootstrap"`
+	// DHTMode is "server" (answer DHT queries; for reachable nodes),
+	// "client" or "auto".
+	DHTMode string `json:"dht_mode"`
+	// API is the loopback host:port of the daemon's HTTP API; port 0 picks
+	// a free one (the CLI finds it through the home).
+	API string `json:"api"`
+	// FindTimeout bounds the search for providers of a root.
+	FindTimeout Duration `json:"find_timeout"`
+	// RequestTimeout bounds one block request to one peer.
+	RequestTimeout Duration `json:"request_timeout"`
+}
+
+// Duration is a time.Duration written as text ("30s") in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// DefaultConfig is the configuration a new home gets.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+		Bootstrap:      []string{},
+		DHTMode:        "auto",
+		API:            "127.0.0.1:0",
+		FindTimeout:    Duration(30 * time.Second),
+		RequestTimeout: Duration(30 * time.Second),
+	}
+}
+
+// Validate checks a configuration.
+func (c Config) Validate() error {
+	if len(c.Listen) == 0 {
+		return errors.New("config: no listen address")
+	}
+	for _, a := range c.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("config: listen %q: %w", a, err)
+		}
+	}
+	if _, err := ParseBootstrap(c.Bootstrap); err != nil {
+		return err
+	}
+	switch c.DHTMode {
+	case "server", "client", "auto":
+	default:
+		return fmt.Errorf("config: dht_mode %q (want server, client or auto)", c.DHTMode)
+	}
+	if err := checkLoopback(c.API); err != nil {
+		return err
+	}
+	if c.FindTimeout <= 0 || c.RequestTimeout <= 0 {
+		return errors.New("config: timeouts must be positive")
+	}
+	return nil
+}
+
+// ParseBootstrap parses bootstrap multiaddrs, each ending in /p2p/ID.
+func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %q: %w", a, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(m)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %q: needs /p2p/<peer id>: %w", a, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// Init creates the home if needed: the folder (0700), an ed25519 identity
+// key (0600) and a default config. Existing files are kept. It reports
+// whether anything was created.
+func (h Home) Init() (bool, error) {
+	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
+		return false, err
+	}
+	created := false
+	if _, err := os.Stat(h.KeyPath()); errors.Is(err, os.ErrNotExist) {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return false, err
+		}
+		b, err := crypto.MarshalPrivateKey(k)
+		if err != nil {
+			return false, err
+		}
+		if err := writeFileAtomic(h.KeyPath(), b, 0o600); err != nil {
+			return false, err
+		}
+		created = true
+	}
+	if _, err := os.Stat(h.ConfigPath()); errors.Is(err, os.ErrNotExist) {
+		b, _ := json.MarshalIndent(DefaultConfig(), "", "  ")
+		if err := writeFileAtomic(h.ConfigPath(), append(b, '\n'), 0o600); err != nil {
+			return false, err
+		}
+		created = true
+	}
+	return created, nil
+}
+
+// Key loads the identity key.
+func (h Home) Key() (crypto.PrivKey, error) {
+	b, err := os.ReadFile(h.KeyPath())
+	if err != nil {
+		return nil, err
+	}
+	return crypto.UnmarshalPrivateKey(b)
+}
+
+// Config loads and validates the config.
+func (h Home) Config() (Config, error) {
+	c := DefaultConfig()
+	b, err := os.ReadFile(h.ConfigPath())
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", h.ConfigPath(), err)
+	}
+	return c, c.Validate()
+}
+
+// newToken returns a fresh random API token.
+func newToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// writeFileAtomic writes a file through a temporary file, fsync and rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// trimToken reads a token file's content.
+func trimToken(b []byte) string { return strings.TrimSpace(string(b)) }
+
+func walkSizes(path string, add func(int64)) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().IsRegular() {
+		add(st.Size())
+		return nil
+	}
+	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				add(st.Size())
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,341 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+func testConfig(boot ...string) Config {
+	c := DefaultConfig()
+	c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	c.Bootstrap = boot
+	c.DHTMode = "server"
+	c.FindTimeout = Duration(10 * time.Second)
+	c.RequestTimeout = Duration(10 * time.Second)
+	return c
+}
+
+func newTestNode(t *testing.T, boot ...string) *Node {
+	t.Helper()
+	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	n, err := New(testConfig(boot...), key, idx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(); idx.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// network starts size nodes; every node but the first knows only the first.
+func network(t *testing.T, size int) []*Node {
+	t.Helper()
+	first := newTestNode(t)
+	nodes := []*Node{first}
+	boot := first.Addrs()[0].String()
+	for range size - 1 {
+		nodes = append(nodes, newTestNode(t, boot))
+	}
+	return nodes
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sameTree fails unless every file under want is in got with the same
+// bytes, and got holds nothing else.
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	count := 0
+	err := filepath.WalkDir(got, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		count++
+		rel, _ := filepath.Rel(got, p)
+		a, err1 := os.ReadFile(filepath.Join(want, rel))
+		b, err2 := os.ReadFile(p)
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs (%v %v)", rel, err1, err2)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCount := 0
+	filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			wantCount++
+		}
+		return nil
+	})
+	if count != wantCount {
+		t.Errorf("%d files fetched, want %d", count, wantCount)
+	}
+}
+
+// TestDHTNetworkFetch: in a network of 8 nodes, a node that knows only the
+// bootstrap peer finds the seeder through the DHT and fetches the model
+// byte-identical; then it serves what it fetched to a third node.
+func TestDHTNetworkFetch(t *testing.T) {
+	ctx := ctxT(t)
+	nodes := network(t, 8)
+	seeder, fetcher, third := nodes[3], nodes[7], nodes[5]
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	im, err := seeder.Add(ctx, model, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fetcher.Host.Network().Connectedness(seeder.Host.ID()) == 1 {
+		t.Log("fetcher already connected to seeder through DHT traffic")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	if res.Peers != 1 || res.Size != im.M.Size() {
+		t.Fatalf("result %+v", res)
+	}
+	// The fetched folder is now served: stop the seeder and fetch from the
+	// fetcher alone.
+	if err := fetcher.Announce(ctx, im.M.Root); err != nil {
+		t.Fatal(err)
+	}
+	seeder.Close()
+	out2 := filepath.Join(t.TempDir(), "out2")
+	if _, err := third.Get(ctx, im.M.Root, out2, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out2)
+	rep, err := Verify(ctx, fetcher.Index, im.M.Root, nil)
+	if err != nil || !rep.OK {
+		t.Fatalf("verify after fetch: %+v %v", rep, err)
+	}
+}
+
+// corrupt flips a byte of p and restores its size and mtime, so the edit
+// cannot be seen from metadata.
+func corrupt(t *testing.T, p string, at int64) {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte{0}
+	f.ReadAt(b, at)
+	b[0] ^= 0xff
+	f.WriteAt(b, at)
+	f.Close()
+	if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A seeder whose file was corrupted behind its back sends bad bytes: alone,
+// the fetch fails with an integrity error and writes no final file; with
+// an honest seeder beside it, the fetch completes with the right bytes.
+func TestCorruptSeeder(t *testing.T) {
+	ctx := ctxT(t)
+	nodes := network(t, 4)
+	bad, good, fetcher := nodes[1], nodes[2], nodes[3]
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	badCopy := filepath.Join(t.TempDir(), "model")
+	if err := os.CopyFS(badCopy, os.DirFS(model)); err != nil {
+		t.Fatal(err)
+	}
+	im, err := bad.Add(ctx, badCopy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt(t, filepath.Join(badCopy, "model.safetensors"), 1<<20+100)
+
+	out := filepath.Join(t.TempDir(), "out")
+	_, err = fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("err = %v, want ErrIntegrity", err)
+	}
+	// The corrupted file never reaches its final path and no temporary
+	// file is left; files that verified whole are kept, byte-identical.
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		want, _ := os.ReadFile(filepath.Join(model, rel))
+		got, _ := os.ReadFile(p)
+		if rel == "model.safetensors" || strings.HasSuffix(p, content.PartialExt) || !bytes.Equal(want, got) {
+			t.Errorf("left behind after a failed fetch: %s", rel)
+		}
+		return nil
+	})
+
+	if _, err := good.Add(ctx, model, nil); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "out2")
+	res, err := fetcher.Get(ctx, im.M.Root, out2, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out2)
+	t.Logf("re-fetched %d chunks", res.Refetch)
+}
+
+func TestGetRefusals(t *testing.T) {
+	ctx := ctxT(t)
+	nodes := network(t, 2)
+	n := nodes[1]
+	n.cfg.FindTimeout = Duration(2 * time.Second)
+	nobody := content.SumCID(content.CodecDagCBOR, []byte("nobody provides this"))
+	if _, err := n.Get(ctx, nobody, t.TempDir()+"/x", GetOptions{}); !errors.Is(err, ErrNoProviders) {
+		t.Fatalf("unprovided CID: err = %v", err)
+	}
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644)
+	if _, err := n.Get(ctx, nobody, full, GetOptions{}); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("non-empty folder: err = %v", err)
+	}
+	if _, err := n.Get(ctx, content.SumCID(content.CodecRaw, []byte("x")), t.TempDir()+"/y", GetOptions{}); err == nil {
+		t.Fatal("raw chunk CID accepted as a root")
+	}
+}
+
+// hostileSeeder serves the given blocks (whatever they say) and provides
+// root on the DHT.
+func hostileSeeder(t *testing.T, n *Node, blocks map[cid.Cid][]byte, root cid.Cid) {
+	t.Helper()
+	srv := &protocol.Server{Store: blockMap(blocks)}
+	n.Host.SetStreamHandler(protocol.ID, srv.Handle)
+	if err := n.DHT.Provide(ctxT(t), root, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type blockMap map[cid.Cid][]byte
+
+func (m blockMap) Block(c cid.Cid) ([]byte, error) {
+	if b, ok := m[c]; ok {
+		return b, nil
+	}
+	return nil, content.ErrNotFound
+}
+
+func (m blockMap) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) { return m.Block(c) }
+
+// craft builds the blocks of a manifest with the given paths (one 5-byte
+// file each), skipping every check.
+func craft(t *testing.T, paths ...string) (cid.Cid, map[cid.Cid][]byte) {
+	t.Helper()
+	blocks := map[cid.Cid][]byte{}
+	data := []byte("pwned")
+	chunk := content.SumCID(content.CodecRaw, data)
+	blocks[chunk] = data
+	var files []content.File
+	var refs []content.ChunkRef
+	sum := content.SumCID(content.CodecRaw, data)
+	d, _ := content.Digest(sum)
+	for _, p := range paths {
+		files = append(files, content.File{Path: p, Size: 5, SHA256: d[:], Chunks: 1})
+		refs = append(refs, content.ChunkRef{CID: content.Link{Cid: chunk}, Len: 5})
+	}
+	fl, err := content.EncodeBlock(content.FileList{Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := content.EncodeBlock(content.ChunkList{Chunks: refs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := content.EncodeBlock(content.Root{Format: content.FormatVersion, Chunker: content.ChunkerVersion,
+		Size: uint64(5 * len(paths)), NFiles: uint64(len(paths)), NChunks: uint64(len(paths)),
+		Files: []content.Link{{Cid: fl.CID}}, Chunks: []content.Link{{Cid: cl.CID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks[fl.CID], blocks[cl.CID], blocks[rb.CID] = fl.Data, cl.Data, rb.Data
+	return rb.CID, blocks
+}
+
+// Threat 15: hostile manifest paths are refused before anything is written.
+func TestHostileManifestPaths(t *testing.T) {
+	ctx := ctxT(t)
+	nodes := network(t, 3)
+	evil, fetcher := nodes[1], nodes[2]
+	cases := [][]string{
+		{"../../.bashrc"}, {"/etc/passwd"}, {"a/../../b"}, {`a\b`}, {"a\x00b"}, {"\x1b[2J"},
+		{"a//b"}, {"ok", "ok"}, {"Model.bin", "model.bin"}, {"a", "a/b"},
+	}
+	for _, paths := range cases {
+		t.Run(fmt.Sprintf("%q", paths), func(t *testing.T) {
+			root, blocks := craft(t, paths...)
+			hostileSeeder(t, evil, blocks, root)
+			parent := t.TempDir()
+			out := filepath.Join(parent, "out")
+			_, err := fetcher.Get(ctx, root, out, GetOptions{})
+			if !errors.Is(err, content.ErrBadPath) {
+				t.Fatalf("err = %v, want ErrBadPath", err)
+			}
+			if strings.ContainsRune(err.Error(), 0x1b) {
+				t.Fatalf("error prints a raw escape: %q", err)
+			}
+			ents, _ := os.ReadDir(parent)
+			if len(ents) != 0 {
+				t.Fatalf("something was written: %v", ents)
+			}
+		})
+	}
+	// A symlink planted in the target folder pointing outside: nothing is
+	// written through it.
+	root, blocks := craft(t, "sub/x.bin")
+	hostileSeeder(t, evil, blocks, root)
+	outside := t.TempDir()
+	out := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(out, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetcher.Get(ctx, root, out, GetOptions{Force: true}); err == nil {
+		t.Fatal("wrote through a planted symlink")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written outside the target: %v", ents)
+	}
+}

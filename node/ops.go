@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// AddResult reports an import.
+type AddResult struct {
+	Root      string            `json:"root"`
+	Name      string            `json:"name"`
+	Files     int               `json:"files"`
+	Size      int64             `json:"size"`
+	Skipped   []content.Skipped `json:"skipped,omitempty"`
+	Warnings  []content.Skipped `json:"warnings,omitempty"`
+	Pickle    []string          `json:"pickle,omitempty"`
+	Announced bool              `json:"announced"`
+}
+
+// NewAddResult summarizes an import.
+func NewAddResult(im *content.Imported, announced bool) *AddResult {
+	r := &AddResult{Root: im.M.Root.String(), Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
+		Skipped: im.Skipped, Warnings: im.Warnings, Announced: announced}
+	for _, f := range im.M.Files {
+		if content.IsPickleName(f.Path) {
+			r.Pickle = append(r.Pickle, f.Path)
+		}
+	}
+	return r
+}
+
+// AddOffline imports path into the index without a running node: it is
+// announced when a daemon next starts.
+func AddOffline(ctx context.Context, idx *content.Index, path string, progress func(int64)) (*AddResult, error) {
+	im, err := content.Import(ctx, path, progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := idx.Put(im.Held("added")); err != nil {
+		return nil, err
+	}
+	return NewAddResult(im, false), nil
+}
+
+// ImportSize is the number of bytes an import of path will hash, for a
+// progress bar's total.
+func ImportSize(path string) int64 {
+	var n int64
+	_ = walkSizes(path, func(sz int64) { n += sz })
+	return n
+}
+
+// VerifyFile is one file's verdict.
+type VerifyFile struct {
+	Path   string `json:"path"`
+	Status string `json:"status"` // "ok", "missing", "changed", "corrupt"
+	Detail string `json:"detail,omitempty"`
+}
+
+// VerifyReport is the result of re-hashing a held root.
+type VerifyReport struct {
+	Root  string       `json:"root"`
+	OK    bool         `json:"ok"`
+	Files []VerifyFile `json:"files"`
+}
+
+// ErrVerify reports a root some of whose files no longer verify.
+var ErrVerify = errors.New("verification failed")
+
+// Verify re-reads every file of a held root and checks each chunk and the
+// whole-file sha256 against the manifest. progress is told of bytes read.
+func Verify(ctx context.Context, idx *content.Index, root cid.Cid, progress func(int64)) (*VerifyReport, error) {
+	files, err := idx.Files(root)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)
+	}
+	m, err := loadManifest(idx, root)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Root: root.String(), OK: true}
+	for i, fi := range files {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		v := VerifyFile{Path: fi.Rel, Status: "ok"}
+		if err := verifyFile(fi, m.FileChunks(i), progress); err != nil {
+			v.Status, v.Detail = err.status, err.detail
+			rep.OK = false
+		}
+		rep.Files = append(rep.Files, v)
+	}
+	return rep, nil
+}
+
+type verdict struct{ status, detail string }
+
+func verifyFile(fi content.FileInfo, chunks []content.ChunkRef, progress func(int64)) *verdict {
+	f, err := os.Open(fi.Path)
+	if err != nil {
+		return &verdict{"missing", err.Error()}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return &verdict{"missing", err.Error()}
+	}
+	var changed *verdict
+	if !fi.Unchanged(st) {
+		changed = &verdict{"changed", "size or modification time differ from when it was added; not served"}
+	}
+	whole := sha256.New()
+	buf := make([]byte, content.MaxChunk)
+	var off int64
+	for k, c := range chunks {
+		b := buf[:c.Len]
+		if _, err := io.ReadFull(f, b); err != nil {
+			return &verdict{"corrupt", fmt.Sprintf("short read at byte %d: %v", off, err)}
+		}
+		whole.Write(b)
+		if err := content.VerifyBlock(c.CID.Cid, b); err != nil {
+			return &verdict{"corrupt", fmt.Sprintf("chunk %d (bytes %d–%d) does not match", k, off, off+int64(c.Len))}
+		}
+		off += int64(c.Len)
+		if progress != nil {
+			progress(int64(c.Len))
+		}
+	}
+	if string(whole.Sum(nil)) != string(fi.SHA256) {
+		return &verdict{"corrupt", "whole-file sha256 differs"}
+	}
+	if changed != nil {
+		changed.detail = "bytes still match, but " + changed.detail
+		return changed
+	}
+	return nil
+}
+
+// loadManifest reassembles a held manifest from the index.
+func loadManifest(idx *content.Index, root cid.Cid) (*content.Manifest, error) {
+	src := &source{get: func(_ context.Context, c cid.Cid, _ int) ([]byte, error) { return idx.Block(c) }}
+	m, _, err := fetchManifest(context.Background(), src, root)
+	return m, err
+}
