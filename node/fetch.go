@@ -51,15 +51,15 @@ type GetOptions struct {
 
 // GetResult describes a finished fetch.
 type GetResult struct {
-	Root     string        `json:"root"`
-	Dir      string        `json:"dir"`
-	Files    int           `json:"files"`
-	Size     int64         `json:"size"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
-	Peers    int           `json:"peers"`     // peers that sent chunks
-	Refetch  int           `json:"refetched"` // chunks fetched again after a failure
-	Local    int64         `json:"local"`     // bytes copied from what this node already held
-	Pickle   []string      `json:"pickle,omitempty"`
+	Root     string            `json:"root"`
+	Dir      string            `json:"dir"`
+	Files    int               `json:"files"`
+	Size     int64             `json:"size"`
+	Elapsed  time.Duration     `json:"elapsed_ns"`
+	Peers    int               `json:"peers"`     // peers that sent chunks
+	Refetch  int               `json:"refetched"` // chunks fetched again after a failure
+	Local    int64             `json:"local"`     // bytes copied from what this node already held
+	Pickle   []string          `json:"pickle,omitempty"`
 	Manifest *content.Manifest `json:"-"`
 }
 
