@@ -87,6 +87,19 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, roots)
 	})
+	mux.HandleFunc("GET /v1/files", func(w http.ResponseWriter, r *http.Request) {
+		root, err := content.ParseCID(r.URL.Query().Get("root"))
+		if err != nil {
+			httpError(w, err, http.StatusBadRequest)
+			return
+		}
+		files, err := n.Index.Files(root)
+		if err != nil {
+			httpError(w, err, http.StatusNotFound)
+			return
+		}
+		writeJSON(w, files)
+	})
 	mux.HandleFunc("POST /v1/add", func(w http.ResponseWriter, r *http.Request) {
 		var req addRequest
 		if !readJSON(w, r, &req) {

@@ -157,3 +157,9 @@ func (c *Client) Verify(ctx context.Context, root string, progress func(Progress
 	var out VerifyReport
 	return &out, c.stream(ctx, "/v1/verify", verifyRequest{CID: root}, progress, &out)
 }
+
+// Files lists the files of a held root.
+func (c *Client) Files(ctx context.Context, root string) ([]content.FileInfo, error) {
+	var out []content.FileInfo
+	return out, c.getJSON(ctx, "/v1/files?root="+root, &out)
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/node"
+)
+
+func (a *app) addCmd() *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "add PATH",
+		Short: "Add a file or folder; print its CID",
+		Long: `Hash a file or a folder in place and print the model's CID (alone on the
+last line of standard output). Nothing is copied: the files are served from
+where they lie, so do not edit them afterwards (an edited file is noticed
+and no longer served). Symlinks to files are followed; what cannot be
+added (sockets, devices, symlinks to folders, .git) is listed on stderr.
+
+With a daemon running, the daemon adds and announces the folder. Without
+one, the folder is recorded and announced when a daemon next starts.`,
+		Example: exampleBlock("shoal add ./llama-3-8b", "CID=$(shoal add --quiet ./llama-3-8b)"),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.home()
+			if err != nil {
+				return err
+			}
+			path, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.daemon(cmd.Context(), h)
+			if err != nil {
+				return err
+			}
+			b := a.newBar("hashing", node.ImportSize(path))
+			if quiet {
+				b = &bar{}
+			}
+			var res *node.AddResult
+			if c != nil {
+				res, err = c.Add(cmd.Context(), path, b.update)
+			} else {
+				err = withIndex(h, func(idx *content.Index) error {
+					var done atomic.Int64
+					res, err = node.AddOffline(cmd.Context(), idx, path, func(n int64) { b.update(node.Progress{Done: done.Add(n)}) })
+					return err
+				})
+			}
+			b.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(res)
+			}
+			if quiet {
+				fmt.Fprintln(a.stdout, res.Root)
+				return nil
+			}
+			for _, s := range res.Skipped {
+				fmt.Fprintf(a.stderr, "skipped %s: %s\n", content.Escape(s.Path), s.Reason)
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(a.stderr, "note: %s: %s\n", content.Escape(w.Path), w.Reason)
+			}
+			for _, p := range res.Pickle {
+				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
+			}
+			state := "announced"
+			if !res.Announced {
+				state = "not announced yet (start `shoal daemon` to seed it)"
+				if c != nil {
+					state = "not announced yet (no DHT peers; will retry)"
+				}
+			}
+			fmt.Fprintf(a.stdout, "added %s: %d files, %s, %s\n%s\n", content.Escape(res.Name), res.Files, humanBytes(res.Size), state, res.Root)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CID")
+	return cmd
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/node"
+)
+
+func (a *app) daemonCmd() *cobra.Command {
+	var listen, boot []string
+	var api, mode string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a node: serve, announce and fetch until stopped",
+		Long: `Run a Shoal node until SIGINT or SIGTERM. It serves the chunks of every
+model this node added or fetched, announces them on the DHT (now and every
+12 hours), and serves a local HTTP API on 127.0.0.1 only, guarded by a
+token written to the home folder (mode 0600). Other shoal commands on the
+same home use the daemon when it runs. One daemon per home.
+
+Flags override config.json for this run.`,
+		Example: exampleBlock(
+			"shoal daemon",
+			"shoal daemon --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...",
+			"shoal daemon --dht-mode server   # a reachable, always-on node (a mirror)"),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := a.home()
+			if err != nil {
+				return err
+			}
+			cfg, err := h.Config()
+			if err != nil {
+				return err
+			}
+			if len(listen) > 0 {
+				cfg.Listen = listen
+			}
+			if len(boot) > 0 {
+				cfg.Bootstrap = boot
+			}
+			if api != "" {
+				cfg.API = api
+			}
+			if mode != "" {
+				cfg.DHTMode = mode
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("log-level") {
+				a.logLevel = "info"
+				_ = a.setupLog()
+			}
+			return node.RunDaemon(cmd.Context(), h, cfg, slog.Default(), func(n *node.Node, apiAddr string) {
+				info := n.ID()
+				if a.json {
+					_ = a.printJSON(map[string]any{"peer_id": info.PeerID, "addrs": info.Addrs, "api": apiAddr})
+					return
+				}
+				fmt.Fprintf(a.stdout, "shoal daemon ready\npeer %s\napi  %s\n", info.PeerID, apiAddr)
+				for _, ad := range info.Addrs {
+					fmt.Fprintf(a.stdout, "  %s\n", ad)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable)")
+	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "multiaddr of a bootstrap peer, with /p2p/ID (repeatable)")
+	cmd.Flags().StringVar(&api, "api", "", "loopback host:port for the local API (default from config, 127.0.0.1:0)")
+	cmd.Flags().StringVar(&mode, "dht-mode", "", "DHT mode: server (reachable nodes), client or auto")
+	return cmd
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+func (a *app) lsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls [CID]",
+		Short: "List the models this node holds, or the files of one",
+		Long: `List the models this node holds (added or fetched): root CID, name, size,
+number of files, and where they came from. Given a CID, list that model's
+files; pickle files (.bin, .pt, .pkl, ...), which can run code when
+loaded, are marked.`,
+		Example: exampleBlock("shoal ls", "shoal ls --json", "shoal ls bafyrei..."),
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.home()
+			if err != nil {
+				return err
+			}
+			c, err := a.daemon(cmd.Context(), h)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				root, err := content.ParseCID(args[0])
+				if err != nil {
+					return err
+				}
+				var files []content.FileInfo
+				if c != nil {
+					files, err = c.Files(cmd.Context(), root.String())
+				} else {
+					err = withIndex(h, func(idx *content.Index) error {
+						files, err = idx.Files(root)
+						return err
+					})
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", root, err)
+				}
+				return a.printFiles(files)
+			}
+			var roots []content.RootInfo
+			if c != nil {
+				roots, err = c.Ls(cmd.Context())
+			} else {
+				err = withIndex(h, func(idx *content.Index) error {
+					roots, err = idx.Roots()
+					return err
+				})
+			}
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if roots == nil {
+					roots = []content.RootInfo{}
+				}
+				return a.printJSON(roots)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROOT\tNAME\tSIZE\tFILES\tSOURCE")
+			for _, r := range roots {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Root, content.Escape(r.Name), humanBytes(r.Size), r.Files, r.Source)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) printFiles(files []content.FileInfo) error {
+	type row struct {
+		content.FileInfo
+		Pickle bool `json:"pickle"`
+	}
+	rows := make([]row, len(files))
+	for i, f := range files {
+		rows[i] = row{f, content.IsPickleName(f.Rel)}
+	}
+	if a.json {
+		return a.printJSON(rows)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tSIZE\tSHA256\t")
+	for _, r := range rows {
+		mark := ""
+		if r.Pickle {
+			mark = "[pickle: can run code when loaded]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%x\t%s\n", content.Escape(r.Rel), humanBytes(r.Size), r.SHA256, mark)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/node"
+)
+
+// app holds what every command shares: flags and the terminal.
+type app struct {
+	homeDir  string
+	json     bool
+	logLevel string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func run(args []string) int {
+	a := &app{stdout: os.Stdout, stderr: os.Stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		msg := content.Escape(err.Error())
+		if a.json {
+			_ = json.NewEncoder(a.stdout).Encode(map[string]string{"error": msg})
+		}
+		fmt.Fprintf(a.stderr, "shoal: %s\n", msg)
+		return 1
+	}
+	return 0
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "shoal",
+		Short: "Share model weights peer to peer, addressed by content hash",
+		Long: `Shoal shares machine-learning model weights with no central host.
+A model folder is addressed by one CID; peers find each other on a DHT and
+move verified chunks directly.
+
+  shoal daemon &             # run a node (serves what you add or fetch)
+  shoal add ./my-model       # prints the model's CID; files stay in place
+  shoal get <cid> -o ./model # fetch, verify and write a model
+
+The home folder (--home, else $SHOAL_HOME, else ~/.shoal) holds the
+identity key, config.json and the index.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setupLog()
+		},
+	}
+	root.PersistentFlags().StringVar(&a.homeDir, "home", "", "home folder (default $SHOAL_HOME, else ~/.shoal)")
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd())
+	return root
+}
+
+func (a *app) setupLog() error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl})))
+	return nil
+}
+
+// home resolves the home folder and creates it if needed.
+func (a *app) home() (node.Home, error) {
+	dir := a.homeDir
+	if dir == "" {
+		dir = os.Getenv("SHOAL_HOME")
+	}
+	if dir == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return node.Home{}, fmt.Errorf("no home folder: set --home or SHOAL_HOME")
+		}
+		dir = filepath.Join(h, ".shoal")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return node.Home{}, err
+	}
+	h := node.Home{Dir: abs}
+	if _, err := h.Init(); err != nil {
+		return h, fmt.Errorf("home %s: %w", abs, err)
+	}
+	return h, nil
+}
+
+// daemon returns a client of the home's daemon, or nil when none runs.
+func (a *app) daemon(ctx context.Context, h node.Home) (*node.Client, error) {
+	c, err := node.Dial(ctx, h)
+	if errors.Is(err, node.ErrNoDaemon) {
+		return nil, nil
+	}
+	return c, err
+}
+
+// withIndex opens the home's index for an offline command.
+func withIndex(h node.Home, f func(*content.Index) error) error {
+	idx, err := content.OpenIndex(h.IndexPath())
+	if errors.Is(err, content.ErrLocked) {
+		return node.ErrDaemonRunning
+	}
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	return f(idx)
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// isTerminal reports whether stderr is a terminal (for progress bars).
+func (a *app) isTerminal() bool {
+	f, ok := a.stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// humanBytes formats a size: 1.5 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// exampleBlock indents examples for --help.
+func exampleBlock(lines ...string) string {
+	return "  " + strings.Join(lines, "\n  ")
+}
