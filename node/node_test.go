@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/hostile"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
@@ -243,56 +244,20 @@ func TestGetRefusals(t *testing.T) {
 // root on the DHT.
 func hostileSeeder(t *testing.T, n *Node, blocks map[cid.Cid][]byte, root cid.Cid) {
 	t.Helper()
-	srv := &protocol.Server{Store: blockMap(blocks)}
+	srv := &protocol.Server{Store: hostile.Blocks(blocks)}
 	n.Host.SetStreamHandler(protocol.ID, srv.Handle)
 	if err := n.DHT.Provide(ctxT(t), root, true); err != nil {
 		t.Fatal(err)
 	}
 }
 
-type blockMap map[cid.Cid][]byte
-
-func (m blockMap) Block(c cid.Cid) ([]byte, error) {
-	if b, ok := m[c]; ok {
-		return b, nil
-	}
-	return nil, content.ErrNotFound
-}
-
-func (m blockMap) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) { return m.Block(c) }
-
-// craft builds the blocks of a manifest with the given paths (one 5-byte
-// file each), skipping every check.
 func craft(t *testing.T, paths ...string) (cid.Cid, map[cid.Cid][]byte) {
 	t.Helper()
-	blocks := map[cid.Cid][]byte{}
-	data := []byte("pwned")
-	chunk := content.SumCID(content.CodecRaw, data)
-	blocks[chunk] = data
-	var files []content.File
-	var refs []content.ChunkRef
-	sum := content.SumCID(content.CodecRaw, data)
-	d, _ := content.Digest(sum)
-	for _, p := range paths {
-		files = append(files, content.File{Path: p, Size: 5, SHA256: d[:], Chunks: 1})
-		refs = append(refs, content.ChunkRef{CID: content.Link{Cid: chunk}, Len: 5})
-	}
-	fl, err := content.EncodeBlock(content.FileList{Files: files})
+	root, blocks, err := hostile.Manifest(paths...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := content.EncodeBlock(content.ChunkList{Chunks: refs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := content.EncodeBlock(content.Root{Format: content.FormatVersion, Chunker: content.ChunkerVersion,
-		Size: uint64(5 * len(paths)), NFiles: uint64(len(paths)), NChunks: uint64(len(paths)),
-		Files: []content.Link{{Cid: fl.CID}}, Chunks: []content.Link{{Cid: cl.CID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks[fl.CID], blocks[cl.CID], blocks[rb.CID] = fl.Data, cl.Data, rb.Data
-	return rb.CID, blocks
+	return root, blocks
 }
 
 // Threat 15: hostile manifest paths are refused before anything is written.

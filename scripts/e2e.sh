@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# End-to-end test with real processes on 127.0.0.1: a bootstrap daemon, a
+# seeding daemon, a `shoal get` with no daemon that knows only the bootstrap
+# address, and the refusals (corrupt peer, bad CID, unsafe paths, second
+# daemon, API without token). Ends with "N passed, N failed".
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/shoal-e2e.XXXXXX")
+PIDS=()
+pass=0
+fail=0
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { echo "ok   - $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL - $1"; fail=$((fail + 1)); }
+check() { # check NAME CMD...: passes when CMD succeeds
+	local name=$1; shift
+	if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+echo "# building"
+(cd "$REPO" && go build -o "$WORK/bin/shoal" ./cmd/shoal && go build -o "$WORK/bin/genmodel" ./scripts/genmodel &&
+	go build -o "$WORK/bin/hostile" ./scripts/hostile) || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+SHOAL="$WORK/bin/shoal"
+LOOP=/ip4/127.0.0.1/tcp/0
+
+# start_daemon NAME [ARGS...]: runs a daemon on home $WORK/NAME and waits,
+# at most 30 s, for its API.
+start_daemon() {
+	local name=$1; shift
+	"$SHOAL" --home "$WORK/$name" daemon --listen $LOOP --dht-mode server "$@" \
+		>"$WORK/$name.out" 2>"$WORK/$name.log" &
+	PIDS+=($!)
+	for _ in $(seq 300); do
+		if "$SHOAL" --home "$WORK/$name" id --json 2>/dev/null | grep -q '"daemon_running": true'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "daemon $name did not start:"; cat "$WORK/$name.log"
+	return 1
+}
+
+tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+
+echo "# daemons"
+start_daemon boot || exit 1
+BOOT=$("$SHOAL" --home "$WORK/boot" id --json | grep -o '"/ip4/127.0.0.1/tcp/[^"]*"' | head -1 | tr -d '"')
+echo "bootstrap: $BOOT"
+start_daemon seed --bootstrap "$BOOT" || exit 1
+
+echo "# add and get"
+"$WORK/bin/genmodel" "$WORK/model" 64 1
+CID=$("$SHOAL" --home "$WORK/seed" add --quiet "$WORK/model")
+echo "model CID: $CID"
+check "add prints a CIDv1 dag-cbor root" grep -q '^bafyrei' <<<"$CID"
+"$SHOAL" --home "$WORK/getter" get "$CID" -o "$WORK/out" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get.out" 2>"$WORK/get.err"
+check "get with no daemon exits 0" test $? -eq 0
+cat "$WORK/get.out"
+check "fetched tree is byte-identical (sha256sum)" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out")
+check "no temporary files left" test -z "$(find "$WORK/out" -name '*.shoal-part')"
+check "getter lists the fetched model" grep -q "$CID" <("$SHOAL" --home "$WORK/getter" ls)
+check "verify of the fetched model passes" "$SHOAL" --home "$WORK/getter" verify "$CID"
+check "pickle file is marked in ls" grep -q 'extra.bin.*pickle' <("$SHOAL" --home "$WORK/getter" ls "$CID")
+
+echo "# refusals"
+expect_fail() { # expect_fail NAME PATTERN CMD...: CMD must exit non-zero with PATTERN on stderr
+	local name=$1 pat=$2; shift 2
+	if "$@" >"$WORK/last.out" 2>"$WORK/last.err"; then
+		bad "$name (exit 0)"
+	elif grep -qi -- "$pat" "$WORK/last.err"; then
+		ok "$name"
+	else
+		bad "$name (stderr: $(head -c 300 "$WORK/last.err"))"
+	fi
+}
+expect_fail "malformed CID refused" "malformed CID" "$SHOAL" --home "$WORK/getter" get not-a-cid -o "$WORK/x1"
+expect_fail "CIDv0 refused" "not allowed" "$SHOAL" --home "$WORK/getter" get QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB -o "$WORK/x2"
+NOBODY=bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
+expect_fail "unprovided CID times out" "no providers found" \
+	"$SHOAL" --home "$WORK/getter" get "$NOBODY" -o "$WORK/x3" --bootstrap "$BOOT" --listen $LOOP --timeout 3s
+expect_fail "non-empty output folder refused" "not empty" "$SHOAL" --home "$WORK/getter" get "$CID" -o "$WORK/out"
+expect_fail "second daemon on one home refused" "another shoal process" "$SHOAL" --home "$WORK/seed" daemon --listen $LOOP
+expect_fail "non-loopback API address refused" "loopback" "$SHOAL" --home "$WORK/other" daemon --listen $LOOP --api 0.0.0.0:0
+
+API=$(cat "$WORK/seed/api")
+check "API without token gets 401" test "$(curl -s -o /dev/null -w '%{http_code}' "http://$API/v1/ls")" = 401
+check "API with a browser Origin gets 403" test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$WORK/seed/api.token")" -H 'Origin: http://evil.example' "http://$API/v1/ls")" = 403
+check "API token file is owner-only" test "$(stat -c %a "$WORK/seed/api.token")" = 600
+
+echo "# corrupt peer"
+start_daemon evil --bootstrap "$BOOT" || exit 1
+"$WORK/bin/genmodel" "$WORK/model2" 8 2
+CID2=$("$SHOAL" --home "$WORK/evil" add --quiet "$WORK/model2")
+F="$WORK/model2/model.safetensors"
+TS=$(stat -c %y "$F")
+printf '\xff\xff\xff\xff' | dd of="$F" bs=1 seek=2000000 conv=notrunc status=none
+touch -d "$TS" "$F"
+expect_fail "corrupt peer: integrity error" "integrity" \
+	"$SHOAL" --home "$WORK/getter" get "$CID2" -o "$WORK/out2" --bootstrap "$BOOT" --listen $LOOP
+check "corrupt peer: corrupted file never written" test ! -e "$WORK/out2/model.safetensors"
+check "corrupt peer: no temporary files left" test -z "$(find "$WORK/out2" -name '*.shoal-part' 2>/dev/null)"
+
+echo "# hostile manifest"
+"$WORK/bin/hostile" --bootstrap "$BOOT" --path ../../evil.txt >"$WORK/hostile.out" 2>"$WORK/hostile.log" &
+PIDS+=($!)
+for _ in $(seq 300); do [ -s "$WORK/hostile.out" ] && break; sleep 0.1; done
+EVIL=$(head -1 "$WORK/hostile.out")
+mkdir -p "$WORK/deep/er"
+expect_fail "path traversal refused" "unsafe path" \
+	"$SHOAL" --home "$WORK/getter" get "$EVIL" -o "$WORK/deep/er/out" --bootstrap "$BOOT" --listen $LOOP
+check "path traversal: nothing written outside" test ! -e "$WORK/evil.txt" -a ! -e "$WORK/deep/evil.txt" -a ! -e "$WORK/deep/er/out"
+
+echo "# shutdown"
+kill -INT "${PIDS[1]}"
+for _ in $(seq 100); do kill -0 "${PIDS[1]}" 2>/dev/null || break; sleep 0.1; done
+check "daemon stops on SIGINT and removes its API file" test ! -e "$WORK/seed/api"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
