@@ -176,8 +176,8 @@ func ParseSafetensorsHeader(hdr []byte, dataLen int64) ([]Tensor, error) {
 		if err := dec.Decode(&ti); err != nil {
 			return nil, bad("tensor %q: %v", Escape(key), err)
 		}
-		if ti.DType == "" || len(ti.DataOffsets) != 2 {
-			return nil, bad("tensor %q: missing dtype or data_offsets", Escape(key))
+		if ti.DType == "" || ti.Shape == nil || len(ti.DataOffsets) != 2 {
+			return nil, bad("tensor %q: missing dtype, shape or data_offsets", Escape(key))
 		}
 		b, e := ti.DataOffsets[0], ti.DataOffsets[1]
 		if b < 0 || e < b {

@@ -113,6 +113,7 @@ func TestSafetensorsHeaderRefusals(t *testing.T) {
 		"reversed":     {h(`{"a":{"dtype":"U8","shape":[2],"data_offsets":[2,0]}}`), 2},
 		"duplicate":    {h(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`), 2},
 		"no dtype":     {h(`{"a":{"shape":[1],"data_offsets":[0,1]}}`), 1},
+		"no shape":     {h(`{"a":{"dtype":"U8","data_offsets":[0,1]}}`), 1},
 		"unknown key":  {h(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}`), 1},
 		"trailing":     {h(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}} x`), 1},
 		"negative":     {h(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]}}`), 1},

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: vet, unit and in-process network tests (with the
+# race detector, fuzz seed corpora included), then the end-to-end script
+# with real processes on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed: $unformatted"
+	exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 15m ./...
+bash scripts/e2e.sh
