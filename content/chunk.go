@@ -162,7 +162,7 @@ func ParseSafetensorsHeader(hdr []byte, dataLen int64) ([]Tensor, error) {
 			return nil, bad("key is not a string")
 		}
 		if seen[key] {
-			return nil, bad("duplicate key %q", Escape(key))
+			return nil, bad("duplicate key %s", Quote(key))
 		}
 		seen[key] = true
 		if key == "__metadata__" {
@@ -174,14 +174,14 @@ func ParseSafetensorsHeader(hdr []byte, dataLen int64) ([]Tensor, error) {
 		}
 		var ti tensorInfo
 		if err := dec.Decode(&ti); err != nil {
-			return nil, bad("tensor %q: %v", Escape(key), err)
+			return nil, bad("tensor %s: %v", Quote(key), err)
 		}
 		if ti.DType == "" || ti.Shape == nil || len(ti.DataOffsets) != 2 {
-			return nil, bad("tensor %q: missing dtype, shape or data_offsets", Escape(key))
+			return nil, bad("tensor %s: missing dtype, shape or data_offsets", Quote(key))
 		}
 		b, e := ti.DataOffsets[0], ti.DataOffsets[1]
 		if b < 0 || e < b {
-			return nil, bad("tensor %q: bad data_offsets [%d, %d]", Escape(key), b, e)
+			return nil, bad("tensor %s: bad data_offsets [%d, %d]", Quote(key), b, e)
 		}
 		ts = append(ts, Tensor{Name: key, Begin: b, End: e})
 	}
@@ -203,9 +203,9 @@ func ParseSafetensorsHeader(hdr []byte, dataLen int64) ([]Tensor, error) {
 	for _, t := range ts {
 		if t.Begin != at {
 			if t.Begin < at {
-				return nil, bad("tensor %q overlaps the one before", Escape(t.Name))
+				return nil, bad("tensor %s overlaps the one before", Quote(t.Name))
 			}
-			return nil, bad("gap before tensor %q", Escape(t.Name))
+			return nil, bad("gap before tensor %s", Quote(t.Name))
 		}
 		at = t.End
 	}

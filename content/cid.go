@@ -81,11 +81,11 @@ func CheckCID(c cid.Cid) error {
 // ParseCID parses the text form of a CID and applies CheckCID.
 func ParseCID(s string) (cid.Cid, error) {
 	if len(s) == 0 || len(s) > 2*MaxCIDLen+8 {
-		return cid.Undef, fmt.Errorf("%w: %q", ErrBadCID, Escape(s))
+		return cid.Undef, fmt.Errorf("%w: %s", ErrBadCID, Quote(s))
 	}
 	c, err := cid.Decode(s)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("%w: %q", ErrBadCID, Escape(s))
+		return cid.Undef, fmt.Errorf("%w: %s", ErrBadCID, Quote(s))
 	}
 	if err := CheckCID(c); err != nil {
 		return cid.Undef, err

@@ -24,3 +24,6 @@ func Escape(s string) string {
 	q = q[1 : len(q)-1]
 	return strings.ReplaceAll(q, `\"`, `"`)
 }
+
+// Quote is Escape in double quotes, for error messages.
+func Quote(s string) string { return `"` + Escape(s) + `"` }

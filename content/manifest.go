@@ -268,10 +268,10 @@ func NewManifest(root cid.Cid, files []File, chunks []ChunkRef) (*Manifest, erro
 	for i, f := range files {
 		paths[i] = f.Path
 		if len(f.SHA256) != 32 {
-			return nil, fmt.Errorf("%w: %q: sha256 of %d bytes", ErrBadManifest, Escape(f.Path), len(f.SHA256))
+			return nil, fmt.Errorf("%w: %s: sha256 of %d bytes", ErrBadManifest, Quote(f.Path), len(f.SHA256))
 		}
 		if f.Chunks > uint64(len(chunks))-next {
-			return nil, fmt.Errorf("%w: %q: more chunks than the manifest lists", ErrBadManifest, Escape(f.Path))
+			return nil, fmt.Errorf("%w: %s: more chunks than the manifest lists", ErrBadManifest, Quote(f.Path))
 		}
 		first[i] = int(next)
 		var sum uint64
@@ -279,7 +279,7 @@ func NewManifest(root cid.Cid, files []File, chunks []ChunkRef) (*Manifest, erro
 			sum += c.Len
 		}
 		if sum != f.Size {
-			return nil, fmt.Errorf("%w: %q: chunks cover %d bytes, size is %d", ErrBadManifest, Escape(f.Path), sum, f.Size)
+			return nil, fmt.Errorf("%w: %s: chunks cover %d bytes, size is %d", ErrBadManifest, Quote(f.Path), sum, f.Size)
 		}
 		next += f.Chunks
 	}

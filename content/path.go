@@ -22,7 +22,7 @@ var ErrBadPath = errors.New("unsafe path in manifest")
 // empty, "." or ".." component, no backslash, no NUL or control character,
 // valid UTF-8, within the length limits.
 func CheckPath(p string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: %q: %s", ErrBadPath, Escape(p), why) }
+	bad := func(why string) error { return fmt.Errorf("%w: %s: %s", ErrBadPath, Quote(p), why) }
 	switch {
 	case p == "":
 		return bad("empty")
@@ -71,9 +71,9 @@ func CheckPaths(paths []string) error {
 		k := strings.ToLower(p)
 		if prev, ok := seen[k]; ok {
 			if prev == p {
-				return fmt.Errorf("%w: %q: duplicate", ErrBadPath, Escape(p))
+				return fmt.Errorf("%w: %s: duplicate", ErrBadPath, Quote(p))
 			}
-			return fmt.Errorf("%w: %q and %q collide when case is folded", ErrBadPath, Escape(prev), Escape(p))
+			return fmt.Errorf("%w: %s and %s collide when case is folded", ErrBadPath, Quote(prev), Quote(p))
 		}
 		seen[k] = p
 	}
@@ -81,7 +81,7 @@ func CheckPaths(paths []string) error {
 		k := strings.ToLower(p)
 		for i := strings.IndexByte(k, '/'); i >= 0; i = nextSlash(k, i) {
 			if prev, ok := seen[k[:i]]; ok {
-				return fmt.Errorf("%w: %q is a file and a folder (%q)", ErrBadPath, Escape(prev), Escape(p))
+				return fmt.Errorf("%w: %s is a file and a folder (%s)", ErrBadPath, Quote(prev), Quote(p))
 			}
 		}
 	}

@@ -29,10 +29,16 @@ type app struct {
 	stderr   io.Writer
 }
 
-func run(args []string) int {
-	a := &app{stdout: os.Stdout, stderr: os.Stderr}
+func run(args []string) int { return runWith(args, os.Stdout, os.Stderr) }
+
+// runWith runs the CLI with the given output streams and returns the exit
+// code: 0, or 1 with a one-line error on stderr.
+func runWith(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
 	root := a.rootCmd()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testmodel"
+)
+
+func shoal(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = runWith(args, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, c := range []string{"init", "daemon", "id", "add", "get", "ls", "verify"} {
+		out, _, code := shoal(t, c, "--help")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+c) {
+			t.Errorf("%s --help: code %d, no example:\n%s", c, code, out)
+		}
+	}
+}
+
+func TestBadInputOneLineError(t *testing.T) {
+	home := t.TempDir()
+	for _, args := range [][]string{
+		{"get", "not-a-cid", "-o", t.TempDir() + "/x"},
+		{"get", "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB", "-o", t.TempDir() + "/x"},
+		{"get", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"},
+		{"verify", "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"},
+		{"add", filepath.Join(t.TempDir(), "missing")},
+		{"--log-level", "loud", "ls"},
+	} {
+		out, errOut, code := shoal(t, append([]string{"--home", home}, args...)...)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "shoal: ") || out != "" {
+			t.Errorf("%q: code %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+// add, ls, verify without a daemon; an edited file fails verify; a name
+// with a terminal escape is refused and printed escaped (threat 16).
+func TestOfflineAddLsVerify(t *testing.T) {
+	home := t.TempDir()
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, 2, 5); err != nil {
+		t.Fatal(err)
+	}
+	evil := "evil\x1b[2Jname.txt"
+	if err := os.WriteFile(filepath.Join(model, evil), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A name with a control character cannot be put in a manifest: add
+	// refuses it, and prints the name escaped.
+	_, errOut, code := shoal(t, "--home", home, "add", model)
+	if code != 1 || strings.ContainsRune(errOut, 0x1b) || !strings.Contains(errOut, `evil\x1b[2Jname.txt`) {
+		t.Fatalf("add of a name with an escape: %d %q", code, errOut)
+	}
+	os.Remove(filepath.Join(model, evil))
+	out, errOut, code := shoal(t, "--home", home, "add", model)
+	if code != 0 {
+		t.Fatalf("add: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	root := lines[len(lines)-1]
+	if !strings.HasPrefix(root, "bafyrei") || strings.Contains(root, " ") {
+		t.Fatalf("last line of add is not the CID: %q", out)
+	}
+	q, _, _ := shoal(t, "--home", home, "add", "--quiet", model)
+	if strings.TrimSpace(q) != root {
+		t.Fatalf("add --quiet = %q, want %q", q, root)
+	}
+	var roots []map[string]any
+	js, _, _ := shoal(t, "--home", home, "--json", "ls")
+	if err := json.Unmarshal([]byte(js), &roots); err != nil || len(roots) != 1 || roots[0]["root"] != root {
+		t.Fatalf("ls --json: %v %s", err, js)
+	}
+	files, _, _ := shoal(t, "--home", home, "ls", root)
+	if !strings.Contains(files, "pickle") {
+		t.Fatalf("pickle file not marked:\n%s", files)
+	}
+	if out, errOut, code := shoal(t, "--home", home, "verify", root); code != 0 {
+		t.Fatalf("verify: %d %s %s", code, out, errOut)
+	}
+	p := filepath.Join(model, "config.json")
+	if err := os.WriteFile(p, []byte(`{"edited":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, time.Now(), time.Now().Add(2*time.Second))
+	out, errOut, code = shoal(t, "--home", home, "verify", root)
+	if code != 1 || !strings.Contains(out, "config.json") || !strings.Contains(errOut, "verification failed") {
+		t.Fatalf("verify after edit: %d\n%s\n%s", code, out, errOut)
+	}
+}
