@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -320,21 +319,21 @@ type fetch struct {
 	refetch atomic.Int64
 }
 
-// outFile is a file being written: its temporary file and the hash of its
-// verified prefix.
+// outFile is a file being written: its temporary file and the sha256 of
+// its written prefix, which grows as chunks land in order.
 type outFile struct {
 	idx      int
 	rel, tmp string
 	f        *os.File
 	size     int64
 	chunkEnd []int64 // end offset of each chunk
+
 	mu       sync.Mutex
 	have     []bool
-	frontier int // chunks [0, frontier) are written
-	hashed   int64
+	frontier int // chunks [0, frontier) are written and hashed
 	h        hash.Hash
-	wake     chan struct{}
-	finished chan error
+	buf      []byte // for reading back chunks that landed out of order
+	done     bool   // renamed into place
 }
 
 // prepare creates the folder and a temporary file of full size for each
@@ -360,8 +359,7 @@ func (f *fetch) prepare() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", content.Escape(fl.Path), err)
 		}
-		of := &outFile{idx: i, rel: rel, tmp: tmp, f: fh, size: int64(fl.Size), h: sha256.New(),
-			wake: make(chan struct{}, 1), finished: make(chan error, 1)}
+		of := &outFile{idx: i, rel: rel, tmp: tmp, f: fh, size: int64(fl.Size), h: sha256.New()}
 		f.files = append(f.files, of)
 		if err := fh.Truncate(int64(fl.Size)); err != nil {
 			return fmt.Errorf("%s: %w", content.Escape(fl.Path), err)
@@ -429,9 +427,13 @@ func (f *fetch) run(ctx context.Context, srcs []*source, found <-chan *source, s
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	total := f.m.Size()
-	var hashers sync.WaitGroup
+	// Files without chunks are complete already.
 	for _, of := range f.files {
-		hashers.Go(func() { of.finished <- f.hashAndFinish(ctx, of) })
+		if len(of.have) == 0 {
+			if err := f.finish(of); err != nil {
+				return nil, err
+			}
+		}
 	}
 	s := newScheduler(f.jobs())
 	defer s.closeSources()
@@ -483,16 +485,12 @@ func (f *fetch) run(ctx context.Context, srcs []*source, found <-chan *source, s
 	<-searching
 	workers.Wait()
 	if err != nil {
-		hashers.Wait()
 		return nil, err
 	}
-	var errs []error
 	for _, of := range f.files {
-		errs = append(errs, <-of.finished)
-	}
-	hashers.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		if !of.done {
+			return nil, fmt.Errorf("%s: not complete after every chunk arrived", content.Escape(of.rel))
+		}
 	}
 	if err := syncTree(f.dir, f.m); err != nil {
 		return nil, err
@@ -538,6 +536,7 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 			err = content.VerifyBlock(j.cid, data)
 		}
 		if err != nil {
+			protocol.Recycle(data)
 			if ctx.Err() != nil {
 				s.putBack(j)
 				return nil
@@ -565,8 +564,15 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 			}
 		}
 		for _, t := range j.targets {
-			t.file.mark(t.chunk)
+			whole, err := t.file.written(t.chunk, data)
+			if err == nil && whole {
+				err = f.finish(t.file)
+			}
+			if err != nil {
+				return err
+			}
 		}
+		protocol.Recycle(data)
 		n := int64(j.len * len(j.targets))
 		f.done.Add(n)
 		src.sent.Add(n)
@@ -577,53 +583,40 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 	}
 }
 
-// mark records chunk k of the file as written and wakes its hasher.
-func (of *outFile) mark(k int) {
+// written records chunk k as written. When it extends the contiguous
+// written prefix, it is hashed from memory, and any chunks after it that
+// had landed out of order are read back and hashed. It reports whether the
+// whole file is now hashed.
+func (of *outFile) written(k int, data []byte) (bool, error) {
 	of.mu.Lock()
+	defer of.mu.Unlock()
 	of.have[k] = true
-	of.mu.Unlock()
-	select {
-	case of.wake <- struct{}{}:
-	default:
+	if k != of.frontier {
+		return false, nil
 	}
+	of.h.Write(data)
+	of.frontier++
+	for of.frontier < len(of.have) && of.have[of.frontier] {
+		start := of.chunkEnd[of.frontier-1]
+		n := of.chunkEnd[of.frontier] - start
+		if of.buf == nil {
+			of.buf = make([]byte, content.MaxChunk)
+		}
+		if _, err := of.f.ReadAt(of.buf[:n], start); err != nil {
+			return false, fmt.Errorf("reading back %s: %w", content.Escape(of.rel), err)
+		}
+		of.h.Write(of.buf[:n])
+		of.frontier++
+	}
+	if of.frontier < len(of.have) {
+		return false, nil
+	}
+	of.buf = nil
+	return true, nil
 }
 
-// hashAndFinish hashes the file's written prefix as it grows; once whole,
-// it checks the sha256, syncs the file and renames it into place.
-func (f *fetch) hashAndFinish(ctx context.Context, of *outFile) error {
-	buf := make([]byte, 0)
-	for {
-		of.mu.Lock()
-		for of.frontier < len(of.have) && of.have[of.frontier] {
-			of.frontier++
-		}
-		end := int64(0)
-		if of.frontier > 0 {
-			end = of.chunkEnd[of.frontier-1]
-		}
-		of.mu.Unlock()
-		if end > of.hashed {
-			if len(buf) == 0 {
-				buf = make([]byte, content.MaxChunk)
-			}
-			for of.hashed < end {
-				n := min(int64(len(buf)), end-of.hashed)
-				if _, err := of.f.ReadAt(buf[:n], of.hashed); err != nil && !errors.Is(err, io.EOF) {
-					return err
-				}
-				of.h.Write(buf[:n])
-				of.hashed += n
-			}
-		}
-		if of.hashed == of.size {
-			break
-		}
-		select {
-		case <-of.wake:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+// finish checks a whole file's sha256, syncs it and renames it into place.
+func (f *fetch) finish(of *outFile) error {
 	if sum := of.h.Sum(nil); string(sum) != string(f.m.Files[of.idx].SHA256) {
 		return fmt.Errorf("%w: %s: whole-file sha256 does not match the manifest", ErrIntegrity, content.Escape(of.rel))
 	}
@@ -637,6 +630,7 @@ func (f *fetch) hashAndFinish(ctx context.Context, of *outFile) error {
 	if err := f.root.Rename(of.tmp, of.rel); err != nil {
 		return err
 	}
+	of.done = true
 	return nil
 }
 

@@ -31,7 +31,7 @@ func testConfig(boot ...string) Config {
 	return c
 }
 
-func newTestNode(t *testing.T, boot ...string) *Node {
+func newTestNode(t testing.TB, boot ...string) *Node {
 	t.Helper()
 	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
@@ -52,7 +52,7 @@ func newTestNode(t *testing.T, boot ...string) *Node {
 }
 
 // network starts size nodes; every node but the first knows only the first.
-func network(t *testing.T, size int) []*Node {
+func network(t testing.TB, size int) []*Node {
 	t.Helper()
 	first := newTestNode(t)
 	nodes := []*Node{first}

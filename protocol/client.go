@@ -59,7 +59,7 @@ func NewClient(s Stream) *Client {
 
 // Get asks for the block c and returns it; it is not longer than max bytes
 // (a longer reply fails with ErrTooLong and ends the stream). The caller
-// verifies the bytes against c.
+// verifies the bytes against c, and may hand them back with Recycle.
 func (c *Client) Get(ctx context.Context, id cid.Cid, max int) ([]byte, error) {
 	select {
 	case c.slots <- struct{}{}:
@@ -128,16 +128,11 @@ func (c *Client) fail(err error) {
 func (c *Client) readLoop() {
 	br := bufio.NewReaderSize(c.s, 64<<10)
 	for {
-		frame, err := ReadFrame(br, nil, MaxFrame)
+		r, err := ReadResponse(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = ErrClosed
 			}
-			c.fail(err)
-			return
-		}
-		r, err := DecodeResponse(frame)
-		if err != nil {
 			c.fail(err)
 			return
 		}
@@ -146,10 +141,12 @@ func (c *Client) readLoop() {
 		delete(c.pending, r.ID)
 		c.mu.Unlock()
 		if cl == nil {
+			Recycle(r.Data)
 			c.fail(fmt.Errorf("%w: reply to unknown request %d", ErrMalformed, r.ID))
 			return
 		}
 		if r.Err == nil && len(r.Data) > cl.max {
+			Recycle(r.Data)
 			cl.ch <- Response{Err: fmt.Errorf("%w: %d > %d bytes", ErrTooLong, len(r.Data), cl.max)}
 			<-c.slots
 			c.fail(ErrTooLong)

@@ -51,3 +51,26 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadResponse(f *testing.F) {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writeFrame(w, appendBlockHeader(nil, 3), []byte("data"))
+	writeFrame(w, AppendError(nil, 4, CodeBusy, "busy"), nil)
+	w.Flush()
+	f.Add(b.Bytes())
+	f.Add([]byte{0x05, kindBlock, 0x80, 0x80, 0x80, 0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bufio.NewReader(bytes.NewReader(data))
+		for range 4 {
+			resp, err := ReadResponse(r)
+			if err != nil {
+				return
+			}
+			if len(resp.Data) > content.MaxBlock || len(resp.Text) > 4*MaxErrorText+4 {
+				t.Fatal("response beyond its caps")
+			}
+			Recycle(resp.Data)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -199,4 +200,84 @@ func DecodeResponse(b []byte) (Response, error) {
 	code := Code(rest[0])
 	text := content.Escape(string(rest[1:]))
 	return Response{ID: id, Code: code, Text: text, Err: fmt.Errorf("%w: %s", code.err(), text)}, nil
+}
+
+// blockBufs recycles block buffers of MaxBlock bytes between the client's
+// reader and the callers of Get.
+var blockBufs = sync.Pool{New: func() any { return make([]byte, content.MaxBlock) }}
+
+// Recycle hands back a block returned by Client.Get once the caller is done
+// with it; the caller must not use it afterwards.
+func Recycle(b []byte) {
+	if cap(b) == content.MaxBlock {
+		blockBufs.Put(b[:content.MaxBlock])
+	}
+}
+
+// byteCounter counts the bytes a uvarint read consumed.
+type byteCounter struct {
+	r *bufio.Reader
+	n int
+}
+
+func (b *byteCounter) ReadByte() (byte, error) {
+	c, err := b.r.ReadByte()
+	if err == nil {
+		b.n++
+	}
+	return c, err
+}
+
+// ReadResponse reads one response frame. A block's bytes go into a pooled
+// buffer (hand it back with Recycle); the frame's length is checked against
+// MaxFrame before anything is read into memory.
+func ReadResponse(r *bufio.Reader) (Response, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return Response{}, err
+		}
+		return Response{}, fmt.Errorf("%w: length: %v", ErrMalformed, err)
+	}
+	if n > MaxFrame {
+		return Response{}, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, MaxFrame)
+	}
+	if n < 2 {
+		return Response{}, fmt.Errorf("%w: short frame", ErrMalformed)
+	}
+	kind, err := r.ReadByte()
+	if err != nil {
+		return Response{}, io.ErrUnexpectedEOF
+	}
+	bc := &byteCounter{r: r}
+	id, err := binary.ReadUvarint(bc)
+	if err != nil || uint64(1+bc.n) > n {
+		return Response{}, fmt.Errorf("%w: response id", ErrMalformed)
+	}
+	rest := int(n) - 1 - bc.n
+	switch kind {
+	case kindBlock:
+		if rest > content.MaxBlock {
+			return Response{}, fmt.Errorf("%w: block of %d bytes", ErrFrameTooLarge, rest)
+		}
+		buf := blockBufs.Get().([]byte)[:rest]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			Recycle(buf)
+			return Response{}, io.ErrUnexpectedEOF
+		}
+		return Response{ID: id, Data: buf}, nil
+	case kindError:
+		if rest < 1 || rest > 1+MaxErrorText {
+			return Response{}, fmt.Errorf("%w: error reply", ErrMalformed)
+		}
+		body := make([]byte, 0, 1+10+rest)
+		body = append(body, kindError)
+		body = binary.AppendUvarint(body, id)
+		body = body[:len(body)+rest]
+		if _, err := io.ReadFull(r, body[len(body)-rest:]); err != nil {
+			return Response{}, io.ErrUnexpectedEOF
+		}
+		return DecodeResponse(body)
+	}
+	return Response{}, fmt.Errorf("%w: not a response", ErrMalformed)
 }

@@ -21,6 +21,10 @@ now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
+# Warm up: on a VM, the first touch of guest memory is slow (0.5 GB/s
+# here against 6 GB/s after); write and drop a scratch file first so no
+# measurement pays it alone.
+dd if=/dev/zero of="$WORK/scratch" bs=1M count=$((MIB * 3)) status=none && rm -f "$WORK/scratch"
 "$WORK/bin/genmodel" "$WORK/model" "$MIB" 1
 BYTES=$(du -sb "$WORK/model" | cut -f1)
 cat "$WORK"/model/* "$WORK"/model/*/* >/dev/null 2>&1 || true # warm the page cache
@@ -30,8 +34,12 @@ ONEB=$(stat -c %s "$ONE")
 read -r _ _ s go_mbps < <("$WORK/bin/baseline" sha256 "$ONE")
 t0=$(now); sha256sum "$ONE" >/dev/null; t1=$(now)
 sum_mbps=$(mbps "$ONEB" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
-read -r _ _ s tcp_mbps < <("$WORK/bin/baseline" tcpcopy "$ONE" "$WORK/tcpcopy.out")
-rm -f "$WORK/tcpcopy.out"
+tcp_mbps=0
+for _ in 1 2; do # best of two
+	read -r _ _ s m < <("$WORK/bin/baseline" tcpcopy "$ONE" "$WORK/tcpcopy.out")
+	rm -f "$WORK/tcpcopy.out"
+	tcp_mbps=$(awk -v a="$tcp_mbps" -v b="$m" 'BEGIN { print (b > a ? b : a) }')
+done
 
 t0=$(now); CID=$("$SHOAL" --home "$WORK/seed" add --quiet "$WORK/model" 2>/dev/null); t1=$(now)
 add_mbps=$(mbps "$BYTES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
@@ -40,11 +48,16 @@ add_mbps=$(mbps "$BYTES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
 PIDS+=($!)
 for _ in $(seq 300); do grep -q '/ip4/127.0.0.1/tcp' "$WORK/seed.out" 2>/dev/null && break; sleep 0.1; done
 BOOT=$(grep -o '/ip4/127.0.0.1/tcp/[^ ]*' "$WORK/seed.out" | head -1)
-t0=$(now)
-"$SHOAL" --home "$WORK/get" get "$CID" -o "$WORK/out" --bootstrap "$BOOT" --listen $LOOP >/dev/null 2>&1
-t1=$(now)
-get_mbps=$(mbps "$BYTES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
-cmp "$ONE" "$WORK/out/model.safetensors"
+get_mbps=0
+for i in 1 2; do # best of two, each a fresh home and folder
+	t0=$(now)
+	"$SHOAL" --home "$WORK/get$i" get "$CID" -o "$WORK/out$i" --bootstrap "$BOOT" --listen $LOOP >/dev/null 2>&1
+	t1=$(now)
+	m=$(mbps "$BYTES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	get_mbps=$(awk -v a="$get_mbps" -v b="$m" 'BEGIN { print (b > a ? b : a) }')
+	cmp "$ONE" "$WORK/out$i/model.safetensors"
+	rm -rf "$WORK/out$i" "$WORK/get$i"
+done
 
 echo "model: $BYTES bytes ($MIB MiB safetensors + small files), $(nproc) cores"
 echo "baseline go-sha256 (1 core): $go_mbps MB/s"
