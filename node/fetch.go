@@ -623,6 +623,7 @@ func (f *fetch) finish(of *outFile) error {
 	if err := of.f.Sync(); err != nil {
 		return err
 	}
+	traceDurable("sync", of.tmp)
 	if err := of.f.Close(); err != nil {
 		return err
 	}
@@ -630,12 +631,23 @@ func (f *fetch) finish(of *outFile) error {
 	if err := f.root.Rename(of.tmp, of.rel); err != nil {
 		return err
 	}
+	traceDurable("rename", of.rel)
 	of.done = true
 	return nil
 }
 
-// syncTree fsyncs every folder that received a file, deepest first, so the
-// renames are durable before success is reported.
+// durableTrace, when set (by tests), is told of each step that makes a
+// fetched file durable, in order.
+var durableTrace func(op, path string)
+
+func traceDurable(op, path string) {
+	if durableTrace != nil {
+		durableTrace(op, path)
+	}
+}
+
+// syncTree fsyncs every folder that received a file or a new folder, and
+// the parent of dir, so the renames are durable before success is reported.
 func syncTree(dir string, m *content.Manifest) error {
 	seen := map[string]bool{}
 	var dirs []string
@@ -654,6 +666,7 @@ func syncTree(dir string, m *content.Manifest) error {
 		if err := syncDir(filepath.Join(dir, filepath.FromSlash(dirs[i]))); err != nil {
 			return err
 		}
+		traceDurable("syncdir", filepath.FromSlash(dirs[i]))
 	}
 	return syncDir(filepath.Dir(dir))
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,5 +303,44 @@ func TestHostileManifestPaths(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Fatalf("written outside the target: %v", ents)
+	}
+}
+
+// Threat 18: each fetched file is fsynced under its temporary name, then
+// renamed, then its folder is fsynced, all before Get reports success.
+func TestDurableOrder(t *testing.T) {
+	ctx := ctxT(t)
+	nodes := network(t, 2)
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	im, err := nodes[0].Add(ctx, model, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var steps []string
+	durableTrace = func(op, path string) {
+		mu.Lock()
+		steps = append(steps, op+" "+filepath.ToSlash(path))
+		mu.Unlock()
+	}
+	defer func() { durableTrace = nil }()
+	if _, err := nodes[1].Get(ctx, im.M.Root, filepath.Join(t.TempDir(), "out"), GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	pos := map[string]int{}
+	for i, s := range steps {
+		pos[s] = i + 1
+	}
+	for _, f := range im.M.Files {
+		dir := filepath.ToSlash(filepath.Dir(f.Path))
+		s, r, d := pos["sync "+f.Path+content.PartialExt], pos["rename "+f.Path], pos["syncdir "+dir]
+		if s == 0 || r == 0 || d == 0 || !(s < r && r < d) {
+			t.Errorf("%s: sync at %d, rename at %d, folder sync at %d; steps:\n%s", f.Path, s, r, d, strings.Join(steps, "\n"))
+		}
 	}
 }
