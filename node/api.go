@@ -100,67 +100,37 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, files)
 	})
-	mux.HandleFunc("POST /v1/add", func(w http.ResponseWriter, r *http.Request) {
-		var req addRequest
-		if !readJSON(w, r, &req) {
-			return
-		}
+	mux.HandleFunc("POST /v1/add", streamed(func(ctx context.Context, req addRequest, progress func(Progress)) (any, error) {
 		total := ImportSize(req.Path)
-		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) {
-			var done atomic.Int64
-			stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
-			im, err := content.Import(ctx, req.Path, func(k int64) { done.Add(k) })
-			stop()
-			if err != nil {
-				return nil, err
-			}
-			if err := n.Index.Put(im.Held("added")); err != nil {
-				return nil, err
-			}
-			progress(Progress{Phase: "announcing", Done: total, Total: total})
-			err = n.Announce(ctx, im.M.Root)
-			if err != nil {
-				n.log.Warn("added but not announced yet", "root", im.M.Root, "err", err)
-			}
-			return NewAddResult(im, err == nil), nil
-		})
-	})
-	mux.HandleFunc("POST /v1/get", func(w http.ResponseWriter, r *http.Request) {
-		var req getRequest
-		if !readJSON(w, r, &req) {
-			return
+		var done atomic.Int64
+		stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
+		defer stop()
+		return n.Add(ctx, req.Path, func(k int64) { done.Add(k) })
+	}))
+	mux.HandleFunc("POST /v1/get", streamed(func(ctx context.Context, req getRequest, progress func(Progress)) (any, error) {
+		root, err := content.ParseCID(req.CID)
+		if err != nil {
+			return nil, err
 		}
-		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) {
-			root, err := content.ParseCID(req.CID)
-			if err != nil {
-				return nil, err
-			}
-			res, err := n.Get(ctx, root, req.Dir, GetOptions{Force: req.Force, Progress: progress})
-			if err != nil {
-				return nil, err
-			}
-			if err := n.Announce(ctx, root); err != nil {
-				n.log.Warn("fetched but not announced yet", "root", root, "err", err)
-			}
-			return res, nil
-		})
-	})
-	mux.HandleFunc("POST /v1/verify", func(w http.ResponseWriter, r *http.Request) {
-		var req verifyRequest
-		if !readJSON(w, r, &req) {
-			return
+		res, err := n.Get(ctx, root, req.Dir, GetOptions{Force: req.Force, Progress: progress})
+		if err != nil {
+			return nil, err
 		}
-		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) {
-			root, err := content.ParseCID(req.CID)
-			if err != nil {
-				return nil, err
-			}
-			var done atomic.Int64
-			stop := ticker(func() { progress(Progress{Phase: "verifying", Done: done.Load()}) })
-			defer stop()
-			return Verify(ctx, n.Index, root, func(k int64) { done.Add(k) })
-		})
-	})
+		if err := n.Announce(ctx, root); err != nil {
+			n.log.Warn("fetched but not announced yet", "root", root, "err", err)
+		}
+		return res, nil
+	}))
+	mux.HandleFunc("POST /v1/verify", streamed(func(ctx context.Context, req verifyRequest, progress func(Progress)) (any, error) {
+		root, err := content.ParseCID(req.CID)
+		if err != nil {
+			return nil, err
+		}
+		var done atomic.Int64
+		stop := ticker(func() { progress(Progress{Phase: "verifying", Done: done.Load()}) })
+		defer stop()
+		return Verify(ctx, n.Index, root, func(k int64) { done.Add(k) })
+	}))
 	return guard(token, mux)
 }
 
@@ -218,6 +188,18 @@ func ticker(f func()) (stop func()) {
 	})
 	var once sync.Once
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// streamed makes a handler that decodes a JSON request of type T and
+// streams op's progress and result.
+func streamed[T any](op func(ctx context.Context, req T, progress func(Progress)) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req T
+		if !readJSON(w, r, &req) {
+			return
+		}
+		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) { return op(ctx, req, progress) })
+	}
 }
 
 // stream runs op and writes its progress, then its result or error, as

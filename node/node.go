@@ -252,17 +252,17 @@ func (n *Node) Reannounce(interval time.Duration) {
 }
 
 // Add imports a file or folder in place, records it in the index and
-// announces it.
-func (n *Node) Add(ctx context.Context, path string, progress func(int64)) (*content.Imported, error) {
-	im, err := content.Import(ctx, path, progress)
+// announces it. A failed announce is logged, not an error: the daemon
+// announces again later.
+func (n *Node) Add(ctx context.Context, path string, progress func(int64)) (*AddResult, error) {
+	res, err := AddOffline(ctx, n.Index, path, progress)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Index.Put(im.Held("added")); err != nil {
-		return nil, err
+	if err := n.Announce(ctx, res.M.Root); err != nil {
+		n.log.Warn("added but not announced yet", "root", res.Root, "err", err)
+	} else {
+		res.Announced = true
 	}
-	if err := n.Announce(ctx, im.M.Root); err != nil {
-		n.log.Warn("added but not announced yet", "root", im.M.Root, "err", err)
-	}
-	return im, nil
+	return res, nil
 }

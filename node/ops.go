@@ -23,12 +23,14 @@ type AddResult struct {
 	Warnings  []content.Skipped `json:"warnings,omitempty"`
 	Pickle    []string          `json:"pickle,omitempty"`
 	Announced bool              `json:"announced"`
+	// M is the manifest, for callers in this process.
+	M *content.Manifest `json:"-"`
 }
 
-// NewAddResult summarizes an import.
-func NewAddResult(im *content.Imported, announced bool) *AddResult {
+// newAddResult summarizes an import.
+func newAddResult(im *content.Imported) *AddResult {
 	r := &AddResult{Root: im.M.Root.String(), Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
-		Skipped: im.Skipped, Warnings: im.Warnings, Announced: announced}
+		Skipped: im.Skipped, Warnings: im.Warnings, M: im.M}
 	for _, f := range im.M.Files {
 		if content.IsPickleName(f.Path) {
 			r.Pickle = append(r.Pickle, f.Path)
@@ -47,7 +49,7 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, progress f
 	if err := idx.Put(im.Held("added")); err != nil {
 		return nil, err
 	}
-	return NewAddResult(im, false), nil
+	return newAddResult(im), nil
 }
 
 // ImportSize is the number of bytes an import of path will hash, for a

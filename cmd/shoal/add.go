@@ -27,15 +27,11 @@ one, the folder is recorded and announced when a daemon next starts.`,
 		Example: exampleBlock("shoal add ./llama-3-8b", "CID=$(shoal add --quiet ./llama-3-8b)"),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := a.home()
-			if err != nil {
-				return err
-			}
 			path, err := filepath.Abs(args[0])
 			if err != nil {
 				return err
 			}
-			c, err := a.daemon(cmd.Context(), h)
+			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}

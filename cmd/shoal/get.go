@@ -51,11 +51,7 @@ DIR must not exist or be empty, unless --force.`,
 			if err := node.CheckOutputDir(dir, force); err != nil {
 				return err
 			}
-			h, err := a.home()
-			if err != nil {
-				return err
-			}
-			c, err := a.daemon(cmd.Context(), h)
+			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -25,15 +25,11 @@ the configured listen addresses.`,
 		Example: exampleBlock("shoal id", "shoal id --json"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := a.home()
+			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			var info node.IDInfo
-			c, err := a.daemon(cmd.Context(), h)
-			if err != nil {
-				return err
-			}
 			running := c != nil
 			if running {
 				if info, err = c.ID(cmd.Context()); err != nil {

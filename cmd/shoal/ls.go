@@ -20,11 +20,7 @@ loaded, are marked.`,
 		Example: exampleBlock("shoal ls", "shoal ls --json", "shoal ls bafyrei..."),
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := a.home()
-			if err != nil {
-				return err
-			}
-			c, err := a.daemon(cmd.Context(), h)
+			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -112,13 +112,18 @@ func (a *app) home() (node.Home, error) {
 	return h, nil
 }
 
-// daemon returns a client of the home's daemon, or nil when none runs.
-func (a *app) daemon(ctx context.Context, h node.Home) (*node.Client, error) {
+// connect resolves the home and returns a client of its daemon, or a nil
+// client when none runs.
+func (a *app) connect(ctx context.Context) (node.Home, *node.Client, error) {
+	h, err := a.home()
+	if err != nil {
+		return h, nil, err
+	}
 	c, err := node.Dial(ctx, h)
 	if errors.Is(err, node.ErrNoDaemon) {
-		return nil, nil
+		return h, nil, nil
 	}
-	return c, err
+	return h, c, err
 }
 
 // withIndex opens the home's index for an offline command.

@@ -25,11 +25,7 @@ such a file is not served) or corrupt. Exits non-zero unless all are ok.`,
 			if err != nil {
 				return err
 			}
-			h, err := a.home()
-			if err != nil {
-				return err
-			}
-			c, err := a.daemon(cmd.Context(), h)
+			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
