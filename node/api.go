@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,9 @@ func (n *Node) APIHandler(token string) http.Handler {
 		writeJSON(w, files)
 	})
 	mux.HandleFunc("POST /v1/add", streamed(func(ctx context.Context, req addRequest, progress func(Progress)) (any, error) {
+		if !filepath.IsAbs(req.Path) {
+			return nil, fmt.Errorf("path %s is not absolute", content.Quote(req.Path))
+		}
 		total := ImportSize(req.Path)
 		var done atomic.Int64
 		stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
@@ -111,6 +115,9 @@ func (n *Node) APIHandler(token string) http.Handler {
 		root, err := content.ParseCID(req.CID)
 		if err != nil {
 			return nil, err
+		}
+		if !filepath.IsAbs(req.Dir) {
+			return nil, fmt.Errorf("output folder %s is not absolute", content.Quote(req.Dir))
 		}
 		res, err := n.Get(ctx, root, req.Dir, GetOptions{Force: req.Force, Progress: progress})
 		if err != nil {

@@ -19,9 +19,10 @@ const ReannounceInterval = 12 * time.Hour
 // ErrDaemonRunning reports a second daemon on the same home.
 var ErrDaemonRunning = errors.New("another shoal process is using this home (is a daemon running?)")
 
-// Open opens a home's index and starts a node on it, bootstrapped. The
-// returned close function stops the node and closes the index.
-func Open(ctx context.Context, home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) {
+// Open opens a home's index and starts a node on it (not yet
+// bootstrapped). The returned close function stops the node and closes the
+// index.
+func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) {
 	idx, err := content.OpenIndex(home.IndexPath())
 	if err != nil {
 		if errors.Is(err, content.ErrLocked) {
@@ -39,12 +40,7 @@ func Open(ctx context.Context, home Home, cfg Config, log *slog.Logger) (*Node, 
 		idx.Close()
 		return nil, nil, err
 	}
-	closeAll := func() error { return errors.Join(n.Close(), idx.Close()) }
-	if err := n.Bootstrap(ctx); err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	return n, closeAll, nil
+	return n, func() error { return errors.Join(n.Close(), idx.Close()) }, nil
 }
 
 // RunDaemon runs a node on home until ctx ends: it serves blocks, announces
@@ -55,11 +51,16 @@ func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, rea
 	if err := checkLoopback(cfg.API); err != nil {
 		return err
 	}
-	n, closeNode, err := Open(ctx, home, cfg, log)
+	n, closeNode, err := Open(home, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeNode()
+	// An always-on node outlives its bootstrap peers' outages: the DHT
+	// keeps trying them, so a failure here is only worth a warning.
+	if err := n.Bootstrap(ctx); err != nil {
+		n.log.Warn("bootstrap failed; will keep trying", "err", err)
+	}
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("local API: %w", err)

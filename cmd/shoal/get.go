@@ -108,10 +108,13 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir st
 	if len(cfg.Bootstrap) == 0 {
 		fmt.Fprintln(a.stderr, "note: no daemon and no bootstrap peers: only what this node already holds can be found")
 	}
-	n, closeNode, err := node.Open(cmd.Context(), h, cfg, slog.Default())
+	n, closeNode, err := node.Open(h, cfg, slog.Default())
 	if err != nil {
 		return nil, err
 	}
 	defer closeNode()
+	if err := n.Bootstrap(cmd.Context()); err != nil {
+		return nil, err
+	}
 	return n.Get(cmd.Context(), root, dir, node.GetOptions{Force: force, Progress: b.update})
 }

@@ -43,6 +43,9 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
 		msg := content.Escape(err.Error())
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			msg = "interrupted"
+		}
 		if a.json {
 			_ = json.NewEncoder(a.stdout).Encode(map[string]string{"error": msg})
 		}
