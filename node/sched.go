@@ -14,7 +14,8 @@ import (
 // every live source and no more sources can come.
 type scheduler struct {
 	mu        sync.Mutex
-	pending   []*job
+	pending   []*job // not yet tried, in order; taken from the front
+	retry     []*job // failed by some source, or put back
 	remaining int
 	live      map[*source]bool
 	all       []*source
@@ -66,11 +67,17 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 	if s.closed || !s.live[src] {
 		return nil, nil
 	}
-	for i, j := range s.pending {
+	for i, j := range s.retry {
 		if !j.failed[src] {
-			s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			s.retry = append(s.retry[:i], s.retry[i+1:]...)
 			return j, nil
 		}
+	}
+	if len(s.pending) > 0 {
+		j := s.pending[0]
+		s.pending[0] = nil
+		s.pending = s.pending[1:]
+		return j, nil
 	}
 	return nil, s.change
 }
@@ -86,7 +93,7 @@ func (s *scheduler) complete(*job) {
 func (s *scheduler) putBack(j *job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pending = append([]*job{j}, s.pending...)
+	s.retry = append(s.retry, j)
 	s.broadcast()
 }
 
@@ -105,7 +112,7 @@ func (s *scheduler) fail(j *job, src *source, err error, drop bool) error {
 	if s.lastErr == nil || errors.Is(err, content.ErrHashMismatch) {
 		s.lastErr = err
 	}
-	s.pending = append([]*job{j}, s.pending...)
+	s.retry = append(s.retry, j)
 	s.check()
 	s.broadcast()
 	return s.errv
@@ -125,7 +132,14 @@ func (s *scheduler) check() {
 	if s.errv != nil || s.searching || s.remaining == 0 {
 		return
 	}
-	for _, j := range s.pending {
+	if len(s.live) == 0 {
+		s.errv = fmt.Errorf("every source failed (%v)", s.lastErr)
+		if errors.Is(s.lastErr, content.ErrHashMismatch) {
+			s.errv = fmt.Errorf("%w: every source sent bad data (%v)", ErrIntegrity, s.lastErr)
+		}
+		return
+	}
+	for _, j := range s.retry {
 		stuck := true
 		for src := range s.live {
 			if !j.failed[src] {
