@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -339,8 +340,13 @@ func TestImportFolderAndIndex(t *testing.T) {
 	if err := os.Symlink(filepath.Join(model, "tokenizer"), filepath.Join(model, "tokdir")); err != nil {
 		t.Fatal(err)
 	}
+	ln, err := net.Listen("unix", filepath.Join(model, "daemon.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
 	im := importPath(t, model)
-	if len(im.Files) != len(names)+1 || len(im.Skipped) != 1 || im.Skipped[0].Path != "tokdir" {
+	if len(im.Files) != len(names)+1 || len(im.Skipped) != 2 || im.Skipped[0].Path != "daemon.sock" || im.Skipped[1].Path != "tokdir" {
 		t.Fatalf("files %d skipped %v", len(im.Files), im.Skipped)
 	}
 	again := importPath(t, model)
