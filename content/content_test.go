@@ -288,6 +288,7 @@ func TestCheckPaths(t *testing.T) {
 		{"../../.bashrc"}, {"/etc/passwd"}, {"a/../../b"}, {`a\b`}, {"a\x00b"}, {"a\x1b[2Jb"},
 		{"a//b"}, {"a/"}, {""}, {"."}, {"a/./b"}, {"C:x"}, {"ok", "ok"}, {"Model.bin", "model.BIN"},
 		{"a", "a/b"}, {"A", "a/b"}, {strings.Repeat("x", 256)}, {"bad\xffutf8"},
+		{".shoal-fetch/done"}, {"model.bin.shoal-part"},
 	}
 	for _, ps := range bad {
 		if err := CheckPaths(ps); !errors.Is(err, ErrBadPath) {

@@ -152,6 +152,10 @@ func walk(dir string) ([]source, []Skipped, error) {
 				skipped = append(skipped, Skipped{rel, "version-control folder"})
 				return filepath.SkipDir
 			}
+			if rel == StateDirName {
+				skipped = append(skipped, Skipped{rel, "state of an unfinished shoal download"})
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		st, err := os.Stat(p) // follows symlinks

@@ -14,6 +14,10 @@ const (
 	MaxPathDepth    = 64   // components in one path
 )
 
+// StateDirName is the folder, at the top of a fetch's output folder, that
+// records an unfinished fetch; no manifest path may use it.
+const StateDirName = ".shoal-fetch"
+
 // ErrBadPath reports a manifest path that could write outside the target
 // folder, or that is ambiguous on some file system.
 var ErrBadPath = errors.New("unsafe path in manifest")
@@ -45,6 +49,9 @@ func CheckPath(p string) error {
 	parts := strings.Split(p, "/")
 	if len(parts) > MaxPathDepth {
 		return bad("too deep")
+	}
+	if parts[0] == StateDirName || strings.HasSuffix(p, PartialExt) {
+		return bad("name reserved for unfinished downloads")
 	}
 	for _, c := range parts {
 		switch {

@@ -56,7 +56,7 @@ func providers(t *testing.T, n *Node, key cid.Cid) map[peer.ID]bool {
 // Threat 10: a provider record announced on behalf of another peer is not
 // stored; the same message announcing the sender itself is.
 func TestProviderRecordForAnotherPeerRefused(t *testing.T) {
-	nodes := network(t, 3)
+	nodes := cluster(t, 3)
 	store, liar, victim := nodes[0], nodes[1], nodes[2]
 	key := content.SumCID(content.CodecDagCBOR, []byte("some model"))
 	// The false claim first, then an honest one on the same stream: once

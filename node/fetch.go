@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -28,14 +28,16 @@ var (
 	ErrNotEmpty = errors.New("output folder exists and is not empty (use --force to write into it)")
 	// ErrIntegrity reports data that failed verification from every source.
 	ErrIntegrity = errors.New("integrity check failed")
+	// ErrStalled reports a fetch during which nothing arrived for too long.
+	ErrStalled = errors.New("fetch stalled")
 )
 
 // Progress is a snapshot of a fetch.
 type Progress struct {
-	Phase string `json:"phase"` // "finding", "manifest", "fetching", "done"
+	Phase string `json:"phase"` // "finding", "manifest", "resuming", "fetching", "done"
 	Done  int64  `json:"done"`  // bytes verified and written
 	Total int64  `json:"total"` // bytes in the model
-	Peers int    `json:"peers"` // sources sending now
+	Peers int    `json:"peers"` // sources in use now
 	Files int    `json:"files"` // files in the model
 }
 
@@ -48,106 +50,29 @@ type GetOptions struct {
 	Progress func(Progress)
 }
 
+// SourceStat is what one source delivered.
+type SourceStat struct {
+	Peer   string `json:"peer"` // peer ID, or "local"
+	Bytes  int64  `json:"bytes"`
+	Chunks int64  `json:"chunks"`
+}
+
 // GetResult describes a finished fetch.
 type GetResult struct {
-	Root     string            `json:"root"`
-	Dir      string            `json:"dir"`
-	Files    int               `json:"files"`
-	Size     int64             `json:"size"`
-	Elapsed  time.Duration     `json:"elapsed_ns"`
-	Peers    int               `json:"peers"`     // peers that sent chunks
-	Refetch  int               `json:"refetched"` // chunks fetched again after a failure
-	Local    int64             `json:"local"`     // bytes copied from what this node already held
-	Pickle   []string          `json:"pickle,omitempty"`
+	Root    string        `json:"root"`
+	Dir     string        `json:"dir"`
+	Files   int           `json:"files"`
+	Size    int64         `json:"size"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Peers   int           `json:"peers"`     // peers that sent chunks
+	Chunks  int64         `json:"chunks"`    // chunks moved by this run
+	Resumed int64         `json:"resumed"`   // chunks an earlier run had already fetched
+	Refetch int           `json:"refetched"` // chunks asked again after a failure
+	Local   int64         `json:"local"`     // bytes copied from what this node already held
+	Sources []SourceStat  `json:"sources"`
+	Pickle  []string      `json:"pickle,omitempty"`
+
 	Manifest *content.Manifest `json:"-"`
-}
-
-// source is somewhere chunks come from: this node's own index or a peer.
-type source struct {
-	name    string
-	get     func(ctx context.Context, c cid.Cid, max int) ([]byte, error)
-	close   func()
-	workers int
-	peer    peer.ID
-	sent    atomic.Int64
-}
-
-func (n *Node) localSource() *source {
-	return &source{
-		name:    "local",
-		workers: 2,
-		get: func(_ context.Context, c cid.Cid, max int) ([]byte, error) {
-			if c.Type() == content.CodecDagCBOR {
-				return n.Index.Block(c)
-			}
-			return n.Index.ReadChunk(c, make([]byte, max))
-		},
-		close: func() {},
-	}
-}
-
-func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error) {
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := n.Host.Connect(cctx, p); err != nil {
-		return nil, err
-	}
-	s, err := n.Host.NewStream(cctx, p.ID, protocol.ID)
-	if err != nil {
-		return nil, err
-	}
-	cl := protocol.NewClient(s)
-	rt := time.Duration(n.cfg.RequestTimeout)
-	return &source{
-		name:    p.ID.String(),
-		peer:    p.ID,
-		workers: protocol.MaxInFlight / 2,
-		get: func(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
-			rctx, cancel := context.WithTimeout(ctx, rt)
-			defer cancel()
-			return cl.Get(rctx, c, max)
-		},
-		close: func() { cl.Close() },
-	}, nil
-}
-
-// findSources sends sources for root on the returned channel: this node
-// first if it holds the root, then each provider found on the DHT that
-// accepts a stream. The channel closes when the search ends.
-func (n *Node) findSources(ctx context.Context, root cid.Cid) <-chan *source {
-	out := make(chan *source)
-	go func() {
-		defer close(out)
-		if _, err := n.Index.Block(root); err == nil {
-			select {
-			case out <- n.localSource():
-			case <-ctx.Done():
-				return
-			}
-		}
-		fctx, cancel := context.WithTimeout(ctx, time.Duration(n.cfg.FindTimeout))
-		defer cancel()
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		for p := range n.DHT.FindProvidersAsync(fctx, root, 0) {
-			if p.ID == n.Host.ID() {
-				continue
-			}
-			wg.Go(func() {
-				s, err := n.peerSource(ctx, p)
-				if err != nil {
-					n.log.Debug("provider unreachable", "peer", p.ID, "err", err)
-					return
-				}
-				select {
-				case out <- s:
-				case <-ctx.Done():
-					s.close()
-				}
-			})
-		}
-	}()
-	return out
 }
 
 // CheckOutputDir refuses an existing non-empty folder unless force.
@@ -165,11 +90,25 @@ func CheckOutputDir(dir string, force bool) error {
 	return nil
 }
 
-// Get fetches the model root into dir: it finds sources, fetches and checks
-// the whole manifest before writing anything, then fetches every chunk from
-// every source, verifying each before it is written, writes each file under
-// a temporary name and renames it into place only when the whole file's
-// sha256 matches, and records the result in the index so it is served.
+// CheckGetDir accepts dir for a fetch of root: missing, empty, holding an
+// unfinished fetch of the same root (resume), or anything with force.
+func CheckGetDir(dir string, root cid.Cid, force bool) error {
+	if r, ok := stateRoot(dir); ok && r.Equals(root) {
+		return nil
+	}
+	return CheckOutputDir(dir, force)
+}
+
+// Get fetches the model root into dir. It finds sources (this node, the
+// providers of the root and of each file on the DHT, again and again while
+// it runs), fetches and checks the whole manifest before writing anything,
+// then fetches chunks from every source at once, verifying each before it
+// is written. Each file is written under a temporary name and renamed into
+// place once its whole-file sha256 matches. Progress is logged in
+// dir/.shoal-fetch so that running Get again after an interruption (a
+// kill -9 included) fetches only what is missing. While it runs, the node
+// announces the root and serves the chunks it has; when it ends, the model
+// is recorded in the index and served from dir.
 func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions) (*GetResult, error) {
 	start := time.Now()
 	if err := content.CheckCID(root); err != nil {
@@ -182,7 +121,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckOutputDir(dir, opt.Force); err != nil {
+	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
 	}
 	report := func(p Progress) {
@@ -191,51 +130,72 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		}
 	}
 	report(Progress{Phase: "finding"})
-	searchCtx, stopSearch := context.WithCancel(ctx)
-	defer stopSearch()
-	found := n.findSources(searchCtx, root)
+	dctx, stopDiscovery := context.WithCancel(ctx)
+	defer stopDiscovery()
+	disc := n.discover(dctx, root)
 
-	// Manifest: from the first source that serves all of it.
-	var srcs []*source
-	defer func() {
-		for _, s := range srcs {
-			s.close()
-		}
-	}()
+	// The manifest, from the first source that serves all of it.
+	var early []*source
 	var m *content.Manifest
 	var blocks []content.Block
 	var lastErr error
 	for m == nil {
-		s, ok := <-found
-		if !ok {
+		var s *source
+		select {
+		case s = <-disc.out:
+		case <-disc.first:
+			select {
+			case s = <-disc.out:
+			default:
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if s == nil {
+			for _, e := range early {
+				e.close()
+			}
 			if lastErr != nil {
 				return nil, fmt.Errorf("manifest of %s: %w", root, lastErr)
 			}
 			return nil, fmt.Errorf("%w for %s", ErrNoProviders, root)
 		}
-		srcs = append(srcs, s)
-		report(Progress{Phase: "manifest", Peers: len(srcs)})
+		early = append(early, s)
+		report(Progress{Phase: "manifest", Peers: len(early)})
 		m, blocks, lastErr = fetchManifest(ctx, s, root)
 		if lastErr != nil && (errors.Is(lastErr, content.ErrBadPath) || errors.Is(lastErr, content.ErrBadManifest)) {
 			// The root CID covers the manifest: a bad one is bad
 			// everywhere, and nothing has been written.
+			for _, e := range early {
+				e.close()
+			}
 			return nil, fmt.Errorf("refusing manifest of %s: %w", root, lastErr)
 		}
 	}
+	disc.setKeys(m)
 
-	f := &fetch{n: n, m: m, dir: dir, report: report, start: start}
-	if err := f.prepare(); err != nil {
-		f.abort()
+	f := newFetch(n, m, blocks, dir, report)
+	if err := f.prepare(ctx); err != nil {
+		f.close()
+		for _, e := range early {
+			e.close()
+		}
 		return nil, err
 	}
-	res, err := f.run(ctx, srcs, found, stopSearch)
+	n.store.register(f)
+	defer n.store.unregister(f)
+	res, err := f.run(ctx, early, disc, stopDiscovery)
 	if err != nil {
-		f.abort()
+		f.close()
 		return nil, err
 	}
 	info := content.RootInfo{Name: filepath.Base(dir), Dir: dir, Size: m.Size(), Files: len(m.Files), Source: "fetched", Time: time.Now().UTC()}
 	if err := n.Index.Put(&content.Held{Info: info, Blocks: blocks, Files: f.infos, M: m}); err != nil {
+		f.close()
 		return nil, fmt.Errorf("files written, but recording them failed: %w", err)
+	}
+	if err := f.complete(); err != nil {
+		return nil, err
 	}
 	res.Root, res.Dir, res.Manifest = root.String(), dir, m
 	res.Elapsed = time.Since(start)
@@ -258,7 +218,10 @@ func fetchManifest(ctx context.Context, s *source, root cid.Cid) (*content.Manif
 		if err := content.VerifyBlock(c, data); err != nil {
 			return nil, err
 		}
-		return data, nil
+		// Blocks are kept; give back the receive buffer.
+		out := append([]byte(nil), data...)
+		protocol.Recycle(data)
+		return out, nil
 	}
 	data, err := get(root)
 	if err != nil {
@@ -306,17 +269,26 @@ func fetchManifest(ctx context.Context, s *source, root cid.Cid) (*content.Manif
 type fetch struct {
 	n      *Node
 	m      *content.Manifest
+	blocks map[cid.Cid][]byte
 	dir    string
 	report func(Progress)
-	start  time.Time
 
 	root  *os.Root
+	state *fetchState
 	files []*outFile
+	jobs  []*job
+	byCID map[cid.Cid]*job
 	infos []content.FileInfo
 
-	done    atomic.Int64
-	local   atomic.Int64
-	refetch atomic.Int64
+	mu    sync.Mutex
+	have  []byte // bit per chunk reference: verified and written
+	dirty map[*outFile]bool
+
+	done      atomic.Int64
+	moved     atomic.Int64
+	resumed   atomic.Int64
+	refetch   atomic.Int64
+	announced atomic.Bool
 }
 
 // outFile is a file being written: its temporary file and the sha256 of
@@ -326,6 +298,7 @@ type outFile struct {
 	rel, tmp string
 	f        *os.File
 	size     int64
+	first    int     // index of its first chunk in the manifest's list
 	chunkEnd []int64 // end offset of each chunk
 
 	mu       sync.Mutex
@@ -333,58 +306,7 @@ type outFile struct {
 	frontier int // chunks [0, frontier) are written and hashed
 	h        hash.Hash
 	buf      []byte // for reading back chunks that landed out of order
-	done     bool   // renamed into place
-}
-
-// prepare creates the folder and a temporary file of full size for each
-// file, through os.Root so that nothing is created outside dir.
-func (f *fetch) prepare() error {
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(f.dir)
-	if err != nil {
-		return err
-	}
-	f.root = root
-	for i, fl := range f.m.Files {
-		rel := filepath.FromSlash(fl.Path)
-		if d := path.Dir(fl.Path); d != "." {
-			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
-				return fmt.Errorf("%s: %w", content.Escape(fl.Path), err)
-			}
-		}
-		tmp := rel + content.PartialExt
-		fh, err := root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("%s: %w", content.Escape(fl.Path), err)
-		}
-		of := &outFile{idx: i, rel: rel, tmp: tmp, f: fh, size: int64(fl.Size), h: sha256.New()}
-		f.files = append(f.files, of)
-		if err := fh.Truncate(int64(fl.Size)); err != nil {
-			return fmt.Errorf("%s: %w", content.Escape(fl.Path), err)
-		}
-		var end int64
-		for _, c := range f.m.FileChunks(i) {
-			end += int64(c.Len)
-			of.chunkEnd = append(of.chunkEnd, end)
-		}
-		of.have = make([]bool, len(of.chunkEnd))
-	}
-	return nil
-}
-
-// abort removes temporary files.
-func (f *fetch) abort() {
-	for _, of := range f.files {
-		if of.f != nil {
-			of.f.Close()
-		}
-		_ = f.root.Remove(of.tmp)
-	}
-	if f.root != nil {
-		f.root.Close()
-	}
+	done     bool   // complete under its final name
 }
 
 // target is one place a chunk is written.
@@ -394,53 +316,259 @@ type target struct {
 	off   int64
 }
 
-// job is one distinct chunk to fetch and every place it goes.
-type job struct {
-	cid     cid.Cid
-	len     int
-	targets []target
-	failed  map[*source]bool
+func newFetch(n *Node, m *content.Manifest, blocks []content.Block, dir string, report func(Progress)) *fetch {
+	f := &fetch{n: n, m: m, dir: dir, report: report, blocks: map[cid.Cid][]byte{}, byCID: map[cid.Cid]*job{},
+		have: make([]byte, (len(m.Chunks)+7)/8), dirty: map[*outFile]bool{}}
+	for _, b := range blocks {
+		f.blocks[b.CID] = b.Data
+	}
+	return f
 }
 
-func (f *fetch) jobs() []*job {
-	byCID := map[cid.Cid]*job{}
-	var out []*job
+// prepare creates the folder, the state log and a temporary file for each
+// file (through os.Root, so nothing lands outside dir), and takes stock of
+// what an earlier run left: files complete under their final names, and
+// chunks in the temporary files, trusted when logged and re-hashed when
+// not (so a kill -9 loses only the chunks that were in flight).
+func (f *fetch) prepare(ctx context.Context) error {
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(f.dir)
+	if err != nil {
+		return err
+	}
+	f.root = root
+	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root)
+	if err != nil {
+		return err
+	}
+	f.state = state
+	resuming := len(loggedChunks) > 0 || len(loggedFiles) > 0
+	for i, fl := range f.m.Files {
+		rel := filepath.FromSlash(fl.Path)
+		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i], h: sha256.New()}
+		var end int64
+		for _, c := range f.m.FileChunks(i) {
+			end += int64(c.Len)
+			of.chunkEnd = append(of.chunkEnd, end)
+		}
+		of.have = make([]bool, len(of.chunkEnd))
+		f.files = append(f.files, of)
+		if d := path.Dir(fl.Path); d != "." {
+			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
+				return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
+			}
+		}
+		if resuming && f.finalIsDone(of, loggedFiles[i]) {
+			continue
+		}
+		fh, err := root.OpenFile(of.tmp, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
+		}
+		of.f = fh
+		if err := fh.Truncate(of.size); err != nil {
+			return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
+		}
+	}
+	f.buildJobs()
+	if resuming {
+		f.report(Progress{Phase: "resuming", Total: f.m.Size(), Files: len(f.files)})
+		if err := f.scanPartial(ctx, loggedChunks); err != nil {
+			return err
+		}
+	}
+	// Files already whole (empty ones, or all chunks found): finish now.
+	for _, of := range f.files {
+		if !of.done && of.frontier == len(of.have) {
+			if err := f.finish(of); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finalIsDone reports whether an earlier run completed file of: logged as
+// done with the right size, or, unlogged, with the right sha256.
+func (f *fetch) finalIsDone(of *outFile, logged bool) bool {
+	st, err := f.root.Stat(of.rel)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != of.size {
+		return false
+	}
+	if !logged {
+		fh, err := f.root.Open(of.rel)
+		if err != nil {
+			return false
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, fh)
+		fh.Close()
+		if err != nil || string(h.Sum(nil)) != string(f.m.Files[of.idx].SHA256) {
+			return false
+		}
+	}
+	of.done = true
+	of.frontier = len(of.have)
+	for k := range of.have {
+		of.have[k] = true
+		f.setHave(of.first + k)
+	}
+	f.done.Add(of.size)
+	return true
+}
+
+// scanPartial marks the chunks an earlier run left in temporary files:
+// logged ones as they are, others only if they hash right.
+func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
+	buf := make([]byte, content.MaxChunk)
+	for _, j := range f.jobs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var good []target
+		for k, t := range j.targets {
+			if t.file.done {
+				continue
+			}
+			ok := logged[j.idx[k]]
+			if !ok {
+				b := buf[:j.len]
+				if _, err := t.file.f.ReadAt(b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
+					ok = true
+				}
+			}
+			if ok {
+				good = append(good, t)
+			}
+		}
+		if len(good) == 0 {
+			continue
+		}
+		// A chunk present in one place is copied to the others.
+		var data []byte
+		if len(good) < len(j.targets) {
+			b := buf[:j.len]
+			if _, err := good[0].file.f.ReadAt(b, good[0].off); err != nil {
+				continue
+			}
+			data = b
+		}
+		for k, t := range j.targets {
+			if t.file.done {
+				continue
+			}
+			if data != nil {
+				if _, err := t.file.f.WriteAt(data, t.off); err != nil {
+					return err
+				}
+			}
+			t.file.mu.Lock()
+			t.file.have[t.chunk] = true
+			t.file.mu.Unlock()
+			f.setHave(j.idx[k])
+			f.done.Add(int64(j.len))
+		}
+		j.done = true
+		f.resumed.Add(1)
+	}
+	for _, of := range f.files {
+		if of.done {
+			continue
+		}
+		of.mu.Lock()
+		err := of.drain()
+		of.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildJobs makes one job per distinct chunk, with every place it goes.
+func (f *fetch) buildJobs() {
 	for i, of := range f.files {
 		var off int64
 		for k, c := range f.m.FileChunks(i) {
-			j := byCID[c.CID.Cid]
+			j := f.byCID[c.CID.Cid]
 			if j == nil {
 				j = &job{cid: c.CID.Cid, len: int(c.Len)}
-				byCID[c.CID.Cid] = j
-				out = append(out, j)
+				f.byCID[c.CID.Cid] = j
+				f.jobs = append(f.jobs, j)
 			}
-			j.targets = append(j.targets, target{file: of, chunk: k, off: off})
+			if !of.done {
+				j.targets = append(j.targets, target{file: of, chunk: k, off: off})
+				j.idx = append(j.idx, of.first+k)
+			}
 			off += int64(c.Len)
 		}
 	}
-	return out
+	// Chunks whose every place is in a file an earlier run completed.
+	for _, j := range f.jobs {
+		if len(j.targets) == 0 {
+			j.done = true
+			f.resumed.Add(1)
+		}
+	}
 }
 
-// run fetches every chunk and finishes every file. stopSearch ends the
-// provider search that feeds found.
-func (f *fetch) run(ctx context.Context, srcs []*source, found <-chan *source, stopSearch func()) (*GetResult, error) {
+func (f *fetch) setHave(i int) {
+	f.mu.Lock()
+	f.have[i/8] |= 1 << (i % 8)
+	f.mu.Unlock()
+}
+
+// haveMap is the fetch's have-map, for peers that ask.
+func (f *fetch) haveMap() protocol.HaveMap {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return protocol.HaveMap{Bits: append([]byte(nil), f.have...)}
+}
+
+// readChunk serves a chunk this fetch has verified and written.
+func (f *fetch) readChunk(c cid.Cid, buf []byte) ([]byte, bool) {
+	j := f.byCID[c]
+	if j == nil || len(buf) < j.len {
+		return nil, false
+	}
+	for k, t := range j.targets {
+		i := j.idx[k]
+		f.mu.Lock()
+		ok := f.have[i/8]&(1<<(i%8)) != 0
+		f.mu.Unlock()
+		if !ok {
+			continue
+		}
+		t.file.mu.Lock()
+		fh := t.file.f
+		var err error
+		if fh != nil {
+			_, err = fh.ReadAt(buf[:j.len], t.off)
+		}
+		t.file.mu.Unlock()
+		if fh != nil && err == nil {
+			return buf[:j.len], true
+		}
+	}
+	return nil, false
+}
+
+// run fetches every chunk still missing and finishes every file.
+func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopDiscovery func()) (*GetResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	total := f.m.Size()
-	// Files without chunks are complete already.
-	for _, of := range f.files {
-		if len(of.have) == 0 {
-			if err := f.finish(of); err != nil {
-				return nil, err
-			}
-		}
-	}
-	s := newScheduler(f.jobs())
+	s := newScheduler(f.jobs)
 	defer s.closeSources()
 	var workers sync.WaitGroup
 	start := func(src *source) {
 		if !s.addSource(src) {
 			return
+		}
+		if src.have != nil && src.files == nil {
+			workers.Go(func() { f.watchHave(ctx, s, src) })
 		}
 		for range src.workers {
 			workers.Go(func() {
@@ -450,46 +578,71 @@ func (f *fetch) run(ctx context.Context, srcs []*source, found <-chan *source, s
 			})
 		}
 	}
-	for _, src := range srcs {
+	for _, src := range early {
 		start(src)
 	}
-	// Keep adding sources as the search finds them.
+	disc.onRound(s.roundDone)
 	searching := make(chan struct{})
 	go func() {
 		defer close(searching)
-		for src := range found {
+		for src := range disc.out {
 			start(src)
 		}
-		s.searchDone()
 	}()
+
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	stallAfter := 2*time.Duration(f.n.cfg.RequestTimeout) + time.Duration(f.n.cfg.FindTimeout)
+	lastDone, lastMove := f.done.Load(), time.Now()
+	lastFlush, lastSort := time.Now(), time.Now()
+	var err error
 	for loop := true; loop; {
 		select {
 		case <-s.done:
 			loop = false
-		case <-tick.C:
-			f.report(Progress{Phase: "fetching", Done: f.done.Load(), Total: total, Peers: s.active(), Files: len(f.files)})
 		case <-ctx.Done():
 			loop = false
+		case now := <-tick.C:
+			d := f.done.Load()
+			f.report(Progress{Phase: "fetching", Done: d, Total: total, Peers: s.active(), Files: len(f.files)})
+			if d != lastDone {
+				lastDone, lastMove = d, now
+			} else if now.Sub(lastMove) > stallAfter {
+				s.stall(fmt.Errorf("%w: nothing arrived for %s (waiting for chunk %s)", ErrStalled, stallAfter, s.firstMissing()))
+			}
+			if now.Sub(lastSort) >= time.Second {
+				s.resort()
+				lastSort = now
+			}
+			if now.Sub(lastFlush) >= time.Second {
+				if err = f.flush(); err != nil {
+					s.stall(err)
+				}
+				lastFlush = now
+			}
 		}
 	}
-	err := s.err()
+	if err == nil {
+		err = s.err()
+	}
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
 	if err != nil {
 		cancel(err)
 	}
-	stopSearch()
+	stopDiscovery()
 	<-searching
 	workers.Wait()
+	if ferr := f.flush(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, err
 	}
 	for _, of := range f.files {
 		if !of.done {
-			return nil, fmt.Errorf("%s: not complete after every chunk arrived", content.Escape(of.rel))
+			return nil, fmt.Errorf("%s: not complete after every chunk arrived", content.Quote(of.rel))
 		}
 	}
 	if err := syncTree(f.dir, f.m); err != nil {
@@ -504,13 +657,44 @@ func (f *fetch) run(ctx context.Context, srcs []*source, found <-chan *source, s
 		}
 		f.infos[i] = content.FileInfo{Rel: f.m.Files[i].Path, Path: abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.m.Files[i].SHA256}
 	}
-	peers := 0
-	for _, src := range s.all {
-		if src.peer != "" && src.sent.Load() > 0 {
-			peers++
+	res := &GetResult{Files: len(f.files), Size: total, Refetch: int(f.refetch.Load()),
+		Chunks: f.moved.Load(), Resumed: f.resumed.Load()}
+	for _, src := range s.sources() {
+		st := SourceStat{Peer: src.name, Bytes: src.bytes.Load(), Chunks: src.chunks.Load()}
+		if st.Chunks == 0 {
+			continue
+		}
+		res.Sources = append(res.Sources, st)
+		if src.peer == "" {
+			res.Local += st.Bytes
+		} else {
+			res.Peers++
 		}
 	}
-	return &GetResult{Files: len(f.files), Size: total, Peers: peers, Refetch: int(f.refetch.Load()), Local: f.local.Load()}, nil
+	return res, nil
+}
+
+// watchHave keeps a partial holder's have-map fresh.
+func (f *fetch) watchHave(ctx context.Context, s *scheduler, src *source) {
+	for {
+		hm, err := src.have(ctx, f.m.Root)
+		switch {
+		case err == nil:
+			s.setHave(src, hm)
+			if hm.Complete {
+				return
+			}
+		case errors.Is(err, protocol.ErrNotFound):
+			// Found as a provider, holds nothing yet: ask again later.
+		default:
+			return // the stream broke; the workers will notice
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // work is one worker of a source: take a job, fetch, verify, write.
@@ -538,16 +722,17 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 		if err != nil {
 			protocol.Recycle(data)
 			if ctx.Err() != nil {
-				s.putBack(j)
+				s.release(j, src)
 				return nil
 			}
 			bad := errors.Is(err, content.ErrHashMismatch)
 			if bad {
 				f.n.log.Warn("peer sent a bad chunk; dropping it", "peer", src.name, "cid", j.cid)
+				f.n.strike(src.peer)
 			}
 			f.refetch.Add(1)
 			// A chunk the source lacks is asked of others; a source that
-			// lied or whose stream broke is dropped from this fetch.
+			// lied, broke or timed out is dropped from this fetch.
 			drop := bad || !(errors.Is(err, protocol.ErrNotFound) || errors.Is(err, protocol.ErrUnavailable) ||
 				errors.Is(err, content.ErrNotFound) || errors.Is(err, content.ErrChanged))
 			if ferr := s.fail(j, src, err, drop); ferr != nil {
@@ -558,29 +743,81 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 			}
 			continue
 		}
-		for _, t := range j.targets {
-			if _, err := t.file.f.WriteAt(data, t.off); err != nil {
-				return fmt.Errorf("writing %s: %w", content.Escape(t.file.rel), err)
-			}
+		if !s.claim(j) {
+			// Raced in the end game and another source won.
+			s.lost(j, src)
+			protocol.Recycle(data)
+			continue
 		}
-		for _, t := range j.targets {
-			whole, err := t.file.written(t.chunk, data)
-			if err == nil && whole {
-				err = f.finish(t.file)
+		werr := f.write(j, data)
+		protocol.Recycle(data)
+		if werr != nil {
+			return werr
+		}
+		s.complete(j, src)
+		src.bytes.Add(int64(j.len))
+		src.chunks.Add(1)
+		f.moved.Add(1)
+		if f.announced.CompareAndSwap(false, true) {
+			// Able to serve part of the model: tell the swarm.
+			go func() {
+				actx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := f.n.DHT.Provide(actx, f.m.Root, true); err != nil {
+					f.n.log.Debug("announcing a partial root", "root", f.m.Root, "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// write puts a verified chunk in every place it goes, logs it, and
+// finishes the files it completes.
+func (f *fetch) write(j *job, data []byte) error {
+	for _, t := range j.targets {
+		if _, err := t.file.f.WriteAt(data, t.off); err != nil {
+			return fmt.Errorf("writing %s: %w", content.Quote(t.file.rel), err)
+		}
+	}
+	for k, t := range j.targets {
+		f.setHave(j.idx[k])
+		f.mu.Lock()
+		f.dirty[t.file] = true
+		f.mu.Unlock()
+		f.state.add('c', j.idx[k])
+		whole, err := t.file.written(t.chunk, data)
+		if err == nil && whole {
+			err = f.finish(t.file)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	f.done.Add(int64(j.len * len(j.targets)))
+	return nil
+}
+
+// flush makes the progress log durable: first the data it names.
+func (f *fetch) flush() error {
+	return f.state.flush(func() error {
+		f.mu.Lock()
+		dirty := f.dirty
+		f.dirty = map[*outFile]bool{}
+		f.mu.Unlock()
+		for of := range dirty {
+			of.mu.Lock()
+			fh := of.f
+			var err error
+			if fh != nil && !of.done {
+				err = fh.Sync()
 			}
+			of.mu.Unlock()
 			if err != nil {
 				return err
 			}
 		}
-		protocol.Recycle(data)
-		n := int64(j.len * len(j.targets))
-		f.done.Add(n)
-		src.sent.Add(n)
-		if src.peer == "" {
-			f.local.Add(n)
-		}
-		s.complete(j)
-	}
+		return nil
+	})
 }
 
 // written records chunk k as written. When it extends the contiguous
@@ -590,50 +827,105 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 func (of *outFile) written(k int, data []byte) (bool, error) {
 	of.mu.Lock()
 	defer of.mu.Unlock()
-	of.have[k] = true
-	if k != of.frontier {
+	if of.done {
 		return false, nil
 	}
-	of.h.Write(data)
-	of.frontier++
+	of.have[k] = true
+	if k == of.frontier {
+		of.h.Write(data)
+		of.frontier++
+	}
+	if err := of.drain(); err != nil {
+		return false, err
+	}
+	return of.frontier == len(of.have), nil
+}
+
+// drain hashes, reading back from the file, every chunk after the frontier
+// that is already written. Called with of.mu held.
+func (of *outFile) drain() error {
 	for of.frontier < len(of.have) && of.have[of.frontier] {
-		start := of.chunkEnd[of.frontier-1]
+		start := int64(0)
+		if of.frontier > 0 {
+			start = of.chunkEnd[of.frontier-1]
+		}
 		n := of.chunkEnd[of.frontier] - start
 		if of.buf == nil {
 			of.buf = make([]byte, content.MaxChunk)
 		}
 		if _, err := of.f.ReadAt(of.buf[:n], start); err != nil {
-			return false, fmt.Errorf("reading back %s: %w", content.Escape(of.rel), err)
+			return fmt.Errorf("reading back %s: %w", content.Quote(of.rel), err)
 		}
 		of.h.Write(of.buf[:n])
 		of.frontier++
 	}
-	if of.frontier < len(of.have) {
-		return false, nil
+	if of.frontier == len(of.have) {
+		of.buf = nil
 	}
-	of.buf = nil
-	return true, nil
+	return nil
 }
 
-// finish checks a whole file's sha256, syncs it and renames it into place.
+// finish checks a whole file's sha256, syncs it, renames it into place,
+// syncs its folder and logs it. The file stays open for serving until the
+// fetch ends.
 func (f *fetch) finish(of *outFile) error {
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	if of.done {
+		return nil
+	}
 	if sum := of.h.Sum(nil); string(sum) != string(f.m.Files[of.idx].SHA256) {
-		return fmt.Errorf("%w: %s: whole-file sha256 does not match the manifest", ErrIntegrity, content.Escape(of.rel))
+		return fmt.Errorf("%w: %s: whole-file sha256 does not match the manifest", ErrIntegrity, content.Quote(of.rel))
 	}
 	if err := of.f.Sync(); err != nil {
 		return err
 	}
 	traceDurable("sync", of.tmp)
-	if err := of.f.Close(); err != nil {
-		return err
-	}
-	of.f = nil
 	if err := f.root.Rename(of.tmp, of.rel); err != nil {
 		return err
 	}
 	traceDurable("rename", of.rel)
+	if err := syncDir(filepath.Join(f.dir, filepath.Dir(of.rel))); err != nil {
+		return err
+	}
+	traceDurable("syncdir", filepath.Dir(of.rel))
 	of.done = true
+	f.state.add('f', of.idx)
 	return nil
+}
+
+// close ends a fetch that did not complete: files are closed, temporary
+// files and the progress log stay for a later run.
+func (f *fetch) close() {
+	for _, of := range f.files {
+		of.mu.Lock()
+		if of.f != nil {
+			of.f.Close()
+			of.f = nil
+		}
+		of.mu.Unlock()
+	}
+	if f.state != nil {
+		f.state.close()
+	}
+	if f.root != nil {
+		f.root.Close()
+	}
+}
+
+// complete ends a fetch that completed: files are closed and the progress
+// log removed.
+func (f *fetch) complete() error {
+	for _, of := range f.files {
+		of.mu.Lock()
+		if of.f != nil {
+			of.f.Close()
+			of.f = nil
+		}
+		of.mu.Unlock()
+	}
+	f.root.Close()
+	return f.state.remove()
 }
 
 // durableTrace, when set (by tests), is told of each step that makes a
@@ -666,7 +958,6 @@ func syncTree(dir string, m *content.Manifest) error {
 		if err := syncDir(filepath.Join(dir, filepath.FromSlash(dirs[i]))); err != nil {
 			return err
 		}
-		traceDurable("syncdir", filepath.FromSlash(dirs[i]))
 	}
 	return syncDir(filepath.Dir(dir))
 }

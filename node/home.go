@@ -45,6 +45,10 @@ type Config struct {
 	FindTimeout Duration `json:"find_timeout"`
 	// RequestTimeout bounds one block request to one peer.
 	RequestTimeout Duration `json:"request_timeout"`
+	// MaxUpload and MaxDownload cap the bytes this node sends and receives
+	// over the exchange protocol, e.g. "50MB/s"; "0" or empty: no cap.
+	MaxUpload   string `json:"max_upload"`
+	MaxDownload string `json:"max_download"`
 }
 
 // Duration is a time.Duration written as text ("30s") in JSON.
@@ -73,6 +77,8 @@ func DefaultConfig() Config {
 		API:            "127.0.0.1:0",
 		FindTimeout:    Duration(30 * time.Second),
 		RequestTimeout: Duration(30 * time.Second),
+		MaxUpload:      "0",
+		MaxDownload:    "0",
 	}
 }
 
@@ -99,6 +105,12 @@ func (c Config) Validate() error {
 	}
 	if c.FindTimeout <= 0 || c.RequestTimeout <= 0 {
 		return errors.New("config: timeouts must be positive")
+	}
+	if _, err := ParseRate(c.MaxUpload); err != nil {
+		return fmt.Errorf("config: max_upload: %w", err)
+	}
+	if _, err := ParseRate(c.MaxDownload); err != nil {
+		return fmt.Errorf("config: max_download: %w", err)
 	}
 	return nil
 }

@@ -13,11 +13,13 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/time/rate"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -40,6 +42,10 @@ type Node struct {
 	Index *content.Index
 	cfg   Config
 	log   *slog.Logger
+
+	store    *store
+	up, down *rate.Limiter // nil: unlimited
+	strikes  strikes
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc
@@ -95,9 +101,12 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel}
-	srv := &protocol.Server{Store: idx, Log: log}
-	h.SetStreamHandler(protocol.ID, srv.Handle)
+	upRate, _ := ParseRate(cfg.MaxUpload)
+	downRate, _ := ParseRate(cfg.MaxDownload)
+	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
+		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate)}
+	srv := &protocol.Server{Store: n.store, Log: log}
+	h.SetStreamHandler(protocol.ID, func(s network.Stream) { srv.Handle(limitStream(s, n.up, nil)) })
 	return n, nil
 }
 

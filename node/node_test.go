@@ -52,8 +52,8 @@ func newTestNode(t testing.TB, boot ...string) *Node {
 	return n
 }
 
-// network starts size nodes; every node but the first knows only the first.
-func network(t testing.TB, size int) []*Node {
+// cluster starts size nodes; every node but the first knows only the first.
+func cluster(t testing.TB, size int) []*Node {
 	t.Helper()
 	first := newTestNode(t)
 	nodes := []*Node{first}
@@ -108,7 +108,7 @@ func sameTree(t *testing.T, want, got string) {
 // byte-identical; then it serves what it fetched to a third node.
 func TestDHTNetworkFetch(t *testing.T) {
 	ctx := ctxT(t)
-	nodes := network(t, 8)
+	nodes := cluster(t, 8)
 	seeder, fetcher, third := nodes[3], nodes[7], nodes[5]
 	model := filepath.Join(t.TempDir(), "model")
 	if _, err := testmodel.Folder(model, 6, 1); err != nil {
@@ -174,7 +174,7 @@ func corrupt(t *testing.T, p string, at int64) {
 // an honest seeder beside it, the fetch completes with the right bytes.
 func TestCorruptSeeder(t *testing.T) {
 	ctx := ctxT(t)
-	nodes := network(t, 4)
+	nodes := cluster(t, 4)
 	bad, good, fetcher := nodes[1], nodes[2], nodes[3]
 	model := filepath.Join(t.TempDir(), "model")
 	if _, err := testmodel.Folder(model, 3, 2); err != nil {
@@ -195,36 +195,57 @@ func TestCorruptSeeder(t *testing.T) {
 	if !errors.Is(err, ErrIntegrity) {
 		t.Fatalf("err = %v, want ErrIntegrity", err)
 	}
-	// The corrupted file never reaches its final path and no temporary
-	// file is left; files that verified whole are kept, byte-identical.
+	// The corrupted file never reaches its final path; files that verified
+	// whole are kept, byte-identical, and so is the verified part of the
+	// rest, with the progress log, for a later run.
 	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(out, p)
+		if strings.HasPrefix(rel, StateDir) || strings.HasSuffix(rel, content.PartialExt) {
+			return nil
+		}
 		want, _ := os.ReadFile(filepath.Join(model, rel))
 		got, _ := os.ReadFile(p)
-		if rel == "model.safetensors" || strings.HasSuffix(p, content.PartialExt) || !bytes.Equal(want, got) {
+		if rel == "model.safetensors" || !bytes.Equal(want, got) {
 			t.Errorf("left behind after a failed fetch: %s", rel)
 		}
 		return nil
 	})
+	if _, err := os.Stat(filepath.Join(out, "model.safetensors"+content.PartialExt)); err != nil {
+		t.Errorf("verified part not kept: %v", err)
+	}
 
+	// With an honest seeder beside the corrupt one, running the same fetch
+	// again completes it, fetching only what was missing.
 	if _, err := good.Add(ctx, model, nil); err != nil {
 		t.Fatal(err)
 	}
-	out2 := filepath.Join(t.TempDir(), "out2")
-	res, err := fetcher.Get(ctx, im.M.Root, out2, GetOptions{})
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameTree(t, model, out2)
+	sameTree(t, model, out)
+	var left int64 // chunks of the one file the first run could not finish
+	for _, fl := range im.M.Files {
+		if fl.Path == "model.safetensors" {
+			left = int64(fl.Chunks)
+		}
+	}
+	distinct := map[cid.Cid]bool{}
+	for _, c := range im.M.Chunks {
+		distinct[c.CID.Cid] = true
+	}
+	if res.Resumed == 0 || res.Chunks >= left || res.Chunks+res.Resumed != int64(len(distinct)) {
+		t.Errorf("resumed %d and moved %d of %d chunks; the unfinished file has %d", res.Resumed, res.Chunks, len(distinct), left)
+	}
 	t.Logf("re-fetched %d chunks", res.Refetch)
 }
 
 func TestGetRefusals(t *testing.T) {
 	ctx := ctxT(t)
-	nodes := network(t, 2)
+	nodes := cluster(t, 2)
 	n := nodes[1]
 	n.cfg.FindTimeout = Duration(2 * time.Second)
 	nobody := content.SumCID(content.CodecDagCBOR, []byte("nobody provides this"))
@@ -264,7 +285,7 @@ func craft(t *testing.T, paths ...string) (cid.Cid, map[cid.Cid][]byte) {
 // Threat 15: hostile manifest paths are refused before anything is written.
 func TestHostileManifestPaths(t *testing.T) {
 	ctx := ctxT(t)
-	nodes := network(t, 3)
+	nodes := cluster(t, 3)
 	evil, fetcher := nodes[1], nodes[2]
 	cases := [][]string{
 		{"../../.bashrc"}, {"/etc/passwd"}, {"a/../../b"}, {`a\b`}, {"a\x00b"}, {"\x1b[2J"},
@@ -310,7 +331,7 @@ func TestHostileManifestPaths(t *testing.T) {
 // renamed, then its folder is fsynced, all before Get reports success.
 func TestDurableOrder(t *testing.T) {
 	ctx := ctxT(t)
-	nodes := network(t, 2)
+	nodes := cluster(t, 2)
 	model := filepath.Join(t.TempDir(), "model")
 	if _, err := testmodel.Folder(model, 2, 3); err != nil {
 		t.Fatal(err)

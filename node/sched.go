@@ -3,23 +3,53 @@ package node
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sort"
 	"sync"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/protocol"
 )
 
-// scheduler hands chunks to the workers of every source. A chunk a source
-// failed is never handed to that source again; a source that sent bad data
-// or broke is dropped. The fetch fails when some chunk has been failed by
-// every live source and no more sources can come.
+// maxRacers is how many sources may be asked for one chunk at once in the
+// end game, when nothing untried is left.
+const maxRacers = 3
+
+// job is one distinct chunk to fetch and every place it goes.
+type job struct {
+	cid      cid.Cid
+	len      int
+	targets  []target
+	idx      []int // indices in the manifest's chunk list
+	order    uint64
+	rarity   int
+	taken    bool // handed out from the pending list
+	claimed  bool // a verified copy is being written
+	done     bool
+	inRetry  bool
+	failed   map[*source]bool
+	inflight map[*source]bool
+}
+
+// scheduler hands chunks to the workers of every source: untried chunks
+// rarest first (ties in a random order of this fetch's own, so a crowd of
+// fetchers asks a seeder for different chunks), chunks that failed
+// somewhere to other sources, and in the end game the chunks still in
+// flight to a second and third source so one slow peer cannot hold up the
+// finish. A chunk a source failed is never handed to it again; a source
+// that sent bad data or broke is dropped.
 type scheduler struct {
 	mu        sync.Mutex
-	pending   []*job // not yet tried, in order; taken from the front
-	retry     []*job // failed by some source, or put back
+	pending   []*job // untried, in order; entries before head are taken
+	head      int
+	retry     []*job
+	inflight  map[*job]bool
 	remaining int
 	live      map[*source]bool
 	all       []*source
-	searching bool
+	exhausted bool // the last discovery round found no new source
 	errv      error
 	lastErr   error
 	change    chan struct{} // closed and replaced on every change
@@ -28,8 +58,17 @@ type scheduler struct {
 }
 
 func newScheduler(jobs []*job) *scheduler {
-	s := &scheduler{pending: jobs, remaining: len(jobs), live: map[*source]bool{}, searching: true,
+	s := &scheduler{remaining: len(jobs), live: map[*source]bool{}, inflight: map[*job]bool{},
 		change: make(chan struct{}), done: make(chan struct{})}
+	for _, j := range jobs {
+		if j.done {
+			s.remaining--
+			continue
+		}
+		j.order = rand.Uint64()
+		s.pending = append(s.pending, j)
+	}
+	sort.Slice(s.pending, func(a, b int) bool { return s.pending[a].order < s.pending[b].order })
 	if s.remaining == 0 {
 		close(s.done)
 		s.closed = true
@@ -55,8 +94,26 @@ func (s *scheduler) addSource(src *source) bool {
 		return false
 	}
 	s.live[src] = true
+	s.exhausted = false
 	s.broadcast()
 	return true
+}
+
+// setHave updates a source's have-map.
+func (s *scheduler) setHave(src *source, hm protocol.HaveMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src.hm = hm
+	s.broadcast()
+}
+
+// roundDone records the outcome of a discovery round.
+func (s *scheduler) roundDone(foundNew bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exhausted = !foundNew
+	s.check(true)
+	s.broadcast()
 }
 
 // take returns a job for src, or a channel to wait on, or neither when src
@@ -68,33 +125,108 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 		return nil, nil
 	}
 	for i, j := range s.retry {
-		if !j.failed[src] {
+		if !j.failed[src] && !j.inflight[src] && src.has(j) {
 			s.retry = append(s.retry[:i], s.retry[i+1:]...)
-			return j, nil
+			j.inRetry = false
+			return s.start(j, src), nil
 		}
 	}
-	if len(s.pending) > 0 {
-		j := s.pending[0]
-		s.pending[0] = nil
-		s.pending = s.pending[1:]
-		return j, nil
+	untried := false
+	for k := s.head; k < len(s.pending); k++ {
+		j := s.pending[k]
+		if j.taken {
+			if k == s.head {
+				s.head++
+			}
+			continue
+		}
+		untried = true
+		if src.has(j) {
+			j.taken = true
+			if k == s.head {
+				s.head++
+			}
+			return s.start(j, src), nil
+		}
+	}
+	if !untried {
+		// End game: race a chunk in flight elsewhere, the least raced one.
+		var best *job
+		for j := range s.inflight {
+			if len(j.inflight) < maxRacers && !j.inflight[src] && !j.failed[src] && src.has(j) &&
+				(best == nil || len(j.inflight) < len(best.inflight)) {
+				best = j
+			}
+		}
+		if best != nil {
+			return s.start(best, src), nil
+		}
 	}
 	return nil, s.change
 }
 
-func (s *scheduler) complete(*job) {
+func (s *scheduler) start(j *job, src *source) *job {
+	if j.inflight == nil {
+		j.inflight = map[*source]bool{}
+	}
+	j.inflight[src] = true
+	s.inflight[j] = true
+	return j
+}
+
+// claim lets exactly one verified copy of j be written.
+func (s *scheduler) claim(j *job) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if j.done || j.claimed {
+		return false
+	}
+	j.claimed = true
+	return true
+}
+
+// lost records that src's copy of j was not needed.
+func (s *scheduler) lost(j *job, src *source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(j.inflight, src)
+}
+
+// complete records j as delivered by src. It returns false when another
+// source delivered it first (the bytes are then not needed).
+func (s *scheduler) complete(j *job, src *source) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(j.inflight, src)
+	if j.done {
+		return false
+	}
+	j.done = true
+	delete(s.inflight, j)
 	s.remaining--
+	s.broadcast()
+	return true
+}
+
+// release returns a job src gave up on without a verdict (the fetch is
+// stopping).
+func (s *scheduler) release(j *job, src *source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requeue(j, src)
 	s.broadcast()
 }
 
-// putBack returns a job unfinished (the fetch is stopping).
-func (s *scheduler) putBack(j *job) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retry = append(s.retry, j)
-	s.broadcast()
+func (s *scheduler) requeue(j *job, src *source) {
+	delete(j.inflight, src)
+	if j.done || len(j.inflight) > 0 {
+		return
+	}
+	delete(s.inflight, j)
+	if !j.inRetry {
+		j.inRetry = true
+		s.retry = append(s.retry, j)
+	}
 }
 
 // fail records that src could not deliver j; drop removes src from the
@@ -112,54 +244,112 @@ func (s *scheduler) fail(j *job, src *source, err error, drop bool) error {
 	if s.lastErr == nil || errors.Is(err, content.ErrHashMismatch) {
 		s.lastErr = err
 	}
-	s.retry = append(s.retry, j)
-	s.check()
+	s.requeue(j, src)
+	s.check(false)
 	s.broadcast()
 	return s.errv
 }
 
-// searchDone records that no more sources will come.
-func (s *scheduler) searchDone() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.searching = false
-	s.check()
-	s.broadcast()
-}
-
-// check sets errv when some pending job can no longer be fetched.
-func (s *scheduler) check() {
-	if s.errv != nil || s.searching || s.remaining == 0 {
+// check sets errv when the fetch cannot finish: no more sources are coming
+// and either none is left or some chunk can come from none of those left.
+// full also looks at the untried chunks (a longer scan, done once a
+// discovery round ends rather than on every failure).
+func (s *scheduler) check(full bool) {
+	if s.errv != nil || !s.exhausted || s.remaining == 0 {
 		return
 	}
+	integrity := errors.Is(s.lastErr, content.ErrHashMismatch)
 	if len(s.live) == 0 {
-		s.errv = fmt.Errorf("every source failed (%v)", s.lastErr)
-		if errors.Is(s.lastErr, content.ErrHashMismatch) {
-			s.errv = fmt.Errorf("%w: every source sent bad data (%v)", ErrIntegrity, s.lastErr)
+		s.errv = fmt.Errorf("every source failed (last: %v)", s.lastErr)
+		if integrity {
+			s.errv = fmt.Errorf("%w: every source sent bad data (last: %v)", ErrIntegrity, s.lastErr)
 		}
 		return
 	}
-	for _, j := range s.retry {
-		stuck := true
-		for src := range s.live {
-			if !j.failed[src] {
-				stuck = false
-				break
-			}
-		}
-		if !stuck {
+	jobs := s.retry
+	if full {
+		jobs = append(append([]*job(nil), s.retry...), s.pending[s.head:]...)
+	}
+	for _, j := range jobs {
+		if j.done || j.taken && !j.inRetry || s.supplied(j) {
 			continue
 		}
 		switch {
-		case errors.Is(s.lastErr, content.ErrHashMismatch):
-			s.errv = fmt.Errorf("%w: no source sent a valid copy of chunk %s (%v)", ErrIntegrity, j.cid, s.lastErr)
-		case s.lastErr != nil:
-			s.errv = fmt.Errorf("no source could send chunk %s: %w", j.cid, s.lastErr)
+		case integrity && len(j.failed) > 0:
+			s.errv = fmt.Errorf("%w: no source sent a valid copy of chunk %s (last: %v)", ErrIntegrity, j.cid, s.lastErr)
+		case len(j.failed) > 0:
+			s.errv = fmt.Errorf("no source could send chunk %s (last: %v)", j.cid, s.lastErr)
 		default:
-			s.errv = fmt.Errorf("no source could send chunk %s", j.cid)
+			s.errv = fmt.Errorf("no source has chunk %s", j.cid)
 		}
 		return
 	}
+}
+
+// supplied reports whether some live source may still deliver j: one that
+// has not failed it and either holds it or is a partial holder of the root
+// that may get it later.
+func (s *scheduler) supplied(j *job) bool {
+	for src := range s.live {
+		if j.failed[src] {
+			continue
+		}
+		if src.has(j) || (src.files == nil && !src.hm.Complete && src.have != nil) {
+			return true
+		}
+	}
+	return false
+}
+
+// stall fails the fetch: nothing has arrived for too long.
+func (s *scheduler) stall(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errv == nil {
+		s.errv = err
+	}
+	s.broadcast()
+}
+
+// resort orders the untried chunks rarest first: by how many live sources
+// hold each, ties in this fetch's random order.
+func (s *scheduler) resort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rest := s.pending[:0]
+	for _, j := range s.pending[s.head:] {
+		if j.taken {
+			continue
+		}
+		j.rarity = 0
+		for src := range s.live {
+			if src.has(j) {
+				j.rarity++
+			}
+		}
+		rest = append(rest, j)
+	}
+	clear(s.pending[len(rest):])
+	s.pending, s.head = rest, 0
+	sort.SliceStable(s.pending, func(a, b int) bool {
+		x, y := s.pending[a], s.pending[b]
+		if x.rarity != y.rarity {
+			return x.rarity < y.rarity
+		}
+		return x.order < y.order
+	})
+}
+
+// firstMissing names a chunk not yet in, for a stall message.
+func (s *scheduler) firstMissing() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range append(append([]*job(nil), s.retry...), s.pending[s.head:]...) {
+		if !j.done {
+			return j.cid.String()
+		}
+	}
+	return "?"
 }
 
 func (s *scheduler) err() error {
@@ -174,13 +364,15 @@ func (s *scheduler) active() int {
 	return len(s.live)
 }
 
+func (s *scheduler) sources() []*source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*source(nil), s.all...)
+}
+
 // closeSources closes every source the fetch used.
 func (s *scheduler) closeSources() {
-	s.mu.Lock()
-	all := s.all
-	s.all = nil
-	s.mu.Unlock()
-	for _, src := range all {
+	for _, src := range s.sources() {
 		src.close()
 	}
 }

@@ -17,7 +17,8 @@ func TestScheduler(t *testing.T) {
 		}
 		return js
 	}
-	a, b := &source{name: "a"}, &source{name: "b"}
+	full := protocol.HaveMap{Complete: true}
+	a, b := &source{name: "a", hm: full}, &source{name: "b", hm: full}
 
 	// A chunk one source lacks goes to the other, never back to the first.
 	s := newScheduler(mk(2))
@@ -31,14 +32,14 @@ func TestScheduler(t *testing.T) {
 	if j2 == j1 {
 		t.Fatal("failed job handed back to the source that failed it")
 	}
-	s.complete(j2)
+	s.complete(j2, a)
 	if j, wait := s.take(a); j != nil || wait == nil {
 		t.Fatal("source a should wait: only a job it failed is left")
 	}
 	if j, _ := s.take(b); j != j1 {
 		t.Fatal("the other source did not get the failed job")
 	}
-	s.complete(j1)
+	s.complete(j1, b)
 	select {
 	case <-s.done:
 	default:
@@ -58,7 +59,7 @@ func TestScheduler(t *testing.T) {
 	if err := s.fail(j, b, bad, true); err != nil {
 		t.Fatal("failed while the search could still find sources")
 	}
-	s.searchDone()
+	s.roundDone(false)
 	if err := s.err(); !errors.Is(err, ErrIntegrity) {
 		t.Fatalf("err = %v, want ErrIntegrity", err)
 	}

@@ -61,19 +61,43 @@ func NewClient(s Stream) *Client {
 // (a longer reply fails with ErrTooLong and ends the stream). The caller
 // verifies the bytes against c, and may hand them back with Recycle.
 func (c *Client) Get(ctx context.Context, id cid.Cid, max int) ([]byte, error) {
+	r, err := c.roundTrip(ctx, KindGet, id, max)
+	if err != nil {
+		return nil, err
+	}
+	if r.Data == nil {
+		return nil, fmt.Errorf("%w: expected a block", ErrMalformed)
+	}
+	return r.Data, nil
+}
+
+// Have asks which chunks of root the peer holds.
+func (c *Client) Have(ctx context.Context, root cid.Cid) (HaveMap, error) {
+	r, err := c.roundTrip(ctx, KindHave, root, 0)
+	if err != nil {
+		return HaveMap{}, err
+	}
+	if r.Have == nil {
+		Recycle(r.Data)
+		return HaveMap{}, fmt.Errorf("%w: expected a have-map", ErrMalformed)
+	}
+	return *r.Have, nil
+}
+
+func (c *Client) roundTrip(ctx context.Context, kind byte, id cid.Cid, max int) (Response, error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return Response{}, ctx.Err()
 	case <-c.done:
-		return nil, c.failure()
+		return Response{}, c.failure()
 	}
 	cl := &call{max: max, ch: make(chan Response, 1)}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
 		<-c.slots
-		return nil, c.err
+		return Response{}, c.err
 	}
 	rid := c.next
 	c.next++
@@ -82,7 +106,7 @@ func (c *Client) Get(ctx context.Context, id cid.Cid, max int) ([]byte, error) {
 
 	c.wmu.Lock()
 	_ = c.s.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	err := writeFrame(c.bw, AppendRequest(nil, rid, id), nil)
+	err := writeFrame(c.bw, AppendRequest(nil, kind, rid, id), nil)
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -93,11 +117,11 @@ func (c *Client) Get(ctx context.Context, id cid.Cid, max int) ([]byte, error) {
 	select {
 	case r := <-cl.ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return Response{}, r.Err
 		}
-		return r.Data, nil
+		return r, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return Response{}, ctx.Err()
 	}
 }
 

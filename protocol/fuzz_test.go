@@ -9,15 +9,15 @@ import (
 )
 
 func FuzzDecodeRequest(f *testing.F) {
-	f.Add(AppendRequest(nil, 1, content.SumCID(content.CodecRaw, []byte("x"))))
-	f.Add(AppendRequest(nil, 1<<40, content.SumCID(content.CodecDagCBOR, []byte("y"))))
-	f.Add([]byte{kindGet, 0x80})
+	f.Add(AppendRequest(nil, KindGet, 1, content.SumCID(content.CodecRaw, []byte("x"))))
+	f.Add(AppendRequest(nil, KindHave, 1<<40, content.SumCID(content.CodecDagCBOR, []byte("y"))))
+	f.Add([]byte{KindGet, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := DecodeRequest(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(AppendRequest(nil, req.ID, req.CID), b) {
+		if !bytes.Equal(AppendRequest(nil, req.Kind, req.ID, req.CID), b) {
 			// Non-minimal varints may decode; they must still name an
 			// allowed CID.
 			if content.CheckCID(req.CID) != nil {
@@ -30,6 +30,8 @@ func FuzzDecodeRequest(f *testing.F) {
 func FuzzDecodeResponse(f *testing.F) {
 	f.Add(append(appendBlockHeader(nil, 3), "data"...))
 	f.Add(AppendError(nil, 4, CodeNotFound, "not found"))
+	f.Add(append(appendHaveHeader(nil, 5, false), 0xff, 0x01))
+	f.Add(appendHaveHeader(nil, 6, true))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeResponse(b)
 		if err != nil {
@@ -37,6 +39,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if len(r.Data) > content.MaxBlock || len(r.Text) > 4*MaxErrorText+4 {
 			t.Fatal("response beyond its caps")
+		}
+		if r.Have != nil && (len(r.Have.Bits) > MaxHaveMap || (r.Have.Complete && len(r.Have.Bits) > 0)) {
+			t.Fatal("have-map beyond its caps")
 		}
 	})
 }

@@ -38,6 +38,16 @@ func (m mapStore) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 	return buf[:copy(buf, b)], nil
 }
 
+func (m mapStore) Have(root cid.Cid) (HaveMap, error) {
+	if _, ok := m[root]; !ok {
+		return HaveMap{}, content.ErrNotFound
+	}
+	if root.Type() == content.CodecDagCBOR {
+		return HaveMap{Bits: []byte{0b101}}, nil
+	}
+	return HaveMap{Complete: true}, nil
+}
+
 func newHost(t *testing.T) host.Host {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
@@ -105,7 +115,16 @@ func TestExchange(t *testing.T) {
 	if data, err := cl.Get(ctx, bc, content.MaxBlock); err != nil || !bytes.Equal(data, blk) {
 		t.Fatalf("manifest block: %v", err)
 	}
+	if hm, err := cl.Have(ctx, bc); err != nil || hm.Complete || !hm.Has(0) || hm.Has(1) || !hm.Has(2) || hm.Has(3) || hm.Has(1000) {
+		t.Fatalf("partial have-map: %+v %v", hm, err)
+	}
+	if hm, err := cl.Have(ctx, raws[0]); err != nil || !hm.Complete || !hm.Has(12345) {
+		t.Fatalf("complete have-map: %+v %v", hm, err)
+	}
 	missing := content.SumCID(content.CodecRaw, []byte("nobody has this"))
+	if _, err := cl.Have(ctx, missing); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("have-map of an unknown root: err = %v", err)
+	}
 	if _, err := cl.Get(ctx, missing, content.MaxBlock); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing block: err = %v", err)
 	}
@@ -214,7 +233,7 @@ func TestServerRefusesOversizedRequest(t *testing.T) {
 
 func TestDecodeRoundTrip(t *testing.T) {
 	c := content.SumCID(content.CodecRaw, []byte("x"))
-	req, err := DecodeRequest(AppendRequest(nil, 77, c))
+	req, err := DecodeRequest(AppendRequest(nil, KindGet, 77, c))
 	if err != nil || req.ID != 77 || req.CID != c {
 		t.Fatalf("request: %+v %v", req, err)
 	}

@@ -20,6 +20,9 @@ type Store interface {
 	Block(c cid.Cid) ([]byte, error)
 	// ReadChunk reads a chunk into buf (MaxBlock bytes) and returns it.
 	ReadChunk(c cid.Cid, buf []byte) ([]byte, error)
+	// Have says which chunks of a root are held (content.ErrNotFound when
+	// none is).
+	Have(root cid.Cid) (HaveMap, error)
 }
 
 // Server answers requests on inbound streams.
@@ -79,18 +82,36 @@ func (s *Server) Handle(st network.Stream) {
 		case err != nil:
 			hdr = AppendError(hdr, req.ID, CodeBadRequest, err.Error())
 		default:
-			if req.CID.Type() == content.CodecDagCBOR {
+			var hm HaveMap
+			switch {
+			case req.Kind == KindHave:
+				hm, err = s.Store.Have(req.CID)
+				data = hm.Bits
+				if len(data) > MaxHaveMap {
+					err = ErrTooLong
+				}
+			case req.CID.Type() == content.CodecDagCBOR:
 				data, err = s.Store.Block(req.CID)
-			} else {
+			default:
 				data, err = s.Store.ReadChunk(req.CID, *bufp)
 			}
 			switch {
+			case err == nil && req.Kind == KindHave:
+				hdr = appendHaveHeader(hdr, req.ID, hm.Complete)
+				if hm.Complete {
+					data = nil
+				}
 			case err == nil:
 				hdr = appendBlockHeader(hdr, req.ID)
+			case errors.Is(err, ErrTooLong):
+				data = nil
+				hdr = AppendError(hdr, req.ID, CodeTooLarge, "have-map too large")
 			case errors.Is(err, content.ErrNotFound):
+				data = nil
 				hdr = AppendError(hdr, req.ID, CodeNotFound, "not found")
 			default:
 				log.Warn("xfer: cannot serve block", "cid", req.CID, "err", err)
+				data = nil
 				hdr = AppendError(hdr, req.ID, CodeUnavailable, "unavailable")
 			}
 		}
@@ -104,7 +125,7 @@ func (s *Server) Handle(st network.Stream) {
 			_ = st.Reset()
 			return
 		}
-		if s.Served != nil && data != nil {
+		if s.Served != nil && data != nil && req.Kind == KindGet {
 			s.Served(len(data))
 		}
 	}

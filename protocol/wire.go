@@ -14,7 +14,8 @@ import (
 )
 
 // ID is the protocol ID of the exchange. Change the encoding, bump it.
-const ID = "/shoal/xfer/1.0.0"
+// 1.1.0 added the have-map request.
+const ID = "/shoal/xfer/1.1.0"
 
 // Limits.
 const (
@@ -29,12 +30,35 @@ const (
 	MaxInFlight = 32
 )
 
-// Message kinds, the first byte of a frame body.
+// Request kinds, the first byte of a request body.
 const (
-	kindGet   = 0x01
+	KindGet  byte = 0x01 // a block by CID
+	KindHave byte = 0x02 // the have-map of a root
+)
+
+// Response kinds.
+const (
 	kindBlock = 0x81
 	kindError = 0x82
+	kindHave  = 0x83
 )
+
+// MaxHaveMap caps a have-map's bitfield: one bit per chunk reference of
+// the manifest, so up to 8 Mi chunks (8 TiB of 1 MiB chunks).
+const MaxHaveMap = content.MaxBlock
+
+// HaveMap says which chunks of a root a peer holds: all of them, or those
+// whose bit is set in Bits (bit i of the manifest's chunk list is
+// Bits[i/8] & (1 << (i%8))).
+type HaveMap struct {
+	Complete bool
+	Bits     []byte
+}
+
+// Has reports whether chunk reference i is held.
+func (h HaveMap) Has(i int) bool {
+	return h.Complete || (i/8 < len(h.Bits) && h.Bits[i/8]&(1<<(i%8)) != 0)
+}
 
 // Code is an error reply's reason.
 type Code byte
@@ -125,40 +149,55 @@ func writeFrame(w *bufio.Writer, hdr, payload []byte) error {
 
 // Request is a decoded request.
 type Request struct {
-	ID  uint64
-	CID cid.Cid
+	Kind byte
+	ID   uint64
+	CID  cid.Cid
 }
 
 // AppendRequest encodes a request body.
-func AppendRequest(b []byte, id uint64, c cid.Cid) []byte {
-	b = append(b, kindGet)
+func AppendRequest(b []byte, kind byte, id uint64, c cid.Cid) []byte {
+	b = append(b, kind)
 	b = binary.AppendUvarint(b, id)
 	return append(b, c.Bytes()...)
 }
 
 // DecodeRequest parses a request body; the CID must pass the allowlist.
 func DecodeRequest(b []byte) (Request, error) {
-	if len(b) < 2 || b[0] != kindGet {
+	if len(b) < 2 || (b[0] != KindGet && b[0] != KindHave) {
 		return Request{}, fmt.Errorf("%w: not a request", ErrMalformed)
 	}
 	id, n := binary.Uvarint(b[1:])
 	if n <= 0 {
 		return Request{}, fmt.Errorf("%w: request id", ErrMalformed)
 	}
+	r := Request{Kind: b[0], ID: id}
 	c, err := content.CastCID(b[1+n:])
 	if err != nil {
-		return Request{ID: id}, err
+		return r, err
 	}
-	return Request{ID: id, CID: c}, nil
+	r.CID = c
+	return r, nil
 }
 
-// Response is a decoded response: a block, or an error code and text.
+// Response is a decoded response: a block, a have-map, or an error code
+// and text.
 type Response struct {
 	ID   uint64
-	Data []byte // the block; aliases the frame buffer
-	Err  error  // set for an error reply
+	Data []byte   // the block
+	Have *HaveMap // the have-map
+	Err  error    // set for an error reply
 	Code Code
 	Text string
+}
+
+// appendHaveHeader encodes the header of a have-map reply.
+func appendHaveHeader(b []byte, id uint64, complete bool) []byte {
+	b = append(b, kindHave)
+	b = binary.AppendUvarint(b, id)
+	if complete {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 // appendBlockHeader encodes the header of a block reply.
@@ -180,7 +219,7 @@ func AppendError(b []byte, id uint64, code Code, text string) []byte {
 
 // DecodeResponse parses a response body.
 func DecodeResponse(b []byte) (Response, error) {
-	if len(b) < 2 || (b[0] != kindBlock && b[0] != kindError) {
+	if len(b) < 2 || (b[0] != kindBlock && b[0] != kindError && b[0] != kindHave) {
 		return Response{}, fmt.Errorf("%w: not a response", ErrMalformed)
 	}
 	id, n := binary.Uvarint(b[1:])
@@ -188,11 +227,17 @@ func DecodeResponse(b []byte) (Response, error) {
 		return Response{}, fmt.Errorf("%w: response id", ErrMalformed)
 	}
 	rest := b[1+n:]
-	if b[0] == kindBlock {
+	switch b[0] {
+	case kindBlock:
 		if len(rest) > content.MaxBlock {
 			return Response{}, fmt.Errorf("%w: block of %d bytes", ErrFrameTooLarge, len(rest))
 		}
 		return Response{ID: id, Data: rest}, nil
+	case kindHave:
+		if len(rest) < 1 || len(rest) > 1+MaxHaveMap || rest[0] > 1 || (rest[0] == 1 && len(rest) != 1) {
+			return Response{}, fmt.Errorf("%w: have-map", ErrMalformed)
+		}
+		return Response{ID: id, Have: &HaveMap{Complete: rest[0] == 1, Bits: rest[1:]}}, nil
 	}
 	if len(rest) < 1 || len(rest) > 1+MaxErrorText {
 		return Response{}, fmt.Errorf("%w: error reply", ErrMalformed)
@@ -266,12 +311,12 @@ func ReadResponse(r *bufio.Reader) (Response, error) {
 			return Response{}, io.ErrUnexpectedEOF
 		}
 		return Response{ID: id, Data: buf}, nil
-	case kindError:
-		if rest < 1 || rest > 1+MaxErrorText {
-			return Response{}, fmt.Errorf("%w: error reply", ErrMalformed)
+	case kindError, kindHave:
+		if rest < 1 || (kind == kindError && rest > 1+MaxErrorText) || rest > 1+MaxHaveMap {
+			return Response{}, fmt.Errorf("%w: reply of %d bytes", ErrMalformed, rest)
 		}
 		body := make([]byte, 0, 1+10+rest)
-		body = append(body, kindError)
+		body = append(body, kind)
 		body = binary.AppendUvarint(body, id)
 		body = body[:len(body)+rest]
 		if _, err := io.ReadFull(r, body[len(body)-rest:]); err != nil {

@@ -65,7 +65,8 @@ check "add prints a CIDv1 dag-cbor root" grep -q '^bafyrei' <<<"$CID"
 check "get with no daemon exits 0" test $? -eq 0
 cat "$WORK/get.out"
 check "fetched tree is byte-identical (sha256sum)" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out")
-check "no temporary files left" test -z "$(find "$WORK/out" -name '*.shoal-part')"
+check "no temporary files or fetch state left" test -z "$(find "$WORK/out" -name '*.shoal-part' -o -name .shoal-fetch)"
+TOTAL=$(grep -o '[0-9]* chunks moved' "$WORK/get.out" | cut -d' ' -f1)
 check "getter lists the fetched model" grep -q "$CID" <("$SHOAL" --home "$WORK/getter" ls)
 check "verify of the fetched model passes" "$SHOAL" --home "$WORK/getter" verify "$CID"
 check "pickle file is marked in ls" grep -q 'extra.bin.*pickle' <("$SHOAL" --home "$WORK/getter" ls "$CID")
@@ -106,7 +107,38 @@ touch -d "$TS" "$F"
 expect_fail "corrupt peer: integrity error" "integrity" \
 	"$SHOAL" --home "$WORK/getter" get "$CID2" -o "$WORK/out2" --bootstrap "$BOOT" --listen $LOOP
 check "corrupt peer: corrupted file never written" test ! -e "$WORK/out2/model.safetensors"
-check "corrupt peer: no temporary files left" test -z "$(find "$WORK/out2" -name '*.shoal-part' 2>/dev/null)"
+check "corrupt peer: verified part kept for resume" test -d "$WORK/out2/.shoal-fetch"
+
+echo "# a corrupt copy beside an honest one"
+cp -a "$WORK/model" "$WORK/modelcopy"
+CIDC=$("$SHOAL" --home "$WORK/evil" add --quiet "$WORK/modelcopy")
+check "corrupt copy has the same CID" test "$CIDC" = "$CID"
+F="$WORK/modelcopy/model.safetensors"
+TS=$(stat -c %y "$F")
+for off in 100 3000000 20000000 50000000; do
+	printf '\x5a\xa5' | dd of="$F" bs=1 seek=$off conv=notrunc status=none
+done
+touch -d "$TS" "$F"
+"$SHOAL" --home "$WORK/getter2" get "$CID" -o "$WORK/out3" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get3.out" 2>"$WORK/get3.err"
+check "get beside a corrupt seeder exits 0" test $? -eq 0
+check "get beside a corrupt seeder is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out3")
+
+echo "# kill -9 and resume"
+"$SHOAL" --home "$WORK/getter3" get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP --max-download 16MB/s >/dev/null 2>&1 &
+KP=$!
+sleep 2
+kill -9 $KP 2>/dev/null
+wait $KP 2>/dev/null
+check "killed get left a partial fetch" test -d "$WORK/out4/.shoal-fetch"
+"$SHOAL" --home "$WORK/getter3" --json get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get4.out" 2>"$WORK/get4.err"
+check "resumed get exits 0" test $? -eq 0
+RES=$(tail -1 "$WORK/get4.out")
+MOVED=$(grep -o '"chunks":[0-9]*' <<<"$RES" | head -1 | cut -d: -f2)
+RESUMED=$(grep -o '"resumed":[0-9]*' <<<"$RES" | head -1 | cut -d: -f2)
+echo "full fetch moved $TOTAL chunks; the resumed one moved $MOVED and found $RESUMED done"
+check "resume moved only what was missing" test -n "$MOVED" -a "${RESUMED:-0}" -gt 0 -a $((MOVED + RESUMED)) -eq "$TOTAL"
+check "resumed tree is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out4")
+check "resume cleaned up" test -z "$(find "$WORK/out4" -name '*.shoal-part' -o -name .shoal-fetch)"
 
 echo "# hostile manifest"
 "$WORK/bin/hostile" --bootstrap "$BOOT" --path ../../evil.txt >"$WORK/hostile.out" 2>"$WORK/hostile.log" &

@@ -11,7 +11,7 @@ import (
 
 func (a *app) daemonCmd() *cobra.Command {
 	var listen, boot []string
-	var api, mode string
+	var api, mode, maxUp, maxDown string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a node: serve, announce and fetch until stopped",
@@ -25,7 +25,8 @@ Flags override config.json for this run.`,
 		Example: exampleBlock(
 			"shoal daemon",
 			"shoal daemon --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...",
-			"shoal daemon --dht-mode server   # a reachable, always-on node (a mirror)"),
+			"shoal daemon --dht-mode server   # a reachable, always-on node (a mirror)",
+			"shoal daemon --max-upload 20MB/s"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := a.home()
@@ -47,6 +48,12 @@ Flags override config.json for this run.`,
 			}
 			if mode != "" {
 				cfg.DHTMode = mode
+			}
+			if maxUp != "" {
+				cfg.MaxUpload = maxUp
+			}
+			if maxDown != "" {
+				cfg.MaxDownload = maxDown
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -72,5 +79,7 @@ Flags override config.json for this run.`,
 	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "multiaddr of a bootstrap peer, with /p2p/ID (repeatable)")
 	cmd.Flags().StringVar(&api, "api", "", "loopback host:port for the local API (default from config, 127.0.0.1:0)")
 	cmd.Flags().StringVar(&mode, "dht-mode", "", "DHT mode: server (reachable nodes), client or auto")
+	cmd.Flags().StringVar(&maxUp, "max-upload", "", "cap on upload rate, e.g. 50MB/s (default from config: none)")
+	cmd.Flags().StringVar(&maxDown, "max-download", "", "cap on download rate, e.g. 100MB/s (default from config: none)")
 	return cmd
 }

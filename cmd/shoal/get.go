@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -13,97 +14,160 @@ import (
 	"github.com/shoal-p2p/shoal/node"
 )
 
+type getFlags struct {
+	out            string
+	force          bool
+	boot, listen   []string
+	timeout        time.Duration
+	maxUp, maxDown string
+}
+
 func (a *app) getCmd() *cobra.Command {
-	var out string
-	var force bool
-	var boot, listen []string
-	var timeout time.Duration
+	var g getFlags
 	cmd := &cobra.Command{
 		Use:   "get CID -o DIR",
 		Short: "Fetch a model by CID into a folder, verified",
-		Long: `Find who provides the model on the DHT, fetch its manifest, then fetch
-every chunk from every provider, verifying each chunk's hash before it is
-written. Each file is written under a temporary name and renamed into place
-only when its whole-file sha256 matches. The fetched folder is then served
-by this node.
+		Long: `Find who holds the model on the DHT (the providers of its root and of each
+of its files, looked up again while the fetch runs), fetch its manifest,
+then fetch chunks from every provider at once, rarest first, verifying each
+chunk's hash before it is written. A peer that sends a bad chunk is dropped;
+a peer that stops answering has its chunks asked of others. Each file is
+written under a temporary name and renamed into place only when its
+whole-file sha256 matches. While fetching, this node already serves the
+chunks it has to other fetchers; afterwards it serves the folder.
+
+Interrupted (Ctrl-C, kill -9, a crash), run the same command again: it
+fetches only what is missing. Progress is kept in DIR/.shoal-fetch until
+the fetch completes.
 
 With a daemon running, the daemon fetches (and keeps seeding). Without one,
 an in-process node runs for the length of the command: give it
 --bootstrap (or set bootstrap in config.json).
 
-DIR must not exist or be empty, unless --force.`,
+DIR must not exist, be empty, or hold an unfinished fetch of the same CID,
+unless --force. With --json, progress events and then the result are
+printed one JSON object per line.`,
 		Example: exampleBlock(
 			"shoal get bafyrei... -o ./model",
-			"shoal get bafyrei... -o ./model --bootstrap /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW..."),
+			"shoal get bafyrei... -o ./model --bootstrap /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...",
+			"shoal get bafyrei... -o ./model --max-download 50MB/s --json"),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, err := content.ParseCID(args[0])
 			if err != nil {
 				return err
 			}
-			if out == "" {
+			if g.out == "" {
 				return fmt.Errorf("missing -o DIR: where to write the model")
 			}
-			dir, err := filepath.Abs(out)
+			dir, err := filepath.Abs(g.out)
 			if err != nil {
 				return err
 			}
-			if err := node.CheckOutputDir(dir, force); err != nil {
+			if err := node.CheckGetDir(dir, root, g.force); err != nil {
 				return err
+			}
+			for _, r := range []string{g.maxUp, g.maxDown} {
+				if _, err := node.ParseRate(r); err != nil {
+					return err
+				}
 			}
 			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			b := a.newBar("fetching", 0)
+			progress := a.getProgress()
 			var res *node.GetResult
 			if c != nil {
-				res, err = c.Get(cmd.Context(), root.String(), dir, force, b.update)
+				if g.maxUp != "" || g.maxDown != "" || len(g.boot) > 0 {
+					fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap and rate limits come from its configuration")
+				}
+				res, err = c.Get(cmd.Context(), root.String(), dir, g.force, progress.update)
 			} else {
-				res, err = a.getInProcess(cmd, h, root, dir, force, boot, listen, timeout, b)
+				res, err = a.getInProcess(cmd, h, root, dir, g, progress.update)
 			}
-			b.finish()
+			progress.finish()
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return a.printJSON(res)
+				return json.NewEncoder(a.stdout).Encode(node.Event{Event: "result", Result: mustJSON(res)})
 			}
 			for _, p := range res.Pickle {
 				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
 			}
 			secs := res.Elapsed.Seconds()
 			rate := float64(res.Size) / max(secs, 1e-3)
-			fmt.Fprintf(a.stdout, "fetched %s: %d files, %s in %.1fs (%s/s) from %s, %d chunks re-fetched\n",
-				res.Root, res.Files, humanBytes(res.Size), secs, humanBytes(int64(rate)), plural(res.Peers, "peer"), res.Refetch)
+			resumed := ""
+			if res.Resumed > 0 {
+				resumed = fmt.Sprintf(", %d already there from an earlier run", res.Resumed)
+			}
+			fmt.Fprintf(a.stdout, "fetched %s: %d files, %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
+				res.Root, res.Files, humanBytes(res.Size), secs, humanBytes(int64(rate)), plural(res.Peers, "peer"),
+				res.Chunks, resumed, res.Refetch)
 			fmt.Fprintln(a.stdout, res.Dir)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "folder to write the model to (required)")
-	cmd.Flags().BoolVar(&force, "force", false, "write into an existing non-empty folder")
-	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
-	cmd.Flags().StringArrayVar(&listen, "listen", nil, "listen multiaddr of the in-process node (default: any port, all interfaces)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
+	f := cmd.Flags()
+	f.StringVarP(&g.out, "output", "o", "", "folder to write the model to (required)")
+	f.BoolVar(&g.force, "force", false, "write into an existing non-empty folder")
+	f.StringArrayVar(&g.boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
+	f.StringArrayVar(&g.listen, "listen", nil, "listen multiaddr of the in-process node (default: any port, all interfaces)")
+	f.DurationVar(&g.timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
+	f.StringVar(&g.maxDown, "max-download", "", "cap on download rate without a daemon, e.g. 50MB/s")
+	f.StringVar(&g.maxUp, "max-upload", "", "cap on upload rate to other fetchers without a daemon, e.g. 10MB/s")
 	return cmd
 }
 
-func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir string, force bool, boot, listen []string, timeout time.Duration, b *bar) (*node.GetResult, error) {
+// getProgress is a bar on a terminal, NDJSON events with --json, or
+// nothing.
+type getProgress struct {
+	bar *bar
+	a   *app
+}
+
+func (a *app) getProgress() *getProgress {
+	return &getProgress{bar: a.newBar("fetching", 0), a: a}
+}
+
+func (p *getProgress) update(pr node.Progress) {
+	if p.a.json {
+		_ = json.NewEncoder(p.a.stdout).Encode(node.Event{Event: "progress", Progress: &pr})
+		return
+	}
+	p.bar.update(pr)
+}
+
+func (p *getProgress) finish() { p.bar.finish() }
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir string, g getFlags, progress func(node.Progress)) (*node.GetResult, error) {
 	cfg, err := h.Config()
 	if err != nil {
 		return nil, err
 	}
 	cfg.Listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
-	if len(listen) > 0 {
-		cfg.Listen = listen
+	if len(g.listen) > 0 {
+		cfg.Listen = g.listen
 	}
-	if len(boot) > 0 {
-		cfg.Bootstrap = boot
+	if len(g.boot) > 0 {
+		cfg.Bootstrap = g.boot
 	}
-	if timeout > 0 {
-		cfg.FindTimeout = node.Duration(timeout)
+	if g.timeout > 0 {
+		cfg.FindTimeout = node.Duration(g.timeout)
 	}
-	// A short-lived node asks the DHT but does not serve it.
+	if g.maxUp != "" {
+		cfg.MaxUpload = g.maxUp
+	}
+	if g.maxDown != "" {
+		cfg.MaxDownload = g.maxDown
+	}
+	// A short-lived node asks the DHT but does not answer it.
 	cfg.DHTMode = "client"
 	if len(cfg.Bootstrap) == 0 {
 		fmt.Fprintln(a.stderr, "note: no daemon and no bootstrap peers: only what this node already holds can be found")
@@ -116,5 +180,5 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir st
 	if err := n.Bootstrap(cmd.Context()); err != nil {
 		return nil, err
 	}
-	return n.Get(cmd.Context(), root, dir, node.GetOptions{Force: force, Progress: b.update})
+	return n.Get(cmd.Context(), root, dir, node.GetOptions{Force: g.force, Progress: progress})
 }

@@ -1,0 +1,261 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// source is somewhere chunks come from: this node's own index or a peer.
+type source struct {
+	name    string
+	peer    peer.ID // empty for this node
+	workers int
+	get     func(ctx context.Context, c cid.Cid, max int) ([]byte, error)
+	// have asks for the source's have-map of a root; nil means the source
+	// holds everything it is asked for.
+	have  func(ctx context.Context, root cid.Cid) (protocol.HaveMap, error)
+	close func()
+
+	// Guarded by the scheduler's mutex.
+	hm    protocol.HaveMap
+	files map[int]bool // a file-key provider: only these files (nil: any)
+
+	bytes  atomic.Int64
+	chunks atomic.Int64
+}
+
+// has reports whether the source is believed to hold j. Called with the
+// scheduler's mutex held.
+func (s *source) has(j *job) bool {
+	if s.files != nil {
+		for _, t := range j.targets {
+			if s.files[t.file.idx] {
+				return true
+			}
+		}
+		return false
+	}
+	if s.hm.Complete {
+		return true
+	}
+	for _, i := range j.idx {
+		if s.hm.Has(i) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) localSource() *source {
+	return &source{
+		name:    "local",
+		workers: 2,
+		hm:      protocol.HaveMap{Complete: true},
+		get: func(_ context.Context, c cid.Cid, max int) ([]byte, error) {
+			if c.Type() == content.CodecDagCBOR {
+				return n.Index.Block(c)
+			}
+			return n.Index.ReadChunk(c, make([]byte, max))
+		},
+		close: func() {},
+	}
+}
+
+func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error) {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := n.Host.Connect(cctx, p); err != nil {
+		return nil, err
+	}
+	s, err := n.Host.NewStream(cctx, p.ID, protocol.ID)
+	if err != nil {
+		return nil, err
+	}
+	cl := protocol.NewClient(limitStream(s, nil, n.down))
+	rt := time.Duration(n.cfg.RequestTimeout)
+	return &source{
+		name:    p.ID.String(),
+		peer:    p.ID,
+		workers: protocol.MaxInFlight / 2,
+		get: func(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
+			rctx, cancel := context.WithTimeout(ctx, rt)
+			defer cancel()
+			return cl.Get(rctx, c, max)
+		},
+		have: func(ctx context.Context, root cid.Cid) (protocol.HaveMap, error) {
+			rctx, cancel := context.WithTimeout(ctx, rt)
+			defer cancel()
+			return cl.Have(rctx, root)
+		},
+		close: func() { cl.Close() },
+	}, nil
+}
+
+// discovery finds sources for a root, and later for its file keys, in
+// rounds: at once, then again and again with a growing pause, so peers
+// that start holding the model while a fetch runs are found too.
+type discovery struct {
+	n     *Node
+	root  cid.Cid
+	out   chan *source
+	first chan struct{} // closed when the first round ends
+
+	mu     sync.Mutex
+	keys   map[cid.Cid][]int // file key → files it covers
+	seen   map[peer.ID]bool
+	rounds func(foundNew bool)
+}
+
+func (n *Node) discover(ctx context.Context, root cid.Cid) *discovery {
+	d := &discovery{n: n, root: root, out: make(chan *source), first: make(chan struct{}), seen: map[peer.ID]bool{n.Host.ID(): true}}
+	go d.loop(ctx)
+	return d
+}
+
+// setKeys adds the file keys to search for, once the manifest is known.
+func (d *discovery) setKeys(m *content.Manifest) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.keys = map[cid.Cid][]int{}
+	for i, f := range m.Files {
+		k := content.FileKey([32]byte(f.SHA256))
+		d.keys[k] = append(d.keys[k], i)
+	}
+}
+
+// onRound sets what to tell after each round: whether it found a source.
+func (d *discovery) onRound(f func(foundNew bool)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rounds = f
+}
+
+func (d *discovery) loop(ctx context.Context) {
+	defer close(d.out)
+	if _, err := d.n.Index.Block(d.root); err == nil {
+		select {
+		case d.out <- d.n.localSource():
+		case <-ctx.Done():
+			return
+		}
+	}
+	pause := time.Second
+	for round := 0; ; round++ {
+		timeout := time.Duration(d.n.cfg.FindTimeout)
+		if round > 0 {
+			timeout = min(timeout, 20*time.Second)
+		}
+		found := d.round(ctx, timeout)
+		if round == 0 {
+			close(d.first)
+		}
+		d.mu.Lock()
+		report := d.rounds
+		d.mu.Unlock()
+		if report != nil {
+			report(found)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Minute)
+	}
+}
+
+// round queries the root and every file key once and sends each new,
+// reachable, unbanned provider. It reports whether it sent any.
+func (d *discovery) round(ctx context.Context, timeout time.Duration) bool {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d.mu.Lock()
+	queries := map[cid.Cid][]int{d.root: nil}
+	for k, files := range d.keys {
+		queries[k] = files
+	}
+	d.mu.Unlock()
+	var found atomic.Bool
+	var wg sync.WaitGroup
+	for key, files := range queries {
+		wg.Go(func() {
+			for p := range d.n.DHT.FindProvidersAsync(rctx, key, 0) {
+				d.mu.Lock()
+				skip := d.seen[p.ID] || d.n.banned(p.ID)
+				d.seen[p.ID] = true
+				d.mu.Unlock()
+				if skip {
+					continue
+				}
+				wg.Go(func() {
+					s, err := d.n.peerSource(ctx, p)
+					if err != nil {
+						d.n.log.Debug("provider unreachable", "peer", p.ID, "err", err)
+						d.mu.Lock()
+						delete(d.seen, p.ID) // try again next round
+						d.mu.Unlock()
+						return
+					}
+					if files != nil {
+						s.files = map[int]bool{}
+						for _, i := range files {
+							s.files[i] = true
+						}
+					}
+					select {
+					case d.out <- s:
+						found.Store(true)
+					case <-ctx.Done():
+						s.close()
+					}
+				})
+			}
+		})
+	}
+	wg.Wait()
+	return found.Load()
+}
+
+// Strikes: a peer that sent bad data is dropped from the fetch at once and
+// not used again by this node for a while once it has a few strikes.
+const (
+	maxStrikes   = 3
+	strikeMemory = time.Hour
+)
+
+type strikes struct {
+	mu sync.Mutex
+	m  map[peer.ID][]time.Time
+}
+
+func (n *Node) strike(p peer.ID) {
+	if p == "" {
+		return
+	}
+	n.strikes.mu.Lock()
+	defer n.strikes.mu.Unlock()
+	if n.strikes.m == nil {
+		n.strikes.m = map[peer.ID][]time.Time{}
+	}
+	n.strikes.m[p] = append(n.strikes.m[p], time.Now())
+}
+
+func (n *Node) banned(p peer.ID) bool {
+	n.strikes.mu.Lock()
+	defer n.strikes.mu.Unlock()
+	recent := 0
+	for _, t := range n.strikes.m[p] {
+		if time.Since(t) < strikeMemory {
+			recent++
+		}
+	}
+	return recent >= maxStrikes
+}
