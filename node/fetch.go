@@ -175,6 +175,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	disc.setKeys(m)
 
 	f := newFetch(n, m, blocks, dir, report)
+	f.disc = disc
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		for _, e := range early {
@@ -274,6 +275,7 @@ type fetch struct {
 	report func(Progress)
 
 	root  *os.Root
+	disc  *discovery
 	state *fetchState
 	files []*outFile
 	jobs  []*job
@@ -595,6 +597,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	stallAfter := 2*time.Duration(f.n.cfg.RequestTimeout) + time.Duration(f.n.cfg.FindTimeout)
 	lastDone, lastMove := f.done.Load(), time.Now()
 	lastFlush, lastSort := time.Now(), time.Now()
+	recvAt := map[*source]int64{}
 	var err error
 	for loop := true; loop; {
 		select {
@@ -610,8 +613,17 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 			} else if now.Sub(lastMove) > stallAfter {
 				s.stall(fmt.Errorf("%w: nothing arrived for %s (waiting for chunk %s)", ErrStalled, stallAfter, s.firstMissing()))
 			}
-			if now.Sub(lastSort) >= time.Second {
+			if now.Sub(lastSort) >= sortEvery(len(f.jobs)) {
 				s.resort()
+				for _, src := range s.sources() {
+					if src.peer == "" {
+						continue
+					}
+					r := src.recv.Load()
+					rate := float64(r-recvAt[src]) / now.Sub(lastSort).Seconds()
+					recvAt[src] = r
+					s.pace(src, paceLimit(rate, src.workers))
+				}
 				lastSort = now
 			}
 			if now.Sub(lastFlush) >= time.Second {
@@ -628,9 +640,9 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	if err != nil {
-		cancel(err)
-	}
+	// Stop whatever still runs: workers racing chunks already in, have-map
+	// watchers (which would otherwise wait for peers that wait for us).
+	cancel(err)
 	stopDiscovery()
 	<-searching
 	workers.Wait()
@@ -674,6 +686,13 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	return res, nil
 }
 
+// sortEvery is how often chunks are re-sorted by rarity and partial
+// holders' have-maps are asked again: often for the usual model, so a
+// crowd learns quickly who has what, less for one of many chunks.
+func sortEvery(chunks int) time.Duration {
+	return min(time.Duration(chunks/20_000+1)*250*time.Millisecond, 4*time.Second)
+}
+
 // watchHave keeps a partial holder's have-map fresh.
 func (f *fetch) watchHave(ctx context.Context, s *scheduler, src *source) {
 	for {
@@ -692,7 +711,7 @@ func (f *fetch) watchHave(ctx context.Context, s *scheduler, src *source) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(sortEvery(len(f.jobs))):
 		}
 	}
 }
@@ -719,6 +738,9 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 		if err == nil {
 			err = content.VerifyBlock(j.cid, data)
 		}
+		if err == nil {
+			src.recv.Add(int64(j.len))
+		}
 		if err != nil {
 			protocol.Recycle(data)
 			if ctx.Err() != nil {
@@ -726,16 +748,19 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 				return nil
 			}
 			bad := errors.Is(err, content.ErrHashMismatch)
-			if bad {
-				f.n.log.Warn("peer sent a bad chunk; dropping it", "peer", src.name, "cid", j.cid)
-				f.n.strike(src.peer)
-			}
 			f.refetch.Add(1)
 			// A chunk the source lacks is asked of others; a source that
 			// lied, broke or timed out is dropped from this fetch.
 			drop := bad || !(errors.Is(err, protocol.ErrNotFound) || errors.Is(err, protocol.ErrUnavailable) ||
 				errors.Is(err, content.ErrNotFound) || errors.Is(err, content.ErrChanged))
-			if ferr := s.fail(j, src, err, drop); ferr != nil {
+			dropped, ferr := s.fail(j, src, err, drop)
+			if dropped && bad {
+				f.n.log.Warn("peer sent a bad chunk; dropped", "peer", src.name, "cid", j.cid)
+				f.n.strike(src.peer)
+			} else if dropped {
+				f.n.log.Info("peer dropped from fetch", "peer", src.name, "err", err)
+			}
+			if ferr != nil {
 				return ferr
 			}
 			if drop {

@@ -105,7 +105,7 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	downRate, _ := ParseRate(cfg.MaxDownload)
 	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
 		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate)}
-	srv := &protocol.Server{Store: n.store, Log: log}
+	srv := &protocol.Server{Store: n.store, Log: log, Asked: n.store.asked}
 	h.SetStreamHandler(protocol.ID, func(s network.Stream) { srv.Handle(limitStream(s, n.up, nil)) })
 	return n, nil
 }

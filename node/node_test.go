@@ -34,12 +34,17 @@ func testConfig(boot ...string) Config {
 
 func newTestNode(t testing.TB, boot ...string) *Node {
 	t.Helper()
+	return newTestNodeCfg(t, testConfig(boot...))
+}
+
+func newTestNodeCfg(t testing.TB, cfg Config) *Node {
+	t.Helper()
 	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _, _ := crypto.GenerateEd25519Key(nil)
-	n, err := New(testConfig(boot...), key, idx, nil)
+	n, err := New(cfg, key, idx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,5 +368,21 @@ func TestDurableOrder(t *testing.T) {
 		if s == 0 || r == 0 || d == 0 || !(s < r && r < d) {
 			t.Errorf("%s: sync at %d, rename at %d, folder sync at %d; steps:\n%s", f.Path, s, r, d, strings.Join(steps, "\n"))
 		}
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// touch moves a file's mtime forward, as an editor saving it would.
+func touch(t *testing.T, p string) {
+	t.Helper()
+	later := time.Now().Add(5 * time.Second)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
 	}
 }

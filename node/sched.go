@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -13,9 +14,15 @@ import (
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
-// maxRacers is how many sources may be asked for one chunk at once in the
-// end game, when nothing untried is left.
-const maxRacers = 3
+// End game: when nothing untried is left, a chunk in flight for longer
+// than raceAfter is asked of up to maxRacers sources at once.
+const (
+	maxRacers = 3
+	raceAfter = time.Second
+	// rareLook is how many untried chunks take looks through for one no
+	// other source holds.
+	rareLook = 64
+)
 
 // job is one distinct chunk to fetch and every place it goes.
 type job struct {
@@ -31,6 +38,7 @@ type job struct {
 	inRetry  bool
 	failed   map[*source]bool
 	inflight map[*source]bool
+	started  time.Time // when the oldest request in flight was sent
 }
 
 // scheduler hands chunks to the workers of every source: untried chunks
@@ -124,6 +132,9 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 	if s.closed || !s.live[src] {
 		return nil, nil
 	}
+	if src.limit > 0 && src.inflight >= src.limit {
+		return nil, s.change
+	}
 	for i, j := range s.retry {
 		if !j.failed[src] && !j.inflight[src] && src.has(j) {
 			s.retry = append(s.retry[:i], s.retry[i+1:]...)
@@ -131,8 +142,11 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 			return s.start(j, src), nil
 		}
 	}
-	untried := false
-	for k := s.head; k < len(s.pending); k++ {
+	// Untried chunks in rarity order. Among the first few, prefer one no
+	// other live source holds: what others have should come from them,
+	// and this source's bandwidth go to what only it has.
+	untried, pick, looked := false, -1, 0
+	for k := s.head; k < len(s.pending) && looked < rareLook; k++ {
 		j := s.pending[k]
 		if j.taken {
 			if k == s.head {
@@ -141,19 +155,33 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 			continue
 		}
 		untried = true
-		if src.has(j) {
-			j.taken = true
-			if k == s.head {
-				s.head++
-			}
-			return s.start(j, src), nil
+		if !src.has(j) {
+			continue
+		}
+		looked++
+		if pick < 0 {
+			pick = k
+		}
+		if !s.heldElsewhere(j, src) {
+			pick = k
+			break
 		}
 	}
+	if pick >= 0 {
+		j := s.pending[pick]
+		j.taken = true
+		if pick == s.head {
+			s.head++
+		}
+		return s.start(j, src), nil
+	}
 	if !untried {
-		// End game: race a chunk in flight elsewhere, the least raced one.
+		// End game: race a chunk in flight elsewhere for a while, the
+		// least raced one.
 		var best *job
+		now := time.Now()
 		for j := range s.inflight {
-			if len(j.inflight) < maxRacers && !j.inflight[src] && !j.failed[src] && src.has(j) &&
+			if len(j.inflight) < maxRacers && now.Sub(j.started) > raceAfter && !j.inflight[src] && !j.failed[src] && src.has(j) &&
 				(best == nil || len(j.inflight) < len(best.inflight)) {
 				best = j
 			}
@@ -165,13 +193,45 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 	return nil, s.change
 }
 
+// heldElsewhere reports whether a live source other than src holds j.
+func (s *scheduler) heldElsewhere(j *job, src *source) bool {
+	for o := range s.live {
+		if o != src && o.has(j) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *scheduler) start(j *job, src *source) *job {
 	if j.inflight == nil {
 		j.inflight = map[*source]bool{}
 	}
+	if len(j.inflight) == 0 {
+		j.started = time.Now()
+	}
 	j.inflight[src] = true
+	src.inflight++
 	s.inflight[j] = true
 	return j
+}
+
+// stop records that src's request for j ended.
+func (s *scheduler) stop(j *job, src *source) {
+	if j.inflight[src] {
+		delete(j.inflight, src)
+		src.inflight--
+	}
+}
+
+// pace sets how many requests src may have outstanding.
+func (s *scheduler) pace(src *source, limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit != src.limit {
+		src.limit = limit
+		s.broadcast()
+	}
 }
 
 // claim lets exactly one verified copy of j be written.
@@ -189,7 +249,8 @@ func (s *scheduler) claim(j *job) bool {
 func (s *scheduler) lost(j *job, src *source) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(j.inflight, src)
+	s.stop(j, src)
+	s.broadcast()
 }
 
 // complete records j as delivered by src. It returns false when another
@@ -197,8 +258,9 @@ func (s *scheduler) lost(j *job, src *source) {
 func (s *scheduler) complete(j *job, src *source) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(j.inflight, src)
+	s.stop(j, src)
 	if j.done {
+		s.broadcast()
 		return false
 	}
 	j.done = true
@@ -218,7 +280,7 @@ func (s *scheduler) release(j *job, src *source) {
 }
 
 func (s *scheduler) requeue(j *job, src *source) {
-	delete(j.inflight, src)
+	s.stop(j, src)
 	if j.done || len(j.inflight) > 0 {
 		return
 	}
@@ -230,14 +292,16 @@ func (s *scheduler) requeue(j *job, src *source) {
 }
 
 // fail records that src could not deliver j; drop removes src from the
-// fetch. It returns the fetch's error once the fetch cannot finish.
-func (s *scheduler) fail(j *job, src *source, err error, drop bool) error {
+// fetch. It reports whether this call dropped src (and not an earlier
+// one), and returns the fetch's error once the fetch cannot finish.
+func (s *scheduler) fail(j *job, src *source, err error, drop bool) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if j.failed == nil {
 		j.failed = map[*source]bool{}
 	}
 	j.failed[src] = true
+	dropped := drop && s.live[src]
 	if drop {
 		delete(s.live, src)
 	}
@@ -247,7 +311,7 @@ func (s *scheduler) fail(j *job, src *source, err error, drop bool) error {
 	s.requeue(j, src)
 	s.check(false)
 	s.broadcast()
-	return s.errv
+	return dropped, s.errv
 }
 
 // check sets errv when the fetch cannot finish: no more sources are coming

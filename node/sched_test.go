@@ -25,7 +25,7 @@ func TestScheduler(t *testing.T) {
 	s.addSource(a)
 	s.addSource(b)
 	j1, _ := s.take(a)
-	if err := s.fail(j1, a, protocol.ErrNotFound, false); err != nil {
+	if _, err := s.fail(j1, a, protocol.ErrNotFound, false); err != nil {
 		t.Fatal(err)
 	}
 	j2, _ := s.take(a)
@@ -52,11 +52,11 @@ func TestScheduler(t *testing.T) {
 	s.addSource(b)
 	j, _ := s.take(a)
 	bad := fmt.Errorf("%w: x", content.ErrHashMismatch)
-	if err := s.fail(j, a, bad, true); err != nil {
+	if dropped, err := s.fail(j, a, bad, true); err != nil || !dropped {
 		t.Fatal("failed while another source could still try")
 	}
 	j, _ = s.take(b)
-	if err := s.fail(j, b, bad, true); err != nil {
+	if _, err := s.fail(j, b, bad, true); err != nil {
 		t.Fatal("failed while the search could still find sources")
 	}
 	s.roundDone(false)

@@ -25,11 +25,30 @@ type source struct {
 	close func()
 
 	// Guarded by the scheduler's mutex.
-	hm    protocol.HaveMap
-	files map[int]bool // a file-key provider: only these files (nil: any)
+	hm       protocol.HaveMap
+	files    map[int]bool // a file-key provider: only these files (nil: any)
+	inflight int          // requests outstanding
+	limit    int          // requests allowed outstanding (0: workers)
 
-	bytes  atomic.Int64
+	bytes  atomic.Int64 // delivered and used
 	chunks atomic.Int64
+	recv   atomic.Int64 // received and verified, used or not (for its rate)
+}
+
+// Pacing: a source may have as many requests outstanding as it delivers in
+// queueTarget, within [minInFlight, its workers]. A slow or capped peer
+// thus gets few requests at a time, and fetchers sharing it do not queue
+// the same chunks at it; a fast one gets a deep pipeline.
+const (
+	queueTarget   = 500 * time.Millisecond
+	minInFlight   = 2
+	startInFlight = 4
+)
+
+// paceLimit is the in-flight limit for a source delivering rate bytes/s.
+func paceLimit(rate float64, workers int) int {
+	n := int(rate*queueTarget.Seconds()/float64(content.MaxChunk)) + minInFlight
+	return max(minInFlight, min(n, workers))
 }
 
 // has reports whether the source is believed to hold j. Called with the
@@ -85,6 +104,7 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 		name:    p.ID.String(),
 		peer:    p.ID,
 		workers: protocol.MaxInFlight / 2,
+		limit:   startInFlight,
 		get: func(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
 			rctx, cancel := context.WithTimeout(ctx, rt)
 			defer cancel()
@@ -104,6 +124,7 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 // that start holding the model while a fetch runs are found too.
 type discovery struct {
 	n     *Node
+	ctx   context.Context
 	root  cid.Cid
 	out   chan *source
 	first chan struct{} // closed when the first round ends
@@ -115,9 +136,36 @@ type discovery struct {
 }
 
 func (n *Node) discover(ctx context.Context, root cid.Cid) *discovery {
-	d := &discovery{n: n, root: root, out: make(chan *source), first: make(chan struct{}), seen: map[peer.ID]bool{n.Host.ID(): true}}
+	d := &discovery{n: n, ctx: ctx, root: root, out: make(chan *source), first: make(chan struct{}), seen: map[peer.ID]bool{n.Host.ID(): true}}
 	go d.loop(ctx)
 	return d
+}
+
+// offer proposes a peer met otherwise than through the DHT (it asked us
+// for this root) as a source.
+func (d *discovery) offer(p peer.ID) {
+	d.mu.Lock()
+	skip := d.seen[p] || d.n.banned(p) || d.ctx.Err() != nil
+	d.seen[p] = true
+	d.mu.Unlock()
+	if skip {
+		return
+	}
+	go func() {
+		ai := d.n.Host.Peerstore().PeerInfo(p)
+		s, err := d.n.peerSource(d.ctx, ai)
+		if err != nil {
+			d.mu.Lock()
+			delete(d.seen, p)
+			d.mu.Unlock()
+			return
+		}
+		select {
+		case d.out <- s:
+		case <-d.ctx.Done():
+			s.close()
+		}
+	}()
 }
 
 // setKeys adds the file keys to search for, once the manifest is known.
@@ -147,7 +195,7 @@ func (d *discovery) loop(ctx context.Context) {
 			return
 		}
 	}
-	pause := time.Second
+	pause := 250 * time.Millisecond
 	for round := 0; ; round++ {
 		timeout := time.Duration(d.n.cfg.FindTimeout)
 		if round > 0 {

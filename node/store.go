@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -74,6 +75,17 @@ func (s *store) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 		}
 	}
 	return nil, err
+}
+
+// asked hears that peer p is fetching root: if this node is fetching it
+// too, p becomes a source (a fetcher that asks us is one we can ask).
+func (s *store) asked(p peer.ID, root cid.Cid) {
+	s.mu.RLock()
+	f := s.active[root]
+	s.mu.RUnlock()
+	if f != nil && f.disc != nil {
+		f.disc.offer(p)
+	}
 }
 
 // Have says which chunks of root this node holds.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
 )
@@ -34,7 +35,10 @@ type Server struct {
 	WriteTimeout time.Duration
 	// Served, if set, is told of every block sent.
 	Served func(n int)
-	Log    *slog.Logger
+	// Asked, if set, is told of every have-map request: a peer fetching
+	// that root.
+	Asked func(p peer.ID, root cid.Cid)
+	Log   *slog.Logger
 }
 
 var chunkBufs = sync.Pool{New: func() any { b := make([]byte, content.MaxBlock); return &b }}
@@ -85,6 +89,9 @@ func (s *Server) Handle(st network.Stream) {
 			var hm HaveMap
 			switch {
 			case req.Kind == KindHave:
+				if s.Asked != nil {
+					s.Asked(st.Conn().RemotePeer(), req.CID)
+				}
 				hm, err = s.Store.Have(req.CID)
 				data = hm.Bits
 				if len(data) > MaxHaveMap {

@@ -1,0 +1,333 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// seeders starts a bootstrap node and k seeders of one model (seeded
+// from seed), each with cfg, and returns the bootstrap address, the
+// seeders and the model's folder and manifest.
+func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node, string, *AddResult) {
+	t.Helper()
+	ctx := ctxT(t)
+	boot := newTestNode(t)
+	addr := boot.Addrs()[0].String()
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, mib, 11); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*Node
+	var res *AddResult
+	for range k {
+		c := testConfig(addr)
+		if cfg != nil {
+			cfg(&c)
+		}
+		n := newTestNodeCfg(t, c)
+		r, err := n.Add(ctx, model, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = r
+		nodes = append(nodes, n)
+	}
+	return addr, nodes, model, res
+}
+
+func peersUsed(res *GetResult) map[string]int64 {
+	m := map[string]int64{}
+	for _, s := range res.Sources {
+		m[s.Peer] = s.Chunks
+	}
+	return m
+}
+
+// Four seeders, one fetcher: every seeder sends part of the model.
+func TestFourSeedersAllUsed(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 4, 24, nil)
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	used := peersUsed(res)
+	for _, s := range seeds {
+		if used[s.Host.ID().String()] == 0 {
+			t.Errorf("seeder %s sent nothing; sources: %+v", s.Host.ID(), res.Sources)
+		}
+	}
+}
+
+// corruptStore serves through another store and flips a byte in every
+// n-th chunk it sends.
+type corruptStore struct {
+	protocol.Store
+	n     int64
+	count atomic.Int64
+}
+
+func (c *corruptStore) ReadChunk(id cid.Cid, buf []byte) ([]byte, error) {
+	b, err := c.Store.ReadChunk(id, buf)
+	if err == nil && c.count.Add(1)%c.n == 0 {
+		b[len(b)/2] ^= 0x40
+	}
+	return b, err
+}
+
+// Threat 1: three providers, one flips a byte in some chunks: the fetch
+// ends with the right bytes, and the bad peer is dropped and struck.
+func TestBadPeerAmongGood(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 3, 16, nil)
+	bad := seeds[0]
+	srv := &protocol.Server{Store: &corruptStore{Store: bad.store, n: 3}}
+	bad.Host.SetStreamHandler(protocol.ID, srv.Handle)
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	if res.Refetch == 0 {
+		t.Fatal("no chunk was re-fetched: the bad peer was never asked")
+	}
+	fetcher.strikes.mu.Lock()
+	n := len(fetcher.strikes.m[bad.Host.ID()])
+	fetcher.strikes.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("bad peer has %d strikes, want 1 (dropped at its first bad chunk)", n)
+	}
+}
+
+// A seeder killed mid-fetch: the fetch completes from the others.
+func TestSeederKilledMidFetch(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 3, 24, func(c *Config) { c.MaxUpload = "4MB/s" })
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	var once sync.Once
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{Progress: func(p Progress) {
+		if p.Phase == "fetching" && p.Done > 0 {
+			once.Do(func() { seeds[1].Close() })
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	t.Logf("sources: %+v", res.Sources)
+}
+
+// Resume: a fetch cancelled halfway, run again, moves only the rest.
+func TestResumeAfterCancel(t *testing.T) {
+	ctx := ctxT(t)
+	addr, _, model, im := seeders(t, 1, 24, func(c *Config) { c.MaxUpload = "8MB/s" })
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	cctx, cancel := context.WithCancel(ctx)
+	_, err := fetcher.Get(cctx, im.M.Root, out, GetOptions{Progress: func(p Progress) {
+		if p.Total > 0 && p.Done > p.Total/2 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled fetch: err = %v", err)
+	}
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	distinct := map[cid.Cid]bool{}
+	for _, c := range im.M.Chunks {
+		distinct[c.CID.Cid] = true
+	}
+	if res.Resumed < int64(len(distinct))/3 || res.Chunks+res.Resumed != int64(len(distinct)) {
+		t.Fatalf("second run moved %d and resumed %d of %d chunks", res.Chunks, res.Resumed, len(distinct))
+	}
+}
+
+// A seeder whose file changed on disk after add (new mtime) refuses to
+// serve it; the fetch gets those chunks from another seeder.
+func TestChangedFileNeverServed(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 1, 8, nil)
+	// A second seeder holds a copy that is then edited in place.
+	other := newTestNode(t, addr)
+	cp := filepath.Join(t.TempDir(), "model")
+	copyTree(t, model, cp)
+	if _, err := other.Add(ctx, cp, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(cp, "model.safetensors")
+	corrupt(t, p, 3<<20)
+	touch(t, p)
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	// Alone, the edited seeder cannot complete a fetch.
+	seeds[0].Close()
+	fetcher.Close()
+	fetcher2 := newTestNode(t, addr)
+	fetcher2.cfg.FindTimeout = Duration(3 * time.Second)
+	if _, err := fetcher2.Get(ctx, im.M.Root, filepath.Join(t.TempDir(), "out"), GetOptions{}); err == nil {
+		t.Fatal("fetched a model whose only holder changed it")
+	}
+}
+
+// Partial holders serve: fetchers that start together from one slow
+// seeder trade chunks among themselves.
+func TestCrowdServesItself(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 1, 16, func(c *Config) { c.MaxUpload = "6MB/s" })
+	var fetchers []*Node
+	for range 3 {
+		fetchers = append(fetchers, newTestNode(t, addr))
+	}
+	results := make([]*GetResult, len(fetchers))
+	errs := make([]error, len(fetchers))
+	var wg sync.WaitGroup
+	for i, f := range fetchers {
+		wg.Go(func() {
+			results[i], errs[i] = f.Get(ctx, im.M.Root, filepath.Join(t.TempDir(), "out"), GetOptions{})
+		})
+	}
+	wg.Wait()
+	traded := int64(0)
+	for i, r := range results {
+		if r != nil {
+			t.Logf("fetcher %d: %s, sources %+v", i, r.Elapsed, r.Sources)
+		}
+	}
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		sameTree(t, model, r.Dir)
+		for _, s := range r.Sources {
+			if s.Peer != seeds[0].Host.ID().String() {
+				traded += s.Chunks
+			}
+		}
+	}
+	if traded == 0 {
+		t.Fatal("no fetcher got a chunk from another fetcher")
+	}
+	t.Logf("chunks traded among fetchers: %d", traded)
+}
+
+// Threat 7: one peer opens 10,000 streams: the resource manager refuses
+// the excess, and an honest fetch at the same time still finishes.
+func TestStreamFlood(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 1, 8, nil)
+	seed := seeds[0]
+	flooder := newTestNode(t, addr)
+	if err := flooder.Host.Connect(ctx, peer.AddrInfo{ID: seed.Host.ID(), Addrs: seed.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int64
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		var held []network.Stream
+		defer func() {
+			for _, s := range held {
+				s.Reset()
+			}
+		}()
+		for range 10000 {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			s, err := flooder.Host.NewStream(sctx, seed.Host.ID(), protocol.ID)
+			cancel()
+			if err != nil {
+				continue
+			}
+			// Negotiation is lazy: a write and a read show whether the
+			// seeder accepted the stream.
+			s.SetDeadline(time.Now().Add(2 * time.Second))
+			req := protocol.AppendRequest(nil, protocol.KindHave, 1, im.M.Root)
+			if _, err := s.Write(append([]byte{byte(len(req))}, req...)); err == nil {
+				if _, err := s.Read(make([]byte, 1)); err == nil {
+					opened.Add(1)
+					held = append(held, s)
+					continue
+				}
+			}
+			s.Reset()
+		}
+	}()
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	<-floodDone
+	if n := opened.Load(); n > maxStreamsPerPeer {
+		t.Fatalf("flooder got %d streams accepted, limit %d", n, maxStreamsPerPeer)
+	} else if n == 0 {
+		t.Fatal("flooder got no stream at all: the test shows nothing")
+	}
+}
+
+// Threat 8: a peer that never answers is timed out and its work goes to
+// others.
+func TestSilentPeerTimedOut(t *testing.T) {
+	ctx := ctxT(t)
+	addr, _, model, im := seeders(t, 1, 8, nil)
+	silent := newTestNode(t, addr)
+	silent.Host.SetStreamHandler(protocol.ID, func(s network.Stream) {
+		// Answer have-map requests as a full holder, then go quiet.
+		srv := &protocol.Server{Store: silentStore{root: im.M.Root}}
+		srv.Handle(s)
+	})
+	if err := silent.DHT.Provide(ctx, im.M.Root, true); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(addr)
+	cfg.RequestTimeout = Duration(time.Second)
+	fetcher := newTestNodeCfg(t, cfg)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	if peersUsed(res)[silent.Host.ID().String()] != 0 {
+		t.Fatal("the silent peer delivered chunks")
+	}
+}
+
+// silentStore claims every chunk of root and never sends one.
+type silentStore struct{ root cid.Cid }
+
+func (s silentStore) Block(c cid.Cid) ([]byte, error) { return nil, content.ErrNotFound }
+func (s silentStore) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
+	time.Sleep(time.Hour)
+	return nil, content.ErrNotFound
+}
+func (s silentStore) Have(root cid.Cid) (protocol.HaveMap, error) {
+	return protocol.HaveMap{Complete: true}, nil
+}
