@@ -283,6 +283,7 @@ type fetch struct {
 	infos []content.FileInfo
 
 	mu    sync.Mutex
+	sched *scheduler
 	have  []byte // bit per chunk reference: verified and written
 	dirty map[*outFile]bool
 
@@ -522,11 +523,17 @@ func (f *fetch) setHave(i int) {
 	f.mu.Unlock()
 }
 
-// haveMap is the fetch's have-map, for peers that ask.
+// haveMap is the fetch's have-map, for peers that ask: what it holds and
+// what it has asked for.
 func (f *fetch) haveMap() protocol.HaveMap {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return protocol.HaveMap{Bits: append([]byte(nil), f.have...)}
+	hm := protocol.HaveMap{Bits: append([]byte(nil), f.have...)}
+	s := f.sched
+	f.mu.Unlock()
+	if s != nil {
+		hm.Coming = s.coming(len(f.m.Chunks))
+	}
+	return hm
 }
 
 // readChunk serves a chunk this fetch has verified and written.
@@ -564,6 +571,9 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	total := f.m.Size()
 	s := newScheduler(f.jobs)
 	defer s.closeSources()
+	f.mu.Lock()
+	f.sched = s
+	f.mu.Unlock()
 	var workers sync.WaitGroup
 	start := func(src *source) {
 		if !s.addSource(src) {

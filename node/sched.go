@@ -193,14 +193,29 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 	return nil, s.change
 }
 
-// heldElsewhere reports whether a live source other than src holds j.
+// heldElsewhere reports whether a live source other than src holds j or
+// is about to.
 func (s *scheduler) heldElsewhere(j *job, src *source) bool {
 	for o := range s.live {
-		if o != src && o.has(j) {
+		if o != src && (o.has(j) || o.soon(j)) {
 			return true
 		}
 	}
 	return false
+}
+
+// coming returns the bits of the chunk references in flight, for this
+// fetch's have-map.
+func (s *scheduler) coming(n int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := make([]byte, (n+7)/8)
+	for j := range s.inflight {
+		for _, i := range j.idx {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
 }
 
 func (s *scheduler) start(j *job, src *source) *job {
@@ -387,7 +402,7 @@ func (s *scheduler) resort() {
 		}
 		j.rarity = 0
 		for src := range s.live {
-			if src.has(j) {
+			if src.has(j) || src.soon(j) {
 				j.rarity++
 			}
 		}

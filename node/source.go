@@ -73,6 +73,17 @@ func (s *source) has(j *job) bool {
 	return false
 }
 
+// soon reports whether the source, itself fetching, has asked for j.
+// Called with the scheduler's mutex held.
+func (s *source) soon(j *job) bool {
+	for _, i := range j.idx {
+		if s.hm.Soon(i) {
+			return true
+		}
+	}
+	return false
+}
+
 func (n *Node) localSource() *source {
 	return &source{
 		name:    "local",

@@ -30,8 +30,9 @@ func FuzzDecodeRequest(f *testing.F) {
 func FuzzDecodeResponse(f *testing.F) {
 	f.Add(append(appendBlockHeader(nil, 3), "data"...))
 	f.Add(AppendError(nil, 4, CodeNotFound, "not found"))
-	f.Add(append(appendHaveHeader(nil, 5, false), 0xff, 0x01))
-	f.Add(appendHaveHeader(nil, 6, true))
+	f.Add(appendHave(nil, 5, HaveMap{Bits: []byte{0xff, 0x01}}))
+	f.Add(appendHave(nil, 6, HaveMap{Complete: true}))
+	f.Add(appendHave(nil, 7, HaveMap{Bits: []byte{0x0f}, Coming: []byte{0x30}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeResponse(b)
 		if err != nil {
@@ -40,7 +41,8 @@ func FuzzDecodeResponse(f *testing.F) {
 		if len(r.Data) > content.MaxBlock || len(r.Text) > 4*MaxErrorText+4 {
 			t.Fatal("response beyond its caps")
 		}
-		if r.Have != nil && (len(r.Have.Bits) > MaxHaveMap || (r.Have.Complete && len(r.Have.Bits) > 0)) {
+		if r.Have != nil && (len(r.Have.Bits) > MaxHaveMap || (r.Have.Complete && len(r.Have.Bits) > 0) ||
+			(len(r.Have.Coming) > 0 && len(r.Have.Coming) != len(r.Have.Bits))) {
 			t.Fatal("have-map beyond its caps")
 		}
 	})

@@ -43,7 +43,7 @@ func (m mapStore) Have(root cid.Cid) (HaveMap, error) {
 		return HaveMap{}, content.ErrNotFound
 	}
 	if root.Type() == content.CodecDagCBOR {
-		return HaveMap{Bits: []byte{0b101}}, nil
+		return HaveMap{Bits: []byte{0b101}, Coming: []byte{0b1000}}, nil
 	}
 	return HaveMap{Complete: true}, nil
 }
@@ -115,7 +115,7 @@ func TestExchange(t *testing.T) {
 	if data, err := cl.Get(ctx, bc, content.MaxBlock); err != nil || !bytes.Equal(data, blk) {
 		t.Fatalf("manifest block: %v", err)
 	}
-	if hm, err := cl.Have(ctx, bc); err != nil || hm.Complete || !hm.Has(0) || hm.Has(1) || !hm.Has(2) || hm.Has(3) || hm.Has(1000) {
+	if hm, err := cl.Have(ctx, bc); err != nil || hm.Complete || !hm.Has(0) || hm.Has(1) || !hm.Has(2) || hm.Has(3) || hm.Has(1000) || !hm.Soon(3) || hm.Soon(2) {
 		t.Fatalf("partial have-map: %+v %v", hm, err)
 	}
 	if hm, err := cl.Have(ctx, raws[0]); err != nil || !hm.Complete || !hm.Has(12345) {

@@ -93,8 +93,7 @@ func (s *Server) Handle(st network.Stream) {
 					s.Asked(st.Conn().RemotePeer(), req.CID)
 				}
 				hm, err = s.Store.Have(req.CID)
-				data = hm.Bits
-				if len(data) > MaxHaveMap {
+				if len(hm.Bits) > MaxHaveMap || len(hm.Coming) > MaxHaveMap {
 					err = ErrTooLong
 				}
 			case req.CID.Type() == content.CodecDagCBOR:
@@ -104,10 +103,7 @@ func (s *Server) Handle(st network.Stream) {
 			}
 			switch {
 			case err == nil && req.Kind == KindHave:
-				hdr = appendHaveHeader(hdr, req.ID, hm.Complete)
-				if hm.Complete {
-					data = nil
-				}
+				hdr = appendHave(hdr, req.ID, hm)
 			case err == nil:
 				hdr = appendBlockHeader(hdr, req.ID)
 			case errors.Is(err, ErrTooLong):

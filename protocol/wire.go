@@ -49,10 +49,18 @@ const MaxHaveMap = content.MaxBlock
 
 // HaveMap says which chunks of a root a peer holds: all of them, or those
 // whose bit is set in Bits (bit i of the manifest's chunk list is
-// Bits[i/8] & (1 << (i%8))).
+// Bits[i/8] & (1 << (i%8))). A peer still fetching also sets in Coming the
+// chunks it has asked for and not yet received, so that fetchers of one
+// model ask a seeder for different chunks.
 type HaveMap struct {
 	Complete bool
 	Bits     []byte
+	Coming   []byte // same layout as Bits; empty or as long as Bits
+}
+
+// Soon reports whether chunk reference i is on its way to the peer.
+func (h HaveMap) Soon(i int) bool {
+	return i/8 < len(h.Coming) && h.Coming[i/8]&(1<<(i%8)) != 0
 }
 
 // Has reports whether chunk reference i is held.
@@ -190,14 +198,27 @@ type Response struct {
 	Text string
 }
 
-// appendHaveHeader encodes the header of a have-map reply.
-func appendHaveHeader(b []byte, id uint64, complete bool) []byte {
+// Have-map reply flags.
+const (
+	haveComplete = 1 << 0
+	haveComing   = 1 << 1
+)
+
+// appendHave encodes a have-map reply body.
+func appendHave(b []byte, id uint64, hm HaveMap) []byte {
 	b = append(b, kindHave)
 	b = binary.AppendUvarint(b, id)
-	if complete {
-		return append(b, 1)
+	switch {
+	case hm.Complete:
+		return append(b, haveComplete)
+	case len(hm.Coming) > 0 && len(hm.Coming) == len(hm.Bits):
+		b = append(b, haveComing)
+		b = append(b, hm.Bits...)
+		return append(b, hm.Coming...)
+	default:
+		b = append(b, 0)
+		return append(b, hm.Bits...)
 	}
-	return append(b, 0)
 }
 
 // appendBlockHeader encodes the header of a block reply.
@@ -234,10 +255,29 @@ func DecodeResponse(b []byte) (Response, error) {
 		}
 		return Response{ID: id, Data: rest}, nil
 	case kindHave:
-		if len(rest) < 1 || len(rest) > 1+MaxHaveMap || rest[0] > 1 || (rest[0] == 1 && len(rest) != 1) {
+		if len(rest) < 1 || len(rest) > 1+2*MaxHaveMap {
 			return Response{}, fmt.Errorf("%w: have-map", ErrMalformed)
 		}
-		return Response{ID: id, Have: &HaveMap{Complete: rest[0] == 1, Bits: rest[1:]}}, nil
+		body := rest[1:]
+		switch rest[0] {
+		case haveComplete:
+			if len(body) != 0 {
+				break
+			}
+			return Response{ID: id, Have: &HaveMap{Complete: true}}, nil
+		case haveComing:
+			if len(body)%2 != 0 || len(body) == 0 {
+				break
+			}
+			half := len(body) / 2
+			return Response{ID: id, Have: &HaveMap{Bits: body[:half], Coming: body[half:]}}, nil
+		case 0:
+			if len(body) > MaxHaveMap {
+				break
+			}
+			return Response{ID: id, Have: &HaveMap{Bits: body}}, nil
+		}
+		return Response{}, fmt.Errorf("%w: have-map", ErrMalformed)
 	}
 	if len(rest) < 1 || len(rest) > 1+MaxErrorText {
 		return Response{}, fmt.Errorf("%w: error reply", ErrMalformed)
@@ -312,7 +352,7 @@ func ReadResponse(r *bufio.Reader) (Response, error) {
 		}
 		return Response{ID: id, Data: buf}, nil
 	case kindError, kindHave:
-		if rest < 1 || (kind == kindError && rest > 1+MaxErrorText) || rest > 1+MaxHaveMap {
+		if rest < 1 || (kind == kindError && rest > 1+MaxErrorText) || rest > 1+2*MaxHaveMap {
 			return Response{}, fmt.Errorf("%w: reply of %d bytes", ErrMalformed, rest)
 		}
 		body := make([]byte, 0, 1+10+rest)
