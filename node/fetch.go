@@ -99,6 +99,43 @@ func CheckGetDir(dir string, root cid.Cid, force bool) error {
 	return CheckOutputDir(dir, force)
 }
 
+// CheckGet checks, before any network traffic, that root can be fetched
+// into dir. It reports done when this node already holds root in dir,
+// every file unchanged: then Get has nothing to do.
+func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err error) {
+	if err := content.CheckCID(root); err != nil {
+		return false, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return false, err
+	}
+	if n.heldAt(root, dir) {
+		return true, nil
+	}
+	return false, CheckGetDir(dir, root, force)
+}
+
+// heldAt reports whether the index holds root in dir with every file
+// unchanged since it was recorded.
+func (n *Node) heldAt(root cid.Cid, dir string) bool {
+	info, err := n.Index.Root(root)
+	if err != nil || info.Dir != dir {
+		return false
+	}
+	files, err := n.Index.Files(root)
+	if err != nil {
+		return false
+	}
+	for _, fi := range files {
+		st, err := os.Stat(fi.Path)
+		if err != nil || !fi.Unchanged(st) {
+			return false
+		}
+	}
+	return true
+}
+
 // Get fetches the model root into dir. It finds sources (this node, the
 // providers of the root and of each file on the DHT, again and again while
 // it runs), fetches and checks the whole manifest before writing anything,
@@ -120,6 +157,19 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
+	}
+	if n.heldAt(root, dir) {
+		// Fetched here before and untouched since: nothing to do.
+		m, err := loadManifest(n.Index, root)
+		if err != nil {
+			return nil, err
+		}
+		distinct := map[cid.Cid]bool{}
+		for _, c := range m.Chunks {
+			distinct[c.CID.Cid] = true
+		}
+		return &GetResult{Root: root.String(), Dir: dir, Files: len(m.Files), Size: m.Size(),
+			Elapsed: time.Since(start), Resumed: int64(len(distinct)), Manifest: m}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
@@ -342,12 +392,12 @@ func (f *fetch) prepare(ctx context.Context) error {
 		return err
 	}
 	f.root = root
+	_, resuming := stateRoot(f.dir)
 	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root)
 	if err != nil {
 		return err
 	}
 	f.state = state
-	resuming := len(loggedChunks) > 0 || len(loggedFiles) > 0
 	for i, fl := range f.m.Files {
 		rel := filepath.FromSlash(fl.Path)
 		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i], h: sha256.New()}
@@ -364,6 +414,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 			}
 		}
 		if resuming && f.finalIsDone(of, loggedFiles[i]) {
+			_ = root.Remove(of.tmp) // a stale copy from an earlier run
 			continue
 		}
 		fh, err := root.OpenFile(of.tmp, os.O_RDWR|os.O_CREATE, 0o644)

@@ -87,7 +87,9 @@ expect_fail "CIDv0 refused" "not allowed" "$SHOAL" --home "$WORK/getter" get QmP
 NOBODY=bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
 expect_fail "unprovided CID times out" "no providers found" \
 	"$SHOAL" --home "$WORK/getter" get "$NOBODY" -o "$WORK/x3" --bootstrap "$BOOT" --listen $LOOP --timeout 3s
-expect_fail "non-empty output folder refused" "not empty" "$SHOAL" --home "$WORK/getter" get "$CID" -o "$WORK/out"
+mkdir -p "$WORK/full" && echo mine >"$WORK/full/notes.txt"
+expect_fail "non-empty output folder refused" "not empty" "$SHOAL" --home "$WORK/getter" get "$CID" -o "$WORK/full"
+check "get into the folder it already fetched is a no-op" "$SHOAL" --home "$WORK/getter" get "$CID" -o "$WORK/out"
 expect_fail "second daemon on one home refused" "another shoal process" "$SHOAL" --home "$WORK/seed" daemon --listen $LOOP
 expect_fail "non-loopback API address refused" "loopback" "$SHOAL" --home "$WORK/other" daemon --listen $LOOP --api 0.0.0.0:0
 
@@ -139,6 +141,35 @@ echo "full fetch moved $TOTAL chunks; the resumed one moved $MOVED and found $RE
 check "resume moved only what was missing" test -n "$MOVED" -a "${RESUMED:-0}" -gt 0 -a $((MOVED + RESUMED)) -eq "$TOTAL"
 check "resumed tree is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out4")
 check "resume cleaned up" test -z "$(find "$WORK/out4" -name '*.shoal-part' -o -name .shoal-fetch)"
+
+echo "# kill -9 at random points"
+# Every file at its final name must verify after each kill; temporary
+# files and the progress log are the only other things left.
+final_ok() {
+	local out=$1 rel
+	while IFS= read -r -d '' f; do
+		rel=${f#"$out"/}
+		case "$rel" in .shoal-fetch/*|*.shoal-part) continue ;; esac
+		cmp -s "$f" "$WORK/model/$rel" || { echo "bad final file after kill: $rel"; return 1; }
+	done < <(find "$out" -type f -print0)
+}
+kills_ok=1
+for delay in 0.3 0.8 0.5 1.1 0.6; do
+	"$SHOAL" --home "$WORK/getter5" get "$CID" -o "$WORK/out5" --bootstrap "$BOOT" --listen $LOOP --max-download 12MB/s >/dev/null 2>&1 &
+	KP=$!
+	sleep $delay
+	kill -9 $KP 2>/dev/null
+	wait $KP 2>/dev/null
+	final_ok "$WORK/out5" || kills_ok=0
+done
+check "after each of 5 kills, every final file verifies" test $kills_ok -eq 1
+"$SHOAL" --home "$WORK/getter5" --json get "$CID" -o "$WORK/out5" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get5.out" 2>"$WORK/get5.err"
+check "the run after the kills completes" test $? -eq 0
+RES=$(tail -1 "$WORK/get5.out")
+MOVED=$(grep -o '"chunks":[0-9]*' <<<"$RES" | head -1 | cut -d: -f2)
+RESUMED=$(grep -o '"resumed":[0-9]*' <<<"$RES" | head -1 | cut -d: -f2)
+check "the last run moved only what was missing ($MOVED moved, $RESUMED there)" test $((MOVED + RESUMED)) -eq "$TOTAL"
+check "byte-identical after the kills, nothing else left" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out5")
 
 echo "# hostile manifest"
 "$WORK/bin/hostile" --bootstrap "$BOOT" --path ../../evil.txt >"$WORK/hostile.out" 2>"$WORK/hostile.log" &

@@ -64,9 +64,6 @@ printed one JSON object per line.`,
 			if err != nil {
 				return err
 			}
-			if err := node.CheckGetDir(dir, root, g.force); err != nil {
-				return err
-			}
 			for _, r := range []string{g.maxUp, g.maxDown} {
 				if _, err := node.ParseRate(r); err != nil {
 					return err
@@ -177,8 +174,13 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir st
 		return nil, err
 	}
 	defer closeNode()
-	if err := n.Bootstrap(cmd.Context()); err != nil {
+	// Refuse a bad output folder before any network traffic.
+	if done, err := n.CheckGet(root, dir, g.force); err != nil {
 		return nil, err
+	} else if !done {
+		if err := n.Bootstrap(cmd.Context()); err != nil {
+			return nil, err
+		}
 	}
 	return n.Get(cmd.Context(), root, dir, node.GetOptions{Force: g.force, Progress: progress})
 }
