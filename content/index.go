@@ -29,6 +29,8 @@ var (
 	bktRoots  = []byte("roots")  // root CID → RootInfo (JSON)
 	bktFiles  = []byte("files")  // root CID ‖ uint32 file index → FileInfo (JSON)
 	bktChunks = []byte("chunks") // chunk CID → Loc list
+	bktRecs   = []byte("records")   // record DHT key → best envelope seen
+	bktHigh   = []byte("highwater") // record DHT key → highest sequence seen (8 bytes)
 )
 
 // maxLocs bounds how many places one chunk is remembered at.
@@ -78,7 +80,7 @@ func OpenIndex(path string) (*Index, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktBlocks, bktRoots, bktFiles, bktChunks} {
+		for _, b := range [][]byte{bktBlocks, bktRoots, bktFiles, bktChunks, bktRecs, bktHigh} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -327,4 +329,70 @@ func (x *Index) readLoc(l Loc, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrChanged, fi.Path, err)
 	}
 	return buf, nil
+}
+
+// PutRecord keeps a verified record: it refuses one older than the highest
+// sequence ever seen for its key (ErrRollback), keeps the newest, and raises
+// the high-water mark, durably, so a restart does not forget it.
+func (x *Index) PutRecord(s *Signed) error {
+	key := []byte(RecordKey(s.Key, s.Name))
+	return x.db.Update(func(tx *bolt.Tx) error {
+		hb := tx.Bucket(bktHigh)
+		var hw uint64
+		if v := hb.Get(key); len(v) == 8 {
+			hw = binary.BigEndian.Uint64(v)
+		}
+		if s.Seq < hw {
+			return fmt.Errorf("%w: %s/%s: have seen sequence %d, offered %d", ErrRollback, s.Key, s.Name, hw, s.Seq)
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], s.Seq)
+		if err := hb.Put(key, v[:]); err != nil {
+			return err
+		}
+		return tx.Bucket(bktRecs).Put(key, s.Envelope)
+	})
+}
+
+// HighWater is the highest sequence seen for a publisher's name.
+func (x *Index) HighWater(keyID, name string) uint64 {
+	var hw uint64
+	_ = x.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktHigh).Get([]byte(RecordKey(keyID, name))); len(v) == 8 {
+			hw = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return hw
+}
+
+// Record returns the best record kept for a publisher's name.
+func (x *Index) Record(keyID, name string) (*Signed, error) {
+	var env []byte
+	_ = x.db.View(func(tx *bolt.Tx) error {
+		env = append([]byte(nil), tx.Bucket(bktRecs).Get([]byte(RecordKey(keyID, name)))...)
+		return nil
+	})
+	if len(env) == 0 {
+		return nil, ErrNotFound
+	}
+	return OpenRecord(env)
+}
+
+// RecordsFor returns the kept records that name root.
+func (x *Index) RecordsFor(root cid.Cid) []*Signed {
+	var envs [][]byte
+	_ = x.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktRecs).ForEach(func(_, v []byte) error {
+			envs = append(envs, append([]byte(nil), v...))
+			return nil
+		})
+	})
+	var out []*Signed
+	for _, e := range envs {
+		if s, err := OpenRecord(e); err == nil && s.Root.Cid == root {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -1,0 +1,165 @@
+package content
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/record"
+)
+
+func newKey(t testing.TB) crypto.PrivKey {
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestRecordSignOpen(t *testing.T) {
+	k := newKey(t)
+	root := SumCID(CodecDagCBOR, []byte("model"))
+	now := time.Unix(1_800_000_000, 0)
+	s, err := Sign(k, "llama-3-8b", root, 5, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := OpenRecord(s.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	if got.Key != id.String() || got.Name != "llama-3-8b" || got.Root.Cid != root || got.Seq != 5 {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if err := got.Live(now.Add(59 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Live(now.Add(61 * time.Minute)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired record: err = %v", err)
+	}
+	v := RecordValidator{Now: func() time.Time { return now }}
+	key := RecordKey(got.Key, got.Name)
+	if err := v.Validate(key, s.Envelope); err != nil {
+		t.Fatal(err)
+	}
+	// Under another name or another key's namespace: refused.
+	if err := v.Validate(RecordKey(got.Key, "other"), s.Envelope); err == nil {
+		t.Fatal("record accepted under another name")
+	}
+	other, _ := peer.IDFromPrivateKey(newKey(t))
+	if err := v.Validate(RecordKey(other.String(), got.Name), s.Envelope); err == nil {
+		t.Fatal("record accepted under another key")
+	}
+	// Select: the higher sequence wins, whatever the order.
+	s6, _ := Sign(k, "llama-3-8b", root, 6, now, 0)
+	if i, err := v.Select(key, [][]byte{s.Envelope, s6.Envelope}); err != nil || i != 1 {
+		t.Fatalf("select = %d %v", i, err)
+	}
+	if i, err := v.Select(key, [][]byte{s6.Envelope, []byte("junk"), s.Envelope}); err != nil || i != 0 {
+		t.Fatalf("select = %d %v", i, err)
+	}
+}
+
+func TestRecordRefusals(t *testing.T) {
+	k := newKey(t)
+	root := SumCID(CodecDagCBOR, []byte("model"))
+	now := time.Now()
+	good, err := Sign(k, "m", root, 1, now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A forged signature: the payload changed after signing.
+	forged, _ := record.UnmarshalEnvelope(good.Envelope)
+	forged.RawPayload = append([]byte(nil), forged.RawPayload...)
+	forged.RawPayload[len(forged.RawPayload)-1] ^= 1
+	fb, _ := forged.Marshal()
+	if _, err := OpenRecord(fb); !errors.Is(err, ErrInvalidSignature) {
+		t.Errorf("forged payload: err = %v", err)
+	}
+	// A wrong key: signed by mallory, claiming alice as publisher.
+	alice, _ := peer.IDFromPrivateKey(k)
+	r := Record{Publisher: []byte(alice), Name: "m", Root: Link{root}, Seq: 9, Time: now.Unix()}
+	e, err := record.Seal(&r, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := e.Marshal()
+	if _, err := OpenRecord(wb); !errors.Is(err, ErrInvalidSignature) {
+		t.Errorf("wrong key: err = %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"truncated": good.Envelope[:len(good.Envelope)/2],
+		"oversized": append(append([]byte(nil), good.Envelope...), make([]byte, MaxEnvelope)...),
+		"empty":     nil,
+	} {
+		if _, err := OpenRecord(b); err == nil {
+			t.Errorf("%s envelope accepted", name)
+		}
+	}
+	if _, err := Sign(k, strings.Repeat("x", MaxNameLen+1), root, 1, now, 0); err == nil {
+		t.Error("name over the limit accepted")
+	}
+	for _, n := range []string{"", "a/b", ".hidden", "sp ace", "é"} {
+		if CheckName(n) == nil {
+			t.Errorf("name %q accepted", n)
+		}
+	}
+	if _, err := Sign(k, "m", SumCID(CodecRaw, []byte("x")), 1, now, 0); err == nil {
+		t.Error("record naming a chunk signed")
+	}
+}
+
+// Threat 12: rollback refused, and still refused after a restart.
+func TestRecordHighWaterSurvivesRestart(t *testing.T) {
+	k := newKey(t)
+	root := SumCID(CodecDagCBOR, []byte("model"))
+	path := filepath.Join(t.TempDir(), "index.db")
+	idx, err := OpenIndex(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s5, _ := Sign(k, "m", root, 5, time.Now(), 0)
+	s4, _ := Sign(k, "m", root, 4, time.Now(), 0)
+	if err := idx.PutRecord(s5); err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.PutRecord(s4); !errors.Is(err, ErrRollback) {
+		t.Fatalf("rollback: err = %v", err)
+	}
+	idx.Close()
+	idx, err = OpenIndex(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := idx.PutRecord(s4); !errors.Is(err, ErrRollback) {
+		t.Fatalf("rollback after restart: err = %v", err)
+	}
+	if hw := idx.HighWater(s5.Key, "m"); hw != 5 {
+		t.Fatalf("high water %d", hw)
+	}
+	if got := idx.RecordsFor(root); len(got) != 1 || got[0].Seq != 5 {
+		t.Fatalf("records for root: %+v", got)
+	}
+}
+
+func FuzzOpenRecord(f *testing.F) {
+	k, _, _ := crypto.GenerateEd25519Key(nil)
+	s, _ := Sign(k, "m", SumCID(CodecDagCBOR, []byte("x")), 3, time.Unix(1e9, 0), time.Hour)
+	f.Add(s.Envelope)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := OpenRecord(b)
+		if err != nil {
+			return
+		}
+		if CheckName(got.Name) != nil || got.Root.Type() != CodecDagCBOR || len(got.Envelope) > MaxEnvelope {
+			t.Fatal("accepted a record breaking a rule")
+		}
+	})
+}
