@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-p2p/shoal/content"
 )
 
@@ -65,9 +67,23 @@ type addRequest struct {
 }
 
 type getRequest struct {
-	CID   string `json:"cid"`
-	Dir   string `json:"dir"`
-	Force bool   `json:"force"`
+	CID       string `json:"cid,omitempty"`
+	Name      string `json:"name,omitempty"` // keyID/name, instead of cid
+	Dir       string `json:"dir"`
+	Force     bool   `json:"force"`
+	Publisher string `json:"publisher,omitempty"` // key ID that must have signed
+}
+
+type publishRequest struct {
+	Key  string        `json:"key"` // publisher key name ("self" or "")
+	Name string        `json:"name"`
+	CID  string        `json:"cid"`
+	TTL  time.Duration `json:"ttl_ns"`
+}
+
+type resolveRequest struct {
+	Publisher string `json:"publisher"` // key ID
+	Name      string `json:"name"`
 }
 
 type verifyRequest struct {
@@ -112,14 +128,23 @@ func (n *Node) APIHandler(token string) http.Handler {
 		return n.Add(ctx, req.Path, func(k int64) { done.Add(k) })
 	}))
 	mux.HandleFunc("POST /v1/get", streamed(func(ctx context.Context, req getRequest, progress func(Progress)) (any, error) {
-		root, err := content.ParseCID(req.CID)
-		if err != nil {
-			return nil, err
-		}
 		if !filepath.IsAbs(req.Dir) {
 			return nil, fmt.Errorf("output folder %s is not absolute", content.Quote(req.Dir))
 		}
-		res, err := n.Get(ctx, root, req.Dir, GetOptions{Force: req.Force, Progress: progress})
+		opt := GetOptions{Force: req.Force, Progress: progress, Publisher: req.Publisher}
+		var root cid.Cid
+		var err error
+		if req.Name != "" {
+			keyID, name, _ := SplitName(req.Name)
+			rec, err := n.Resolve(ctx, keyID, name)
+			if err != nil {
+				return nil, err
+			}
+			root, opt.Publisher, opt.Records = rec.Root.Cid, rec.Key, [][]byte{rec.Envelope}
+		} else if root, err = content.ParseCID(req.CID); err != nil {
+			return nil, err
+		}
+		res, err := n.Get(ctx, root, req.Dir, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +161,33 @@ func (n *Node) APIHandler(token string) http.Handler {
 		var done atomic.Int64
 		stop := ticker(func() { progress(Progress{Phase: "verifying", Done: done.Load()}) })
 		defer stop()
-		return Verify(ctx, n.Index, root, func(k int64) { done.Add(k) })
+		return Verify(ctx, n.Home, n.Index, root, func(k int64) { done.Add(k) })
+	}))
+	mux.HandleFunc("POST /v1/publish", streamed(func(ctx context.Context, req publishRequest, _ func(Progress)) (any, error) {
+		root, err := content.ParseCID(req.CID)
+		if err != nil {
+			return nil, err
+		}
+		key, err := n.Home.PublisherKey(req.Key)
+		if err != nil {
+			return nil, err
+		}
+		s, err := n.Publish(ctx, key, req.Name, root, req.TTL)
+		if s == nil {
+			return nil, err
+		}
+		res := PublishResult{Signer: n.Home.signer(s), OnDHT: err == nil}
+		if err != nil {
+			res.Warning = err.Error()
+		}
+		return res, nil
+	}))
+	mux.HandleFunc("POST /v1/resolve", streamed(func(ctx context.Context, req resolveRequest, _ func(Progress)) (any, error) {
+		s, err := n.Resolve(ctx, req.Publisher, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		return n.Home.signer(s), nil
 	}))
 	return guard(token, mux)
 }

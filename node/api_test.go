@@ -95,7 +95,7 @@ func TestDaemonAPI(t *testing.T) {
 	if _, err := cl.ID(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Get(ctx, "not-a-cid", t.TempDir(), false, nil); err == nil {
+	if _, err := cl.Get(ctx, GetRequest{CID: "not-a-cid", Dir: t.TempDir()}, nil); err == nil {
 		t.Fatal("API accepted a malformed CID")
 	}
 	stop()

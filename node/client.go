@@ -146,10 +146,26 @@ func (c *Client) Add(ctx context.Context, path string, progress func(Progress)) 
 	return &out, c.stream(ctx, "/v1/add", addRequest{Path: path}, progress, &out)
 }
 
-// Get asks the daemon to fetch root into dir (absolute).
-func (c *Client) Get(ctx context.Context, root, dir string, force bool, progress func(Progress)) (*GetResult, error) {
+// GetRequest is what to fetch: a CID, or a name (keyID/name) to resolve;
+// Publisher, if set, must have signed the root.
+type GetRequest = getRequest
+
+// Get asks the daemon to fetch a root or a name into dir (absolute).
+func (c *Client) Get(ctx context.Context, req GetRequest, progress func(Progress)) (*GetResult, error) {
 	var out GetResult
-	return &out, c.stream(ctx, "/v1/get", getRequest{CID: root, Dir: dir, Force: force}, progress, &out)
+	return &out, c.stream(ctx, "/v1/get", req, progress, &out)
+}
+
+// Publish asks the daemon to sign and publish a record.
+func (c *Client) Publish(ctx context.Context, key, name, root string, ttl time.Duration) (*PublishResult, error) {
+	var out PublishResult
+	return &out, c.stream(ctx, "/v1/publish", publishRequest{Key: key, Name: name, CID: root, TTL: ttl}, nil, &out)
+}
+
+// Resolve asks the daemon what a publisher's name points to.
+func (c *Client) Resolve(ctx context.Context, keyID, name string) (*Signer, error) {
+	var out Signer
+	return &out, c.stream(ctx, "/v1/resolve", resolveRequest{Publisher: keyID, Name: name}, nil, &out)
 }
 
 // Verify asks the daemon to re-hash a held root.

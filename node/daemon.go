@@ -40,6 +40,7 @@ func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) 
 		idx.Close()
 		return nil, nil, err
 	}
+	n.Home = home
 	return n, func() error { return errors.Join(n.Close(), idx.Close()) }, nil
 }
 

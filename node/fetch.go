@@ -48,6 +48,12 @@ type GetOptions struct {
 	Force bool
 	// Progress, if set, is called now and then with a snapshot.
 	Progress func(Progress)
+	// Publisher, if set, is a key ID that must have signed a record
+	// naming the root; otherwise the fetch stops before any chunk moves.
+	Publisher string
+	// Records are signed records to consider beside those peers hand
+	// over (the one a name resolved to).
+	Records [][]byte
 }
 
 // SourceStat is what one source delivered.
@@ -70,6 +76,7 @@ type GetResult struct {
 	Refetch int           `json:"refetched"` // chunks asked again after a failure
 	Local   int64         `json:"local"`     // bytes copied from what this node already held
 	Sources []SourceStat  `json:"sources"`
+	Signers []Signer      `json:"signers"` // valid records naming the root
 	Pickle  []string      `json:"pickle,omitempty"`
 
 	Manifest *content.Manifest `json:"-"`
@@ -168,8 +175,13 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		for _, c := range m.Chunks {
 			distinct[c.CID.Cid] = true
 		}
+		n.takeRecords(root, opt.Records)
+		if err := n.checkSigned(root, opt.Publisher); err != nil {
+			return nil, err
+		}
 		return &GetResult{Root: root.String(), Dir: dir, Files: len(m.Files), Size: m.Size(),
-			Elapsed: time.Since(start), Resumed: int64(len(distinct)), Manifest: m}, nil
+			Elapsed: time.Since(start), Resumed: int64(len(distinct)), Manifest: m,
+			Signers: signers(n.Home, n.Index, root)}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
@@ -224,6 +236,24 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	}
 	disc.setKeys(m)
 
+	// Who vouches for this root: the records the manifest's source holds,
+	// those given, and those kept here. A required publisher is checked
+	// before any chunk moves.
+	n.takeRecords(root, opt.Records)
+	for _, s := range early {
+		if s.records != nil {
+			if envs, err := s.records(ctx, root); err == nil {
+				n.takeRecords(root, envs)
+			}
+		}
+	}
+	if err := n.checkSigned(root, opt.Publisher); err != nil {
+		for _, e := range early {
+			e.close()
+		}
+		return nil, err
+	}
+
 	f := newFetch(n, m, blocks, dir, report)
 	f.disc = disc
 	if err := f.prepare(ctx); err != nil {
@@ -250,6 +280,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	}
 	res.Root, res.Dir, res.Manifest = root.String(), dir, m
 	res.Elapsed = time.Since(start)
+	res.Signers = signers(n.Home, n.Index, root)
 	for _, fl := range m.Files {
 		if content.IsPickleName(fl.Path) {
 			res.Pickle = append(res.Pickle, fl.Path)
@@ -257,6 +288,20 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	}
 	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files)})
 	return res, nil
+}
+
+// checkSigned fails with ErrNotSigned unless publisher (if set) has a
+// valid, live record naming root kept here.
+func (n *Node) checkSigned(root cid.Cid, publisher string) error {
+	if publisher == "" {
+		return nil
+	}
+	for _, s := range n.Index.RecordsFor(root) {
+		if s.Key == publisher && s.Live(time.Now()) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no valid record of %s names %s; nothing was fetched", ErrNotSigned, publisher, root)
 }
 
 // fetchManifest fetches, verifies and decodes every block of a manifest.

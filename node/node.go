@@ -43,6 +43,9 @@ type Node struct {
 	cfg   Config
 	log   *slog.Logger
 
+	// Home, when set, gives petnames to signers in results.
+	Home Home
+
 	store    *store
 	up, down *rate.Limiter // nil: unlimited
 	strikes  strikes
@@ -95,7 +98,8 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	case "client":
 		mode = dht.ModeClient
 	}
-	kad, err := dht.New(h, dht.Mode(mode), dht.ProtocolPrefix(DHTPrefix), dht.BootstrapPeers(boot...))
+	kad, err := dht.New(h, dht.Mode(mode), dht.ProtocolPrefix(DHTPrefix), dht.BootstrapPeers(boot...),
+		dht.NamespacedValidator(content.RecordNamespace, content.RecordValidator{}))
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("dht: %w", err)

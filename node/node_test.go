@@ -146,7 +146,7 @@ func TestDHTNetworkFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, model, out2)
-	rep, err := Verify(ctx, fetcher.Index, im.M.Root, nil)
+	rep, err := Verify(ctx, Home{}, fetcher.Index, im.M.Root, nil)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify after fetch: %+v %v", rep, err)
 	}

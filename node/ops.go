@@ -69,17 +69,19 @@ type VerifyFile struct {
 
 // VerifyReport is the result of re-hashing a held root.
 type VerifyReport struct {
-	Root  string       `json:"root"`
-	OK    bool         `json:"ok"`
-	Files []VerifyFile `json:"files"`
+	Root    string       `json:"root"`
+	OK      bool         `json:"ok"`
+	Files   []VerifyFile `json:"files"`
+	Signers []Signer     `json:"signers"` // records naming the root whose signatures verify
 }
 
 // ErrVerify reports a root some of whose files no longer verify.
 var ErrVerify = errors.New("verification failed")
 
 // Verify re-reads every file of a held root and checks each chunk and the
-// whole-file sha256 against the manifest. progress is told of bytes read.
-func Verify(ctx context.Context, idx *content.Index, root cid.Cid, progress func(int64)) (*VerifyReport, error) {
+// whole-file sha256 against the manifest, and every kept record naming
+// the root against its signature. progress is told of bytes read.
+func Verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progress func(int64)) (*VerifyReport, error) {
 	files, err := idx.Files(root)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)
@@ -88,7 +90,7 @@ func Verify(ctx context.Context, idx *content.Index, root cid.Cid, progress func
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Root: root.String(), OK: true}
+	rep := &VerifyReport{Root: root.String(), OK: true, Signers: signers(h, idx, root)}
 	for i, fi := range files {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -21,8 +21,10 @@ type source struct {
 	get     func(ctx context.Context, c cid.Cid, max int) ([]byte, error)
 	// have asks for the source's have-map of a root; nil means the source
 	// holds everything it is asked for.
-	have  func(ctx context.Context, root cid.Cid) (protocol.HaveMap, error)
-	close func()
+	have func(ctx context.Context, root cid.Cid) (protocol.HaveMap, error)
+	// records asks for the signed records naming a root (nil: none).
+	records func(ctx context.Context, root cid.Cid) ([][]byte, error)
+	close   func()
 
 	// Guarded by the scheduler's mutex.
 	hm       protocol.HaveMap
@@ -125,6 +127,11 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 			rctx, cancel := context.WithTimeout(ctx, rt)
 			defer cancel()
 			return cl.Have(rctx, root)
+		},
+		records: func(ctx context.Context, root cid.Cid) ([][]byte, error) {
+			rctx, cancel := context.WithTimeout(ctx, rt)
+			defer cancel()
+			return cl.Records(rctx, root)
 		},
 		close: func() { cl.Close() },
 	}, nil

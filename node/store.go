@@ -88,6 +88,15 @@ func (s *store) asked(p peer.ID, root cid.Cid) {
 	}
 }
 
+// Records hands over the signed records kept for root.
+func (s *store) Records(root cid.Cid) [][]byte {
+	var out [][]byte
+	for _, r := range s.idx.RecordsFor(root) {
+		out = append(out, r.Envelope)
+	}
+	return out
+}
+
 // Have says which chunks of root this node holds.
 func (s *store) Have(root cid.Cid) (protocol.HaveMap, error) {
 	if _, err := s.idx.Root(root); err == nil {

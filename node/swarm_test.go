@@ -328,6 +328,7 @@ func (s silentStore) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 	time.Sleep(time.Hour)
 	return nil, content.ErrNotFound
 }
+func (s silentStore) Records(cid.Cid) [][]byte { return nil }
 func (s silentStore) Have(root cid.Cid) (protocol.HaveMap, error) {
 	return protocol.HaveMap{Complete: true}, nil
 }

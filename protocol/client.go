@@ -84,6 +84,20 @@ func (c *Client) Have(ctx context.Context, root cid.Cid) (HaveMap, error) {
 	return *r.Have, nil
 }
 
+// Records asks for the signed publisher records the peer holds for root;
+// the caller verifies them.
+func (c *Client) Records(ctx context.Context, root cid.Cid) ([][]byte, error) {
+	r, err := c.roundTrip(ctx, KindRecords, root, 0)
+	if err != nil {
+		return nil, err
+	}
+	if r.Have != nil || r.Data != nil {
+		Recycle(r.Data)
+		return nil, fmt.Errorf("%w: expected records", ErrMalformed)
+	}
+	return r.Records, nil
+}
+
 func (c *Client) roundTrip(ctx context.Context, kind byte, id cid.Cid, max int) (Response, error) {
 	select {
 	case c.slots <- struct{}{}:

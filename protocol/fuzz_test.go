@@ -33,6 +33,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(appendHave(nil, 5, HaveMap{Bits: []byte{0xff, 0x01}}))
 	f.Add(appendHave(nil, 6, HaveMap{Complete: true}))
 	f.Add(appendHave(nil, 7, HaveMap{Bits: []byte{0x0f}, Coming: []byte{0x30}}))
+	f.Add(appendRecords(nil, 8, [][]byte{[]byte("a"), []byte("bc")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeResponse(b)
 		if err != nil {
@@ -40,6 +41,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if len(r.Data) > content.MaxBlock || len(r.Text) > 4*MaxErrorText+4 {
 			t.Fatal("response beyond its caps")
+		}
+		if len(r.Records) > MaxRecords {
+			t.Fatal("too many records")
 		}
 		if r.Have != nil && (len(r.Have.Bits) > MaxHaveMap || (r.Have.Complete && len(r.Have.Bits) > 0) ||
 			(len(r.Have.Coming) > 0 && len(r.Have.Coming) != len(r.Have.Bits))) {

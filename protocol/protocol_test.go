@@ -48,6 +48,13 @@ func (m mapStore) Have(root cid.Cid) (HaveMap, error) {
 	return HaveMap{Complete: true}, nil
 }
 
+func (m mapStore) Records(root cid.Cid) [][]byte {
+	if _, ok := m[root]; ok {
+		return [][]byte{[]byte("envelope one"), []byte("two")}
+	}
+	return nil
+}
+
 func newHost(t *testing.T) host.Host {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
@@ -121,7 +128,13 @@ func TestExchange(t *testing.T) {
 	if hm, err := cl.Have(ctx, raws[0]); err != nil || !hm.Complete || !hm.Has(12345) {
 		t.Fatalf("complete have-map: %+v %v", hm, err)
 	}
+	if recs, err := cl.Records(ctx, bc); err != nil || len(recs) != 2 || string(recs[0]) != "envelope one" || string(recs[1]) != "two" {
+		t.Fatalf("records: %q %v", recs, err)
+	}
 	missing := content.SumCID(content.CodecRaw, []byte("nobody has this"))
+	if recs, err := cl.Records(ctx, missing); err != nil || len(recs) != 0 {
+		t.Fatalf("records of an unknown root: %q %v", recs, err)
+	}
 	if _, err := cl.Have(ctx, missing); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("have-map of an unknown root: err = %v", err)
 	}

@@ -24,6 +24,8 @@ type Store interface {
 	// Have says which chunks of a root are held (content.ErrNotFound when
 	// none is).
 	Have(root cid.Cid) (HaveMap, error)
+	// Records returns the signed publisher records (envelopes) naming root.
+	Records(root cid.Cid) [][]byte
 }
 
 // Server answers requests on inbound streams.
@@ -87,7 +89,10 @@ func (s *Server) Handle(st network.Stream) {
 			hdr = AppendError(hdr, req.ID, CodeBadRequest, err.Error())
 		default:
 			var hm HaveMap
+			var recs [][]byte
 			switch {
+			case req.Kind == KindRecords:
+				recs = s.Store.Records(req.CID)
 			case req.Kind == KindHave:
 				if s.Asked != nil {
 					s.Asked(st.Conn().RemotePeer(), req.CID)
@@ -102,6 +107,8 @@ func (s *Server) Handle(st network.Stream) {
 				data, err = s.Store.ReadChunk(req.CID, *bufp)
 			}
 			switch {
+			case err == nil && req.Kind == KindRecords:
+				hdr = appendRecords(hdr, req.ID, recs)
 			case err == nil && req.Kind == KindHave:
 				hdr = appendHave(hdr, req.ID, hm)
 			case err == nil:

@@ -14,8 +14,8 @@ import (
 )
 
 // ID is the protocol ID of the exchange. Change the encoding, bump it.
-// 1.1.0 added the have-map request.
-const ID = "/shoal/xfer/1.1.0"
+// 1.1.0 added the have-map request, 1.2.0 the records request.
+const ID = "/shoal/xfer/1.2.0"
 
 // Limits.
 const (
@@ -32,15 +32,23 @@ const (
 
 // Request kinds, the first byte of a request body.
 const (
-	KindGet  byte = 0x01 // a block by CID
-	KindHave byte = 0x02 // the have-map of a root
+	KindGet     byte = 0x01 // a block by CID
+	KindHave    byte = 0x02 // the have-map of a root
+	KindRecords byte = 0x03 // the signed publisher records naming a root
 )
 
 // Response kinds.
 const (
-	kindBlock = 0x81
-	kindError = 0x82
-	kindHave  = 0x83
+	kindBlock   = 0x81
+	kindError   = 0x82
+	kindHave    = 0x83
+	kindRecords = 0x84
+)
+
+// MaxRecords caps the records in one reply; MaxRecordsReply its body.
+const (
+	MaxRecords      = 16
+	MaxRecordsReply = MaxRecords * (content.MaxEnvelope + 2)
 )
 
 // MaxHaveMap caps a have-map's bitfield: one bit per chunk reference of
@@ -171,7 +179,7 @@ func AppendRequest(b []byte, kind byte, id uint64, c cid.Cid) []byte {
 
 // DecodeRequest parses a request body; the CID must pass the allowlist.
 func DecodeRequest(b []byte) (Request, error) {
-	if len(b) < 2 || (b[0] != KindGet && b[0] != KindHave) {
+	if len(b) < 2 || (b[0] != KindGet && b[0] != KindHave && b[0] != KindRecords) {
 		return Request{}, fmt.Errorf("%w: not a request", ErrMalformed)
 	}
 	id, n := binary.Uvarint(b[1:])
@@ -192,10 +200,36 @@ func DecodeRequest(b []byte) (Request, error) {
 type Response struct {
 	ID   uint64
 	Data []byte   // the block
-	Have *HaveMap // the have-map
-	Err  error    // set for an error reply
+	Have    *HaveMap // the have-map
+	Records [][]byte // the records (envelopes, not yet verified)
+	Err     error    // set for an error reply
 	Code Code
 	Text string
+}
+
+// appendRecords encodes a records reply body: each envelope with a
+// uvarint length prefix.
+func appendRecords(b []byte, id uint64, recs [][]byte) []byte {
+	b = append(b, kindRecords)
+	b = binary.AppendUvarint(b, id)
+	for _, r := range recs[:min(len(recs), MaxRecords)] {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
+	}
+	return b
+}
+
+func decodeRecords(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > content.MaxEnvelope || uint64(len(b)-k) < n || len(out) == MaxRecords {
+			return nil, fmt.Errorf("%w: records reply", ErrMalformed)
+		}
+		out = append(out, b[k:k+int(n)])
+		b = b[k+int(n):]
+	}
+	return out, nil
 }
 
 // Have-map reply flags.
@@ -240,7 +274,7 @@ func AppendError(b []byte, id uint64, code Code, text string) []byte {
 
 // DecodeResponse parses a response body.
 func DecodeResponse(b []byte) (Response, error) {
-	if len(b) < 2 || (b[0] != kindBlock && b[0] != kindError && b[0] != kindHave) {
+	if len(b) < 2 || (b[0] != kindBlock && b[0] != kindError && b[0] != kindHave && b[0] != kindRecords) {
 		return Response{}, fmt.Errorf("%w: not a response", ErrMalformed)
 	}
 	id, n := binary.Uvarint(b[1:])
@@ -249,6 +283,15 @@ func DecodeResponse(b []byte) (Response, error) {
 	}
 	rest := b[1+n:]
 	switch b[0] {
+	case kindRecords:
+		if len(rest) > MaxRecordsReply {
+			return Response{}, fmt.Errorf("%w: records reply", ErrMalformed)
+		}
+		recs, err := decodeRecords(rest)
+		if err != nil {
+			return Response{}, err
+		}
+		return Response{ID: id, Records: recs}, nil
 	case kindBlock:
 		if len(rest) > content.MaxBlock {
 			return Response{}, fmt.Errorf("%w: block of %d bytes", ErrFrameTooLarge, len(rest))
@@ -351,8 +394,9 @@ func ReadResponse(r *bufio.Reader) (Response, error) {
 			return Response{}, io.ErrUnexpectedEOF
 		}
 		return Response{ID: id, Data: buf}, nil
-	case kindError, kindHave:
-		if rest < 1 || (kind == kindError && rest > 1+MaxErrorText) || rest > 1+2*MaxHaveMap {
+	case kindError, kindHave, kindRecords:
+		if (kind != kindRecords && rest < 1) || (kind == kindError && rest > 1+MaxErrorText) ||
+			(kind == kindRecords && rest > MaxRecordsReply) || rest > 1+2*MaxHaveMap {
 			return Response{}, fmt.Errorf("%w: reply of %d bytes", ErrMalformed, rest)
 		}
 		body := make([]byte, 0, 1+10+rest)

@@ -20,13 +20,14 @@ type getFlags struct {
 	boot, listen   []string
 	timeout        time.Duration
 	maxUp, maxDown string
+	publisher      string
 }
 
 func (a *app) getCmd() *cobra.Command {
 	var g getFlags
 	cmd := &cobra.Command{
-		Use:   "get CID -o DIR",
-		Short: "Fetch a model by CID into a folder, verified",
+		Use:   "get (CID | PUBLISHER/NAME) -o DIR",
+		Short: "Fetch a model by CID or by published name into a folder, verified",
 		Long: `Find who holds the model on the DHT (the providers of its root and of each
 of its files, looked up again while the fetch runs), fetch its manifest,
 then fetch chunks from every provider at once, rarest first, verifying each
@@ -44,19 +45,23 @@ With a daemon running, the daemon fetches (and keeps seeding). Without one,
 an in-process node runs for the length of the command: give it
 --bootstrap (or set bootstrap in config.json).
 
+By name (PUBLISHER/NAME, PUBLISHER a petname from shoal trust or a key
+ID), the name is resolved to the newest valid signed record first, and the
+fetch refuses a root that publisher did not sign. --publisher KEY does the
+same for a CID: no chunk moves unless a valid record of KEY names it. The
+summary says who signed the root, or that nobody you trust did.
+
 DIR must not exist, be empty, or hold an unfinished fetch of the same CID,
 unless --force. With --json, progress events and then the result are
 printed one JSON object per line.`,
 		Example: exampleBlock(
 			"shoal get bafyrei... -o ./model",
 			"shoal get bafyrei... -o ./model --bootstrap /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...",
-			"shoal get bafyrei... -o ./model --max-download 50MB/s --json"),
+			"shoal get bafyrei... -o ./model --max-download 50MB/s --json",
+			"shoal get alice/llama-3-8b -o ./model",
+			"shoal get bafyrei... -o ./model --publisher alice"),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := content.ParseCID(args[0])
-			if err != nil {
-				return err
-			}
 			if g.out == "" {
 				return fmt.Errorf("missing -o DIR: where to write the model")
 			}
@@ -73,15 +78,37 @@ printed one JSON object per line.`,
 			if err != nil {
 				return err
 			}
+			req := node.GetRequest{Dir: dir, Force: g.force}
+			if pub, name, ok := node.SplitName(args[0]); ok {
+				keyID, err := h.ResolvePublisher(pub)
+				if err != nil {
+					return err
+				}
+				if err := content.CheckName(name); err != nil {
+					return err
+				}
+				req.Name = keyID + "/" + name
+			} else {
+				root, err := content.ParseCID(args[0])
+				if err != nil {
+					return err
+				}
+				req.CID = root.String()
+			}
+			if g.publisher != "" {
+				if req.Publisher, err = h.ResolvePublisher(g.publisher); err != nil {
+					return err
+				}
+			}
 			progress := a.getProgress()
 			var res *node.GetResult
 			if c != nil {
 				if g.maxUp != "" || g.maxDown != "" || len(g.boot) > 0 {
 					fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap and rate limits come from its configuration")
 				}
-				res, err = c.Get(cmd.Context(), root.String(), dir, g.force, progress.update)
+				res, err = c.Get(cmd.Context(), req, progress.update)
 			} else {
-				res, err = a.getInProcess(cmd, h, root, dir, g, progress.update)
+				res, err = a.getInProcess(cmd, h, req, g, progress.update)
 			}
 			progress.finish()
 			if err != nil {
@@ -102,6 +129,7 @@ printed one JSON object per line.`,
 			fmt.Fprintf(a.stdout, "fetched %s: %d files, %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
 				res.Root, res.Files, humanBytes(res.Size), secs, humanBytes(int64(rate)), plural(res.Peers, "peer"),
 				res.Chunks, resumed, res.Refetch)
+			a.printSigners(res.Signers)
 			fmt.Fprintln(a.stdout, res.Dir)
 			return nil
 		},
@@ -114,6 +142,7 @@ printed one JSON object per line.`,
 	f.DurationVar(&g.timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
 	f.StringVar(&g.maxDown, "max-download", "", "cap on download rate without a daemon, e.g. 50MB/s")
 	f.StringVar(&g.maxUp, "max-upload", "", "cap on upload rate to other fetchers without a daemon, e.g. 10MB/s")
+	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
 	return cmd
 }
 
@@ -143,7 +172,26 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir string, g getFlags, progress func(node.Progress)) (*node.GetResult, error) {
+// printSigners says who vouches for a root, trusted names first.
+func (a *app) printSigners(ss []node.Signer) {
+	trusted := false
+	for _, s := range ss {
+		who := s.Key
+		if s.Petname != "" {
+			who = s.Petname + " (" + s.Key + ")"
+			trusted = true
+		}
+		fmt.Fprintf(a.stdout, "signed by %s as %s, sequence %d, %s\n", who, s.Name, s.Seq, s.Time.Format(time.RFC3339))
+	}
+	switch {
+	case len(ss) == 0:
+		fmt.Fprintln(a.stdout, "no publisher record names this root: the bytes match the CID, and nobody vouches for them")
+	case !trusted:
+		fmt.Fprintln(a.stdout, "none of these publishers is one you trust (shoal trust add)")
+	}
+}
+
+func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest, g getFlags, progress func(node.Progress)) (*node.GetResult, error) {
 	cfg, err := h.Config()
 	if err != nil {
 		return nil, err
@@ -174,13 +222,29 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, root cid.Cid, dir st
 		return nil, err
 	}
 	defer closeNode()
-	// Refuse a bad output folder before any network traffic.
-	if done, err := n.CheckGet(root, dir, g.force); err != nil {
-		return nil, err
-	} else if !done {
-		if err := n.Bootstrap(cmd.Context()); err != nil {
+	opt := node.GetOptions{Force: g.force, Progress: progress, Publisher: req.Publisher}
+	var root cid.Cid
+	if req.CID != "" {
+		if root, err = content.ParseCID(req.CID); err != nil {
 			return nil, err
 		}
+		// Refuse a bad output folder before any network traffic.
+		if done, err := n.CheckGet(root, req.Dir, g.force); err != nil {
+			return nil, err
+		} else if done {
+			return n.Get(cmd.Context(), root, req.Dir, opt)
+		}
 	}
-	return n.Get(cmd.Context(), root, dir, node.GetOptions{Force: g.force, Progress: progress})
+	if err := n.Bootstrap(cmd.Context()); err != nil {
+		return nil, err
+	}
+	if req.Name != "" {
+		keyID, name, _ := node.SplitName(req.Name)
+		rec, err := n.Resolve(cmd.Context(), keyID, name)
+		if err != nil {
+			return nil, err
+		}
+		root, opt.Publisher, opt.Records = rec.Root.Cid, rec.Key, [][]byte{rec.Envelope}
+	}
+	return n.Get(cmd.Context(), root, req.Dir, opt)
 }

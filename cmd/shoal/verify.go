@@ -39,7 +39,7 @@ such a file is not served) or corrupt. Exits non-zero unless all are ok.`,
 						b.update(node.Progress{Total: ri.Size})
 					}
 					var done atomic.Int64
-					rep, err = node.Verify(cmd.Context(), idx, root, func(n int64) { b.update(node.Progress{Done: done.Add(n)}) })
+					rep, err = node.Verify(cmd.Context(), h, idx, root, func(n int64) { b.update(node.Progress{Done: done.Add(n)}) })
 					return err
 				})
 			}

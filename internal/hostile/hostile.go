@@ -63,3 +63,6 @@ func (m Blocks) Have(root cid.Cid) (protocol.HaveMap, error) {
 	}
 	return protocol.HaveMap{Complete: true}, nil
 }
+
+// Records holds none.
+func (m Blocks) Records(cid.Cid) [][]byte { return nil }

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/node"
+)
+
+func (a *app) publishCmd() *cobra.Command {
+	var key string
+	var ttl time.Duration
+	var boot []string
+	cmd := &cobra.Command{
+		Use:   "publish NAME CID",
+		Short: "Sign a record binding NAME to CID and put it on the DHT",
+		Long: `Sign, with a publisher key (the node identity by default), a record
+saying this key publishes CID as NAME, with a sequence number one above
+any seen for that name, and store it on the DHT, where every node checks
+the signature and keeps the highest sequence. Others fetch it with
+"shoal get <your key ID or their petname for it>/NAME".
+
+A signature says the key's holder vouches for exactly these bytes under
+this name; it says nothing of what the weights do. --ttl makes the record
+expire: after that the name stops resolving (fetching by CID still works)
+until you publish again.`,
+		Example: exampleBlock("shoal publish llama-3-8b bafyrei...", "shoal publish llama-3-8b bafyrei... --key team --ttl 720h"),
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := content.CheckName(name); err != nil {
+				return err
+			}
+			root, err := content.ParseCID(args[1])
+			if err != nil {
+				return err
+			}
+			h, c, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var res *node.PublishResult
+			if c != nil {
+				res, err = c.Publish(cmd.Context(), key, name, root.String(), ttl)
+			} else {
+				res, err = a.publishInProcess(cmd, h, key, name, root.String(), ttl, boot)
+			}
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(res)
+			}
+			if res.Warning != "" {
+				fmt.Fprintf(a.stderr, "note: %s\n", res.Warning)
+			}
+			fmt.Fprintf(a.stdout, "published %s/%s -> %s (sequence %d)\n", res.Key, res.Name, res.Root, res.Seq)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "self", "publisher key name (see shoal key list)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "make the record expire after this long (default: never)")
+	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
+	return cmd
+}
+
+func (a *app) publishInProcess(cmd *cobra.Command, h node.Home, key, name, root string, ttl time.Duration, boot []string) (*node.PublishResult, error) {
+	n, closeNode, err := a.openNode(cmd, h, boot)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNode()
+	k, err := h.PublisherKey(key)
+	if err != nil {
+		return nil, err
+	}
+	r, _ := content.ParseCID(root)
+	s, err := n.Publish(cmd.Context(), k, name, r, ttl)
+	if s == nil {
+		return nil, err
+	}
+	res := &node.PublishResult{Signer: h.Signer(s), OnDHT: err == nil}
+	if err != nil {
+		res.Warning = err.Error()
+	}
+	return res, nil
+}
+
+// openNode starts a short-lived in-process node on the home, a DHT
+// client, bootstrapped from boot or else its config.
+func (a *app) openNode(cmd *cobra.Command, h node.Home, boot []string) (*node.Node, func() error, error) {
+	cfg, err := h.Config()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.DHTMode = "client"
+	if len(boot) > 0 {
+		cfg.Bootstrap = boot
+	}
+	n, closeNode, err := node.Open(h, cfg, slog.Default())
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := n.Bootstrap(cmd.Context()); err != nil {
+		closeNode()
+		return nil, nil, err
+	}
+	return n, closeNode, nil
+}
+
+func (a *app) resolveCmd() *cobra.Command {
+	var boot []string
+	cmd := &cobra.Command{
+		Use:   "resolve PUBLISHER/NAME",
+		Short: "Show the CID a publisher's name points to, and who signed it when",
+		Long: `Look up the newest valid signed record of PUBLISHER (a petname from
+shoal trust, or a key ID) for NAME on the DHT. A record with a bad
+signature, an expired one, or one older than a record this node has seen
+before (a rollback, even if every DHT peer serves it) is refused.`,
+		Example: exampleBlock("shoal resolve alice/llama-3-8b", "shoal resolve 12D3KooW.../llama-3-8b --json"),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pub, name, ok := node.SplitName(args[0])
+			if !ok {
+				return fmt.Errorf("want PUBLISHER/NAME, got %s", content.Quote(args[0]))
+			}
+			if err := content.CheckName(name); err != nil {
+				return err
+			}
+			h, c, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			keyID, err := h.ResolvePublisher(pub)
+			if err != nil {
+				return err
+			}
+			var sg *node.Signer
+			if c != nil {
+				sg, err = c.Resolve(cmd.Context(), keyID, name)
+			} else {
+				sg, err = a.resolveInProcess(cmd, h, keyID, name, boot)
+			}
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(sg)
+			}
+			who := sg.Key
+			if sg.Petname != "" {
+				who = sg.Petname + " (" + sg.Key + ")"
+			}
+			fmt.Fprintf(a.stdout, "%s\nsigned by %s as %s, sequence %d, %s\n", sg.Root, who, sg.Name, sg.Seq, sg.Time.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
+	return cmd
+}
+
+func (a *app) resolveInProcess(cmd *cobra.Command, h node.Home, keyID, name string, boot []string) (*node.Signer, error) {
+	n, closeNode, err := a.openNode(cmd, h, boot)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNode()
+	s, err := n.Resolve(cmd.Context(), keyID, name)
+	if err != nil {
+		return nil, err
+	}
+	sg := h.Signer(s)
+	return &sg, nil
+}

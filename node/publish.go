@@ -1,0 +1,321 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// Provenance errors.
+var (
+	// ErrNotSigned reports a root that the required publisher has not
+	// signed (no valid record of that key names it).
+	ErrNotSigned = errors.New("not signed by the required publisher")
+	// ErrUnknownPublisher reports a name whose publisher part is neither a
+	// trusted petname nor a key ID.
+	ErrUnknownPublisher = errors.New("unknown publisher")
+	// ErrNoRecord reports a name nobody has published.
+	ErrNoRecord = errors.New("no record found")
+)
+
+// Signer describes a valid record naming a root.
+type Signer struct {
+	Key     string    `json:"key"`               // publisher key ID
+	Petname string    `json:"petname,omitempty"` // local name, if trusted
+	Name    string    `json:"name"`
+	Root    string    `json:"root"`
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Signer describes a verified record, with the petname this home gives
+// its key.
+func (h Home) Signer(s *content.Signed) Signer { return h.signer(s) }
+
+func (h Home) signer(s *content.Signed) Signer {
+	sg := Signer{Key: s.Key, Name: s.Name, Root: s.Root.String(), Seq: s.Seq, Time: time.Unix(s.Time, 0).UTC()}
+	if s.Expires != 0 {
+		sg.Expires = time.Unix(s.Expires, 0).UTC()
+	}
+	for pet, id := range h.Trusted() {
+		if id == s.Key {
+			sg.Petname = pet
+		}
+	}
+	return sg
+}
+
+// PublishResult reports a publish.
+type PublishResult struct {
+	Signer
+	OnDHT   bool   `json:"on_dht"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// KeysDir holds the publisher keys of a home (the node identity is the key
+// named "self").
+func (h Home) KeysDir() string   { return filepath.Join(h.Dir, "keys") }
+func (h Home) TrustPath() string { return filepath.Join(h.Dir, "trust.json") }
+
+// KeyInfo names a publisher key.
+type KeyInfo struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+}
+
+// PublisherKey loads a publisher key by name; "self" or "" is the node's
+// identity.
+func (h Home) PublisherKey(name string) (crypto.PrivKey, error) {
+	if name == "" || name == "self" {
+		return h.Key()
+	}
+	if err := content.CheckName(name); err != nil {
+		return nil, fmt.Errorf("key name: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(h.KeysDir(), name+".key"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no key named %s (see shoal key list)", content.Quote(name))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return crypto.UnmarshalPrivateKey(b)
+}
+
+// CreateKey makes a new ed25519 publisher key (file mode 0600).
+func (h Home) CreateKey(name string) (KeyInfo, error) {
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	return h.ImportKey(name, k)
+}
+
+// ImportKey stores a publisher key under name; it refuses to replace one.
+func (h Home) ImportKey(name string, k crypto.PrivKey) (KeyInfo, error) {
+	if name == "self" {
+		return KeyInfo{}, errors.New(`"self" is the node identity; choose another key name`)
+	}
+	if err := content.CheckName(name); err != nil {
+		return KeyInfo{}, fmt.Errorf("key name: %w", err)
+	}
+	if err := os.MkdirAll(h.KeysDir(), 0o700); err != nil {
+		return KeyInfo{}, err
+	}
+	p := filepath.Join(h.KeysDir(), name+".key")
+	if _, err := os.Stat(p); err == nil {
+		return KeyInfo{}, fmt.Errorf("a key named %s exists already", content.Quote(name))
+	}
+	b, err := crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if err := writeFileAtomic(p, b, 0o600); err != nil {
+		return KeyInfo{}, err
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	return KeyInfo{Name: name, ID: id.String()}, err
+}
+
+// Keys lists the publisher keys, the identity ("self") first.
+func (h Home) Keys() ([]KeyInfo, error) {
+	self, err := h.Key()
+	if err != nil {
+		return nil, err
+	}
+	id, _ := peer.IDFromPrivateKey(self)
+	out := []KeyInfo{{Name: "self", ID: id.String()}}
+	ents, _ := os.ReadDir(h.KeysDir())
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok {
+			continue
+		}
+		k, err := h.PublisherKey(name)
+		if err != nil {
+			return nil, err
+		}
+		id, _ := peer.IDFromPrivateKey(k)
+		out = append(out, KeyInfo{Name: name, ID: id.String()})
+	}
+	return out, nil
+}
+
+// Trusted returns the petnames bound to publisher key IDs.
+func (h Home) Trusted() map[string]string {
+	m := map[string]string{}
+	if h.Dir == "" {
+		return m
+	}
+	if b, err := os.ReadFile(h.TrustPath()); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// Trust binds a petname to a key ID ("" removes it).
+func (h Home) Trust(pet, keyID string) error {
+	if err := content.CheckName(pet); err != nil {
+		return fmt.Errorf("petname: %w", err)
+	}
+	m := h.Trusted()
+	if keyID == "" {
+		delete(m, pet)
+	} else {
+		if _, err := peer.Decode(keyID); err != nil {
+			return fmt.Errorf("key ID %s: %w", content.Quote(keyID), err)
+		}
+		m[pet] = keyID
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return writeFileAtomic(h.TrustPath(), append(b, '\n'), 0o600)
+}
+
+// ResolvePublisher turns a petname or a key ID into a key ID.
+func (h Home) ResolvePublisher(p string) (string, error) {
+	if id, ok := h.Trusted()[p]; ok {
+		return id, nil
+	}
+	if _, err := peer.Decode(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: %s is neither a trusted petname (shoal trust add) nor a key ID", ErrUnknownPublisher, content.Quote(p))
+}
+
+// SplitName splits "publisher/name".
+func SplitName(s string) (publisher, name string, ok bool) {
+	publisher, name, ok = strings.Cut(s, "/")
+	return publisher, name, ok && publisher != "" && name != ""
+}
+
+// recordTimeout bounds DHT record lookups and puts.
+const recordTimeout = 30 * time.Second
+
+// Publish signs a record naming root as name with key, keeps it, and puts
+// it on the DHT. The sequence is one above the highest this node has seen
+// for that name, locally or on the DHT.
+func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, root cid.Cid, ttl time.Duration) (*content.Signed, error) {
+	if err := content.CheckName(name); err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	seq := n.Index.HighWater(id.String(), name)
+	if cur, err := n.lookupRecord(ctx, id.String(), name); err == nil {
+		seq = max(seq, cur.Seq)
+	}
+	s, err := content.Sign(key, name, root, seq+1, time.Now(), ttl)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Index.PutRecord(s); err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	if err := n.DHT.PutValue(pctx, content.RecordKey(s.Key, name), s.Envelope); err != nil {
+		return s, fmt.Errorf("signed and kept, but not yet on the DHT: %w", err)
+	}
+	return s, nil
+}
+
+// lookupRecord asks the DHT for a name's best record and checks it.
+func (n *Node) lookupRecord(ctx context.Context, keyID, name string) (*content.Signed, error) {
+	gctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	b, err := n.DHT.GetValue(gctx, content.RecordKey(keyID, name))
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) {
+			return nil, ErrNoRecord
+		}
+		return nil, err
+	}
+	s, err := content.OpenRecord(b)
+	if err != nil {
+		return nil, err
+	}
+	if s.Key != keyID || s.Name != name {
+		return nil, fmt.Errorf("%w: DHT answered with a record for %s/%s", content.ErrBadRecord, s.Key, s.Name)
+	}
+	return s, nil
+}
+
+// Resolve finds what keyID publishes as name: the newest valid record from
+// the DHT or kept here. It never goes below the highest sequence this node
+// has seen (a DHT serving only older records gets ErrRollback when no
+// newer one is kept), and an expired newest record fails the name closed
+// (ErrExpired); fetching by CID is unaffected.
+func (n *Node) Resolve(ctx context.Context, keyID, name string) (*content.Signed, error) {
+	if err := content.CheckName(name); err != nil {
+		return nil, err
+	}
+	local, _ := n.Index.Record(keyID, name)
+	remote, rerr := n.lookupRecord(ctx, keyID, name)
+	best := local
+	if remote != nil && (best == nil || remote.Seq > best.Seq) {
+		best = remote
+	}
+	if best == nil {
+		if rerr == nil {
+			rerr = ErrNoRecord
+		}
+		return nil, fmt.Errorf("%s/%s: %w", keyID, name, rerr)
+	}
+	if hw := n.Index.HighWater(keyID, name); best.Seq < hw {
+		return nil, fmt.Errorf("%w: %s/%s: have seen sequence %d, the DHT offers %d", content.ErrRollback, keyID, name, hw, best.Seq)
+	}
+	if remote != nil && local != nil && remote.Seq < local.Seq {
+		n.log.Warn("the DHT offered an older record than one kept here", "name", keyID+"/"+name, "dht", remote.Seq, "kept", local.Seq)
+	}
+	if err := best.Live(time.Now()); err != nil {
+		return nil, err
+	}
+	if err := n.Index.PutRecord(best); err != nil {
+		return nil, err
+	}
+	return best, nil
+}
+
+// takeRecords checks envelopes handed over with a manifest and keeps the
+// valid, live ones naming root that are not older than what was seen.
+func (n *Node) takeRecords(root cid.Cid, envs [][]byte) {
+	for _, e := range envs {
+		s, err := content.OpenRecord(e)
+		if err != nil || s.Root.Cid != root || s.Live(time.Now()) != nil {
+			if err != nil {
+				n.log.Debug("refused a record", "err", err)
+			}
+			continue
+		}
+		_ = n.Index.PutRecord(s) // an older one is refused: fine
+	}
+}
+
+// signers lists the valid, live records this node keeps for root.
+func signers(h Home, idx *content.Index, root cid.Cid) []Signer {
+	var out []Signer
+	for _, s := range idx.RecordsFor(root) {
+		if s.Live(time.Now()) == nil {
+			out = append(out, h.signer(s))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
