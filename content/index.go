@@ -25,10 +25,10 @@ var (
 )
 
 var (
-	bktBlocks = []byte("blocks") // manifest block CID → bytes
-	bktRoots  = []byte("roots")  // root CID → RootInfo (JSON)
-	bktFiles  = []byte("files")  // root CID ‖ uint32 file index → FileInfo (JSON)
-	bktChunks = []byte("chunks") // chunk CID → Loc list
+	bktBlocks = []byte("blocks")    // manifest block CID → bytes
+	bktRoots  = []byte("roots")     // root CID → RootInfo (JSON)
+	bktFiles  = []byte("files")     // root CID ‖ uint32 file index → FileInfo (JSON)
+	bktChunks = []byte("chunks")    // chunk CID → Loc list
 	bktRecs   = []byte("records")   // record DHT key → best envelope seen
 	bktHigh   = []byte("highwater") // record DHT key → highest sequence seen (8 bytes)
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/record"
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -308,14 +309,32 @@ func (n *Node) takeRecords(root cid.Cid, envs [][]byte) {
 	}
 }
 
-// signers lists the valid, live records this node keeps for root.
+// signers lists the keys with a valid, live record naming root kept
+// here, one entry per key (its newest record): a key that signs twice is
+// still one signer.
 func signers(h Home, idx *content.Index, root cid.Cid) []Signer {
-	var out []Signer
+	best := map[string]*content.Signed{}
 	for _, s := range idx.RecordsFor(root) {
-		if s.Live(time.Now()) == nil {
-			out = append(out, h.signer(s))
+		if s.Live(time.Now()) != nil {
+			continue
 		}
+		if b := best[s.Key]; b == nil || s.Time > b.Time || (s.Time == b.Time && s.Seq > b.Seq) {
+			best[s.Key] = s
+		}
+	}
+	out := make([]Signer, 0, len(best))
+	for _, s := range best {
+		out = append(out, h.signer(s))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
+}
+
+// sealEnvelope signs any record with k (tests forge with it).
+func sealEnvelope(r *content.Record, k crypto.PrivKey) ([]byte, error) {
+	env, err := record.Seal(r, k)
+	if err != nil {
+		return nil, err
+	}
+	return env.Marshal()
 }

@@ -198,13 +198,13 @@ func DecodeRequest(b []byte) (Request, error) {
 // Response is a decoded response: a block, a have-map, or an error code
 // and text.
 type Response struct {
-	ID   uint64
-	Data []byte   // the block
+	ID      uint64
+	Data    []byte   // the block
 	Have    *HaveMap // the have-map
 	Records [][]byte // the records (envelopes, not yet verified)
 	Err     error    // set for an error reply
-	Code Code
-	Text string
+	Code    Code
+	Text    string
 }
 
 // appendRecords encodes a records reply body: each envelope with a

@@ -171,6 +171,22 @@ RESUMED=$(grep -o '"resumed":[0-9]*' <<<"$RES" | head -1 | cut -d: -f2)
 check "the last run moved only what was missing ($MOVED moved, $RESUMED there)" test $((MOVED + RESUMED)) -eq "$TOTAL"
 check "byte-identical after the kills, nothing else left" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out5")
 
+echo "# publishing and trust"
+"$SHOAL" --home "$WORK/seed" publish llama "$CID" >"$WORK/pub.out" 2>"$WORK/pub.err"
+check "publish on the seeding daemon" grep -q "published .*/llama -> $CID (sequence 1)" "$WORK/pub.out"
+SEEDKEY=$("$SHOAL" --home "$WORK/seed" key list --json | grep -o '"id": "[^"]*"' | head -1 | cut -d'"' -f4)
+"$SHOAL" --home "$WORK/fresh" trust add alice "$SEEDKEY"
+"$SHOAL" --home "$WORK/fresh" resolve alice/llama --bootstrap "$BOOT" >"$WORK/res.out" 2>"$WORK/res.err"
+check "a fresh node resolves alice/llama to the CID" test "$(head -1 "$WORK/res.out")" = "$CID"
+"$SHOAL" --home "$WORK/fresh" get alice/llama -o "$WORK/byname" --bootstrap "$BOOT" --listen $LOOP >"$WORK/byname.out" 2>"$WORK/byname.err"
+check "get by name exits 0" test $? -eq 0
+check "get by name is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/byname")
+check "get by name says who signed" grep -q "signed by alice ($SEEDKEY) as llama" "$WORK/byname.out"
+expect_fail "a CID the publisher did not sign is refused" "not signed by the required publisher" \
+	"$SHOAL" --home "$WORK/fresh" get "$CID2" -o "$WORK/unsigned" --bootstrap "$BOOT" --listen $LOOP --publisher alice
+check "nothing written for the refused CID" test ! -e "$WORK/unsigned"
+expect_fail "an unknown petname is refused" "unknown publisher" "$SHOAL" --home "$WORK/fresh" get bob/llama -o "$WORK/x9"
+
 echo "# hostile manifest"
 "$WORK/bin/hostile" --bootstrap "$BOOT" --path ../../evil.txt >"$WORK/hostile.out" 2>"$WORK/hostile.log" &
 PIDS+=($!)
