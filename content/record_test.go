@@ -163,3 +163,46 @@ func FuzzOpenRecord(f *testing.F) {
 		}
 	})
 }
+
+// Every bad record is dropped by the DHT validator, with its reason.
+func TestRecordValidatorRefusals(t *testing.T) {
+	k := newKey(t)
+	id, _ := peer.IDFromPrivateKey(k)
+	root := SumCID(CodecDagCBOR, []byte("model"))
+	now := time.Unix(1_800_000_000, 0)
+	v := RecordValidator{Now: func() time.Time { return now }}
+	good, _ := Sign(k, "m", root, 1, now, time.Hour)
+	expired, _ := Sign(k, "m", root, 2, now.Add(-2*time.Hour), time.Hour)
+	forged, _ := record.UnmarshalEnvelope(good.Envelope)
+	forged.RawPayload = append([]byte(nil), forged.RawPayload...)
+	forged.RawPayload[3] ^= 1
+	forgedB, _ := forged.Marshal()
+	r := Record{Publisher: []byte(id), Name: "m", Root: Link{root}, Seq: 3, Time: now.Unix()}
+	e, _ := record.Seal(&r, newKey(t))
+	wrongKey, _ := e.Marshal()
+	key := RecordKey(id.String(), "m")
+	cases := map[string]struct {
+		key   string
+		value []byte
+		want  error
+	}{
+		"forged signature": {key, forgedB, ErrInvalidSignature},
+		"wrong key":        {key, wrongKey, ErrInvalidSignature},
+		"expired":          {key, expired.Envelope, ErrExpired},
+		"truncated":        {key, good.Envelope[:40], ErrBadRecord},
+		"oversized":        {key, make([]byte, MaxEnvelope+1), ErrBadRecord},
+		"other name":       {RecordKey(id.String(), "n"), good.Envelope, ErrBadRecord},
+		"name too long":    {RecordKey(id.String(), strings.Repeat("n", MaxNameLen+1)), good.Envelope, ErrBadRecord},
+		"other namespace":  {"/ipns/" + id.String(), good.Envelope, ErrBadRecord},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := v.Validate(c.key, c.value); !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+	if err := v.Validate(key, good.Envelope); err != nil {
+		t.Fatalf("good record refused: %v", err)
+	}
+}

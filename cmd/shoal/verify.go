@@ -17,7 +17,9 @@ func (a *app) verifyCmd() *cobra.Command {
 		Long: `Re-read every file of a model this node holds and check every chunk and
 the whole-file sha256 against the manifest. Each file is reported as ok,
 missing, changed (size or modification time differ from when it was added;
-such a file is not served) or corrupt. Exits non-zero unless all are ok.`,
+such a file is not served) or corrupt. Then the signed publisher records
+kept for the model are checked and their signers listed. Exits non-zero
+unless every file is ok.`,
 		Example: exampleBlock("shoal verify bafyrei...", "shoal verify --json bafyrei..."),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,6 +61,7 @@ such a file is not served) or corrupt. Exits non-zero unless all are ok.`,
 					}
 					fmt.Fprintln(a.stdout, line)
 				}
+				a.printSigners(rep.Signers)
 			}
 			if !rep.OK {
 				return fmt.Errorf("%w: %s", node.ErrVerify, root)
