@@ -249,6 +249,16 @@ func (m *Manifest) FileChunks(i int) []ChunkRef {
 	return m.Chunks[m.First[i] : m.First[i]+int(m.Files[i].Chunks)]
 }
 
+// Distinct is the number of different chunks (the same chunk may stand in
+// several places).
+func (m *Manifest) Distinct() int {
+	seen := make(map[cid.Cid]struct{}, len(m.Chunks))
+	for _, c := range m.Chunks {
+		seen[c.CID.Cid] = struct{}{}
+	}
+	return len(seen)
+}
+
 // Size is the sum of the file sizes.
 func (m *Manifest) Size() int64 {
 	var n int64

@@ -13,30 +13,37 @@ import (
 	"github.com/shoal-p2p/shoal/content"
 )
 
-// sendAddProvider sends raw ADD_PROVIDER messages from `from` to `to`, one
-// stream each, each claiming that a peer provides key. It returns once the
-// receiver has handled each (closed or reset the stream).
-func sendAddProvider(t *testing.T, from, to *Node, key cid.Cid, claimed ...peer.AddrInfo) {
+// sendKad sends one raw DHT message from `from` to `to` on its own stream,
+// skipping from's own checks, and returns once `to` has handled it (closed
+// or reset the stream).
+func sendKad(t *testing.T, from, to *Node, msg *pb.Message) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := from.Host.Connect(ctx, peer.AddrInfo{ID: to.Host.ID(), Addrs: to.Host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
+	s, err := from.Host.NewStream(ctx, to.Host.ID(), DHTPrefix+"/kad/1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pbio.NewDelimitedWriter(s).WriteMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	s.CloseWrite()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = s.Read(make([]byte, 1))
+	s.Close()
+}
+
+// sendAddProvider sends raw ADD_PROVIDER messages, each claiming that a
+// peer provides key.
+func sendAddProvider(t *testing.T, from, to *Node, key cid.Cid, claimed ...peer.AddrInfo) {
+	t.Helper()
 	for _, c := range claimed {
-		s, err := from.Host.NewStream(ctx, to.Host.ID(), DHTPrefix+"/kad/1.0.0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		msg := pb.NewMessage(pb.Message_ADD_PROVIDER, key.Hash(), 0)
 		msg.ProviderPeers = pb.RawPeerInfosToPBPeers([]peer.AddrInfo{c})
-		if err := pbio.NewDelimitedWriter(s).WriteMsg(msg); err != nil {
-			t.Fatal(err)
-		}
-		s.CloseWrite()
-		s.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, _ = s.Read(make([]byte, 1))
-		s.Close()
+		sendKad(t, from, to, msg)
 	}
 }
 

@@ -171,16 +171,12 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		if err != nil {
 			return nil, err
 		}
-		distinct := map[cid.Cid]bool{}
-		for _, c := range m.Chunks {
-			distinct[c.CID.Cid] = true
-		}
 		n.takeRecords(root, opt.Records)
 		if err := n.checkSigned(root, opt.Publisher); err != nil {
 			return nil, err
 		}
 		return &GetResult{Root: root.String(), Dir: dir, Files: len(m.Files), Size: m.Size(),
-			Elapsed: time.Since(start), Resumed: int64(len(distinct)), Manifest: m,
+			Elapsed: time.Since(start), Resumed: int64(m.Distinct()), Manifest: m,
 			Signers: signers(n.Home, n.Index, root)}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
@@ -328,37 +324,38 @@ func fetchManifest(ctx context.Context, s *source, root cid.Cid) (*content.Manif
 	if err != nil {
 		return nil, nil, err
 	}
-	var files []content.File
-	for i, l := range r.Files {
-		data, err := get(l.Cid)
-		if err != nil {
-			return nil, nil, err
-		}
-		fs, err := content.DecodeFileList(r, i, data)
-		if err != nil {
-			return nil, nil, err
-		}
-		files = append(files, fs...)
-		blocks = append(blocks, content.Block{CID: l.Cid, Data: data})
+	files, err := collect(r.Files, get, func(i int, b []byte) ([]content.File, error) { return content.DecodeFileList(r, i, b) }, &blocks)
+	if err != nil {
+		return nil, nil, err
 	}
-	var chunks []content.ChunkRef
-	for i, l := range r.Chunks {
-		data, err := get(l.Cid)
-		if err != nil {
-			return nil, nil, err
-		}
-		cs, err := content.DecodeChunkList(r, i, data)
-		if err != nil {
-			return nil, nil, err
-		}
-		chunks = append(chunks, cs...)
-		blocks = append(blocks, content.Block{CID: l.Cid, Data: data})
+	chunks, err := collect(r.Chunks, get, func(i int, b []byte) ([]content.ChunkRef, error) { return content.DecodeChunkList(r, i, b) }, &blocks)
+	if err != nil {
+		return nil, nil, err
 	}
 	m, err := content.NewManifest(root, files, chunks)
 	if err != nil {
 		return nil, nil, err
 	}
 	return m, blocks, nil
+}
+
+// collect fetches and decodes the list blocks behind links, in order,
+// keeping each block.
+func collect[T any](links []content.Link, get func(cid.Cid) ([]byte, error), decode func(int, []byte) ([]T, error), blocks *[]content.Block) ([]T, error) {
+	var out []T
+	for i, l := range links {
+		data, err := get(l.Cid)
+		if err != nil {
+			return nil, err
+		}
+		items, err := decode(i, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		*blocks = append(*blocks, content.Block{CID: l.Cid, Data: data})
+	}
+	return out, nil
 }
 
 // fetch is one Get's state once the manifest is known.

@@ -232,12 +232,8 @@ func TestCorruptSeeder(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, model, out)
-	distinct := map[cid.Cid]bool{}
-	for _, c := range im.M.Chunks {
-		distinct[c.CID.Cid] = true
-	}
-	if res.Resumed == 0 || res.Chunks+res.Resumed != int64(len(distinct)) {
-		t.Errorf("resumed %d and moved %d of %d chunks", res.Resumed, res.Chunks, len(distinct))
+	if distinct := int64(im.M.Distinct()); res.Resumed == 0 || res.Chunks+res.Resumed != distinct {
+		t.Errorf("resumed %d and moved %d of %d chunks", res.Resumed, res.Chunks, distinct)
 	}
 	t.Logf("re-fetched %d chunks", res.Refetch)
 }

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-msgio/pbio"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
@@ -41,28 +38,13 @@ func addModel(t *testing.T, n *Node, seed uint64) (string, *AddResult) {
 // from's own validation: the nodes' validators must refuse it.
 func putRaw(t *testing.T, from *Node, to []*Node, key string, value []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for _, n := range to {
 		if n == from {
 			continue
 		}
-		if err := from.Host.Connect(ctx, peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()}); err != nil {
-			t.Fatal(err)
-		}
-		s, err := from.Host.NewStream(ctx, n.Host.ID(), DHTPrefix+"/kad/1.0.0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		msg := pb.NewMessage(pb.Message_PUT_VALUE, []byte(key), 0)
 		msg.Record = &recpb.Record{Key: []byte(key), Value: value}
-		if err := pbio.NewDelimitedWriter(s).WriteMsg(msg); err != nil {
-			t.Fatal(err)
-		}
-		s.CloseWrite()
-		s.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, _ = s.Read(make([]byte, 1))
-		s.Close()
+		sendKad(t, from, n, msg)
 	}
 }
 
