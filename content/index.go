@@ -379,8 +379,8 @@ func (x *Index) Record(keyID, name string) (*Signed, error) {
 	return OpenRecord(env)
 }
 
-// RecordsFor returns the kept records that name root.
-func (x *Index) RecordsFor(root cid.Cid) []*Signed {
+// Records returns every kept record whose signature still verifies.
+func (x *Index) Records() []*Signed {
 	var envs [][]byte
 	_ = x.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktRecs).ForEach(func(_, v []byte) error {
@@ -390,7 +390,18 @@ func (x *Index) RecordsFor(root cid.Cid) []*Signed {
 	})
 	var out []*Signed
 	for _, e := range envs {
-		if s, err := OpenRecord(e); err == nil && s.Root.Cid == root {
+		if s, err := OpenRecord(e); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RecordsFor returns the kept records that name root.
+func (x *Index) RecordsFor(root cid.Cid) []*Signed {
+	var out []*Signed
+	for _, s := range x.Records() {
+		if s.Root.Cid == root {
 			out = append(out, s)
 		}
 	}

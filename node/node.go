@@ -230,13 +230,24 @@ func (n *Node) Announce(ctx context.Context, root cid.Cid) error {
 	return nil
 }
 
-// AnnounceAll provides every held root.
+// AnnounceAll provides every held root and puts every kept, live
+// publisher record on the DHT again (DHT nodes drop records after 36 hours).
 func (n *Node) AnnounceAll(ctx context.Context) error {
 	roots, err := n.Index.Roots()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	for _, s := range n.Index.Records() {
+		if s.Live(time.Now()) != nil {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		if err := n.DHT.PutValue(pctx, content.RecordKey(s.Key, s.Name), s.Envelope); err != nil {
+			errs = append(errs, fmt.Errorf("republish %s/%s: %w", s.Key, s.Name, err))
+		}
+		cancel()
+	}
 	for _, r := range roots {
 		c, err := cid.Decode(r.Root)
 		if err == nil {
