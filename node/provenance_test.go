@@ -217,7 +217,7 @@ func TestExpiredRecordFailsClosed(t *testing.T) {
 }
 
 // A record published with no DHT peers is kept and put on the DHT by the
-// next announce round.
+// next announce round, where it outlives its publisher going away.
 func TestRecordRepublished(t *testing.T) {
 	ctx := ctxT(t)
 	alice := newTestNode(t)
@@ -226,17 +226,18 @@ func TestRecordRepublished(t *testing.T) {
 	if s, err := alice.Publish(ctx, k, "m", im.M.Root, 0); s == nil || err == nil {
 		t.Fatalf("publish with no peers: %v, %v (want kept, not on the DHT)", s, err)
 	}
-	boot := alice.Addrs()[0].String()
-	newTestNode(t, boot)
-	bob := newTestNode(t, boot)
+	carol := newTestNode(t, alice.Addrs()[0].String())
+	newTestNode(t, alice.Addrs()[0].String())
 	deadline := time.Now().Add(10 * time.Second)
-	for alice.DHT.RoutingTable().Size() == 0 && time.Now().Before(deadline) {
+	for alice.DHT.RoutingTable().Size() < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err := alice.AnnounceAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := bob.Resolve(ctx, id, "m"); err != nil || got.Root.Cid != im.M.Root {
+	alice.Close()
+	dave := newTestNode(t, carol.Addrs()[0].String())
+	if got, err := dave.Resolve(ctx, id, "m"); err != nil || got.Root.Cid != im.M.Root {
 		t.Fatalf("after republish: %+v %v", got, err)
 	}
 }
