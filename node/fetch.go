@@ -933,15 +933,15 @@ func (f *fetch) flush() error {
 		f.dirty = map[*outFile]bool{}
 		f.mu.Unlock()
 		for of := range dirty {
+			// Sync outside the file's lock: writers and the hasher go on
+			// meanwhile. The file stays open until the fetch ends.
 			of.mu.Lock()
-			fh := of.f
-			var err error
-			if fh != nil && !of.done {
-				err = fh.Sync()
-			}
+			fh, done := of.f, of.done
 			of.mu.Unlock()
-			if err != nil {
-				return err
+			if fh != nil && !done {
+				if err := fh.Sync(); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
