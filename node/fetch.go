@@ -396,12 +396,15 @@ type outFile struct {
 	first    int     // index of its first chunk in the manifest's list
 	chunkEnd []int64 // end offset of each chunk
 
-	mu       sync.Mutex
-	have     []bool
-	frontier int // chunks [0, frontier) are written and hashed
+	mu   sync.Mutex
+	have []bool
+	done bool // complete under its final name
+	wake chan struct{}
+
+	// Owned by the file's hasher.
+	frontier int // chunks [0, frontier) are hashed
 	h        hash.Hash
-	buf      []byte // for reading back chunks that landed out of order
-	done     bool   // complete under its final name
+	buf      []byte
 }
 
 // target is one place a chunk is written.
@@ -442,7 +445,8 @@ func (f *fetch) prepare(ctx context.Context) error {
 	f.state = state
 	for i, fl := range f.m.Files {
 		rel := filepath.FromSlash(fl.Path)
-		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i], h: sha256.New()}
+		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i],
+			h: sha256.New(), wake: make(chan struct{}, 1)}
 		var end int64
 		for _, c := range f.m.FileChunks(i) {
 			end += int64(c.Len)
@@ -473,14 +477,6 @@ func (f *fetch) prepare(ctx context.Context) error {
 		f.report(Progress{Phase: "resuming", Total: f.m.Size(), Files: len(f.files)})
 		if err := f.scanPartial(ctx, loggedChunks); err != nil {
 			return err
-		}
-	}
-	// Files already whole (empty ones, or all chunks found): finish now.
-	for _, of := range f.files {
-		if !of.done && of.frontier == len(of.have) {
-			if err := f.finish(of); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -569,17 +565,6 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 		j.done = true
 		f.resumed.Add(1)
 	}
-	for _, of := range f.files {
-		if of.done {
-			continue
-		}
-		of.mu.Lock()
-		err := of.drain()
-		of.mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -667,6 +652,18 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	f.mu.Lock()
 	f.sched = s
 	f.mu.Unlock()
+	var hashers sync.WaitGroup
+	allHashed := make(chan struct{})
+	for _, of := range f.files {
+		if !of.done {
+			hashers.Go(func() {
+				if err := f.hash(ctx, of); err != nil {
+					cancel(err)
+				}
+			})
+		}
+	}
+	go func() { hashers.Wait(); close(allHashed) }()
 	var workers sync.WaitGroup
 	start := func(src *source) {
 		if !s.addSource(src) {
@@ -702,9 +699,17 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	lastFlush, lastSort := time.Now(), time.Now()
 	recvAt := map[*source]int64{}
 	var err error
+	chunksIn, hashed := s.done, (chan struct{})(nil)
 	for loop := true; loop; {
 		select {
-		case <-s.done:
+		case <-chunksIn:
+			// Every chunk is in (or the fetch failed); the hashers finish
+			// the last files.
+			chunksIn, hashed = nil, allHashed
+			if s.err() != nil {
+				loop = false
+			}
+		case <-hashed:
 			loop = false
 		case <-ctx.Done():
 			loop = false
@@ -749,6 +754,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	stopDiscovery()
 	<-searching
 	workers.Wait()
+	hashers.Wait()
 	if ferr := f.flush(); err == nil {
 		err = ferr
 	}
@@ -913,13 +919,7 @@ func (f *fetch) write(j *job, data []byte) error {
 		f.dirty[t.file] = true
 		f.mu.Unlock()
 		f.state.add('c', j.idx[k])
-		whole, err := t.file.written(t.chunk, data)
-		if err == nil && whole {
-			err = f.finish(t.file)
-		}
-		if err != nil {
-			return err
-		}
+		t.file.written(t.chunk)
 	}
 	f.done.Add(int64(j.len * len(j.targets)))
 	return nil
@@ -948,49 +948,56 @@ func (f *fetch) flush() error {
 	})
 }
 
-// written records chunk k as written. When it extends the contiguous
-// written prefix, it is hashed from memory, and any chunks after it that
-// had landed out of order are read back and hashed. It reports whether the
-// whole file is now hashed.
-func (of *outFile) written(k int, data []byte) (bool, error) {
+// written records chunk k as written and wakes the file's hasher.
+func (of *outFile) written(k int) {
 	of.mu.Lock()
-	defer of.mu.Unlock()
-	if of.done {
-		return false, nil
-	}
 	of.have[k] = true
-	if k == of.frontier {
-		of.h.Write(data)
-		of.frontier++
+	of.mu.Unlock()
+	select {
+	case of.wake <- struct{}{}:
+	default:
 	}
-	if err := of.drain(); err != nil {
-		return false, err
-	}
-	return of.frontier == len(of.have), nil
 }
 
-// drain hashes, reading back from the file, every chunk after the frontier
-// that is already written. Called with of.mu held.
-func (of *outFile) drain() error {
-	for of.frontier < len(of.have) && of.have[of.frontier] {
-		start := int64(0)
-		if of.frontier > 0 {
-			start = of.chunkEnd[of.frontier-1]
+// hash follows a file's contiguous written prefix, reading it back from
+// the page cache off the workers' path, and finishes the file once it is
+// whole. It owns of.frontier, of.h and of.buf.
+func (f *fetch) hash(ctx context.Context, of *outFile) error {
+	for {
+		of.mu.Lock()
+		end := of.frontier
+		for end < len(of.have) && of.have[end] {
+			end++
 		}
-		n := of.chunkEnd[of.frontier] - start
-		if of.buf == nil {
-			of.buf = make([]byte, content.MaxChunk)
+		done := of.done
+		of.mu.Unlock()
+		if done {
+			return nil
 		}
-		if _, err := of.f.ReadAt(of.buf[:n], start); err != nil {
-			return fmt.Errorf("reading back %s: %w", content.Quote(of.rel), err)
+		for ; of.frontier < end; of.frontier++ {
+			start := int64(0)
+			if of.frontier > 0 {
+				start = of.chunkEnd[of.frontier-1]
+			}
+			n := of.chunkEnd[of.frontier] - start
+			if of.buf == nil {
+				of.buf = make([]byte, content.MaxChunk)
+			}
+			if _, err := of.f.ReadAt(of.buf[:n], start); err != nil {
+				return fmt.Errorf("reading back %s: %w", content.Quote(of.rel), err)
+			}
+			of.h.Write(of.buf[:n])
 		}
-		of.h.Write(of.buf[:n])
-		of.frontier++
+		if of.frontier == len(of.have) {
+			of.buf = nil
+			return f.finish(of)
+		}
+		select {
+		case <-of.wake:
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	if of.frontier == len(of.have) {
-		of.buf = nil
-	}
-	return nil
 }
 
 // finish checks a whole file's sha256, syncs it, renames it into place,
