@@ -1,0 +1,303 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// fetch is one Get's state once the manifest is known.
+type fetch struct {
+	n      *Node
+	m      *content.Manifest
+	blocks map[cid.Cid][]byte
+	dir    string
+	report func(Progress)
+
+	root  *os.Root
+	disc  *discovery
+	state *fetchState
+	files []*outFile
+	jobs  []*job
+	byCID map[cid.Cid]*job
+	infos []content.FileInfo
+
+	mu    sync.Mutex
+	sched *scheduler
+	have  []byte // bit per chunk reference: verified and written
+	dirty map[*outFile]bool
+
+	done      atomic.Int64
+	moved     atomic.Int64
+	resumed   atomic.Int64
+	refetch   atomic.Int64
+	announced atomic.Bool
+}
+
+// outFile is a file being written: its temporary file and the sha256 of
+// its written prefix, which grows as chunks land in order.
+type outFile struct {
+	idx      int
+	rel, tmp string
+	f        *os.File
+	size     int64
+	first    int     // index of its first chunk in the manifest's list
+	chunkEnd []int64 // end offset of each chunk
+
+	mu   sync.Mutex
+	have []bool
+	done bool // complete under its final name
+	wake chan struct{}
+
+	// Owned by the file's hasher.
+	frontier int // chunks [0, frontier) are hashed
+	h        hash.Hash
+	buf      []byte
+}
+
+// target is one place a chunk is written.
+type target struct {
+	file  *outFile
+	chunk int // index within the file
+	off   int64
+}
+
+func newFetch(n *Node, m *content.Manifest, blocks []content.Block, dir string, report func(Progress)) *fetch {
+	f := &fetch{n: n, m: m, dir: dir, report: report, blocks: map[cid.Cid][]byte{}, byCID: map[cid.Cid]*job{},
+		have: make([]byte, (len(m.Chunks)+7)/8), dirty: map[*outFile]bool{}}
+	for _, b := range blocks {
+		f.blocks[b.CID] = b.Data
+	}
+	return f
+}
+
+// prepare creates the folder, the state log and a temporary file for each
+// file (through os.Root, so nothing lands outside dir), and takes stock of
+// what an earlier run left: files complete under their final names, and
+// chunks in the temporary files, trusted when logged and re-hashed when
+// not (so a kill -9 loses only the chunks that were in flight).
+func (f *fetch) prepare(ctx context.Context) error {
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(f.dir)
+	if err != nil {
+		return err
+	}
+	f.root = root
+	_, resuming := stateRoot(f.dir)
+	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root)
+	if err != nil {
+		return err
+	}
+	f.state = state
+	for i, fl := range f.m.Files {
+		rel := filepath.FromSlash(fl.Path)
+		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i],
+			h: sha256.New(), wake: make(chan struct{}, 1)}
+		var end int64
+		for _, c := range f.m.FileChunks(i) {
+			end += int64(c.Len)
+			of.chunkEnd = append(of.chunkEnd, end)
+		}
+		of.have = make([]bool, len(of.chunkEnd))
+		f.files = append(f.files, of)
+		if d := path.Dir(fl.Path); d != "." {
+			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
+				return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
+			}
+		}
+		if resuming && f.finalIsDone(of, loggedFiles[i]) {
+			_ = root.Remove(of.tmp) // a stale copy from an earlier run
+			continue
+		}
+		fh, err := root.OpenFile(of.tmp, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
+		}
+		of.f = fh
+		if err := fh.Truncate(of.size); err != nil {
+			return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
+		}
+	}
+	f.buildJobs()
+	if resuming {
+		f.report(Progress{Phase: "resuming", Total: f.m.Size(), Files: len(f.files)})
+		if err := f.scanPartial(ctx, loggedChunks); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finalIsDone reports whether an earlier run completed file of: logged as
+// done with the right size, or, unlogged, with the right sha256.
+func (f *fetch) finalIsDone(of *outFile, logged bool) bool {
+	st, err := f.root.Stat(of.rel)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != of.size {
+		return false
+	}
+	if !logged {
+		fh, err := f.root.Open(of.rel)
+		if err != nil {
+			return false
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, fh)
+		fh.Close()
+		if err != nil || string(h.Sum(nil)) != string(f.m.Files[of.idx].SHA256) {
+			return false
+		}
+	}
+	of.done = true
+	of.frontier = len(of.have)
+	for k := range of.have {
+		of.have[k] = true
+		f.setHave(of.first + k)
+	}
+	f.done.Add(of.size)
+	return true
+}
+
+// scanPartial marks the chunks an earlier run left in temporary files:
+// logged ones as they are, others only if they hash right.
+func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
+	buf := make([]byte, content.MaxChunk)
+	for _, j := range f.jobs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var good []target
+		for k, t := range j.targets {
+			if t.file.done {
+				continue
+			}
+			ok := logged[j.idx[k]]
+			if !ok {
+				b := buf[:j.len]
+				if _, err := t.file.f.ReadAt(b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
+					ok = true
+				}
+			}
+			if ok {
+				good = append(good, t)
+			}
+		}
+		if len(good) == 0 {
+			continue
+		}
+		// A chunk present in one place is copied to the others.
+		var data []byte
+		if len(good) < len(j.targets) {
+			b := buf[:j.len]
+			if _, err := good[0].file.f.ReadAt(b, good[0].off); err != nil {
+				continue
+			}
+			data = b
+		}
+		for k, t := range j.targets {
+			if t.file.done {
+				continue
+			}
+			if data != nil {
+				if _, err := t.file.f.WriteAt(data, t.off); err != nil {
+					return err
+				}
+			}
+			t.file.mu.Lock()
+			t.file.have[t.chunk] = true
+			t.file.mu.Unlock()
+			f.setHave(j.idx[k])
+			f.done.Add(int64(j.len))
+		}
+		j.done = true
+		f.resumed.Add(1)
+	}
+	return nil
+}
+
+// buildJobs makes one job per distinct chunk, with every place it goes.
+func (f *fetch) buildJobs() {
+	for i, of := range f.files {
+		var off int64
+		for k, c := range f.m.FileChunks(i) {
+			j := f.byCID[c.CID.Cid]
+			if j == nil {
+				j = &job{cid: c.CID.Cid, len: int(c.Len)}
+				f.byCID[c.CID.Cid] = j
+				f.jobs = append(f.jobs, j)
+			}
+			if !of.done {
+				j.targets = append(j.targets, target{file: of, chunk: k, off: off})
+				j.idx = append(j.idx, of.first+k)
+			}
+			off += int64(c.Len)
+		}
+	}
+	// Chunks whose every place is in a file an earlier run completed.
+	for _, j := range f.jobs {
+		if len(j.targets) == 0 {
+			j.done = true
+			f.resumed.Add(1)
+		}
+	}
+}
+
+func (f *fetch) setHave(i int) {
+	f.mu.Lock()
+	f.have[i/8] |= 1 << (i % 8)
+	f.mu.Unlock()
+}
+
+// haveMap is the fetch's have-map, for peers that ask: what it holds and
+// what it has asked for.
+func (f *fetch) haveMap() protocol.HaveMap {
+	f.mu.Lock()
+	hm := protocol.HaveMap{Bits: append([]byte(nil), f.have...)}
+	s := f.sched
+	f.mu.Unlock()
+	if s != nil {
+		hm.Coming = s.coming(len(f.m.Chunks))
+	}
+	return hm
+}
+
+// readChunk serves a chunk this fetch has verified and written.
+func (f *fetch) readChunk(c cid.Cid, buf []byte) ([]byte, bool) {
+	j := f.byCID[c]
+	if j == nil || len(buf) < j.len {
+		return nil, false
+	}
+	for k, t := range j.targets {
+		i := j.idx[k]
+		f.mu.Lock()
+		ok := f.have[i/8]&(1<<(i%8)) != 0
+		f.mu.Unlock()
+		if !ok {
+			continue
+		}
+		t.file.mu.Lock()
+		fh := t.file.f
+		var err error
+		if fh != nil {
+			_, err = fh.ReadAt(buf[:j.len], t.off)
+		}
+		t.file.mu.Unlock()
+		if fh != nil && err == nil {
+			return buf[:j.len], true
+		}
+	}
+	return nil, false
+}
