@@ -128,10 +128,12 @@ check "get beside a corrupt seeder is byte-identical" diff <(tree_sums "$WORK/mo
 echo "# kill -9 and resume"
 "$SHOAL" --home "$WORK/getter3" get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP --max-download 16MB/s >/dev/null 2>&1 &
 KP=$!
-sleep 2
+# Kill it once its progress log holds something (at most 15 s).
+for _ in $(seq 150); do [ -s "$WORK/out4/.shoal-fetch/done" ] && break; sleep 0.1; done
+sleep 0.3
 kill -9 $KP 2>/dev/null
 wait $KP 2>/dev/null
-check "killed get left a partial fetch" test -d "$WORK/out4/.shoal-fetch"
+check "killed get left a partial fetch" test -s "$WORK/out4/.shoal-fetch/done"
 "$SHOAL" --home "$WORK/getter3" --json get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get4.out" 2>"$WORK/get4.err"
 check "resumed get exits 0" test $? -eq 0
 RES=$(tail -1 "$WORK/get4.out")
