@@ -20,8 +20,9 @@ func shoal(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestHelpHasExamples(t *testing.T) {
-	for _, c := range []string{"init", "daemon", "id", "add", "get", "ls", "verify"} {
-		out, _, code := shoal(t, c, "--help")
+	for _, c := range []string{"init", "daemon", "id", "add", "get", "ls", "verify", "key", "key create", "key list",
+		"key export", "key import", "trust", "trust add", "trust rm", "trust list", "publish", "resolve"} {
+		out, _, code := shoal(t, append(strings.Fields(c), "--help")...)
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+c) {
 			t.Errorf("%s --help: code %d, no example:\n%s", c, code, out)
 		}
