@@ -227,7 +227,9 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 				s.release(j, src)
 				return nil
 			}
-			bad := errors.Is(err, content.ErrHashMismatch)
+			// Wrong bytes, or more bytes than the manifest declares, or a
+			// garbled reply: the peer misbehaved, not just failed.
+			bad := errors.Is(err, content.ErrHashMismatch) || errors.Is(err, protocol.ErrTooLong) || errors.Is(err, protocol.ErrMalformed)
 			f.refetch.Add(1)
 			// A chunk the source lacks is asked of others; a source that
 			// lied, broke or timed out is dropped from this fetch.

@@ -328,3 +328,38 @@ func (s silentStore) Records(cid.Cid) [][]byte { return nil }
 func (s silentStore) Have(root cid.Cid) (protocol.HaveMap, error) {
 	return protocol.HaveMap{Complete: true}, nil
 }
+
+// swapStore answers every chunk request with one fixed, valid chunk of
+// another model.
+type swapStore struct {
+	protocol.Store
+	other []byte
+}
+
+func (s swapStore) ReadChunk(id cid.Cid, buf []byte) ([]byte, error) {
+	return buf[:copy(buf, s.other)], nil
+}
+
+// Threat 3: a valid chunk of another model sent in place of the one asked
+// for is refused and counted as a strike.
+func TestChunkOfAnotherModelRefused(t *testing.T) {
+	ctx := ctxT(t)
+	// Capped seeders, so that the fetch certainly asks both.
+	addr, seeds, model, im := seeders(t, 2, 8, func(c *Config) { c.MaxUpload = "4MB/s" })
+	liar := seeds[0]
+	other := testmodel.Bytes(1<<20, 99) // a whole, valid chunk of something else
+	srv := &protocol.Server{Store: swapStore{Store: liar.store, other: other}}
+	liar.Host.SetStreamHandler(protocol.ID, srv.Handle)
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	fetcher.strikes.mu.Lock()
+	n := len(fetcher.strikes.m[liar.Host.ID()])
+	fetcher.strikes.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the peer that swapped chunks has %d strikes, want 1", n)
+	}
+}
