@@ -130,6 +130,24 @@ func Import(ctx context.Context, path string, progress func(n int64)) (*Imported
 	return im, nil
 }
 
+// ImportSize is the number of bytes an import of path will hash (by the
+// same rules as Import), for a progress bar's total; 0 if it cannot tell.
+func ImportSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	if st.Mode().IsRegular() {
+		return st.Size()
+	}
+	srcs, _, _ := walk(path)
+	var n int64
+	for _, s := range srcs {
+		n += s.st.Size()
+	}
+	return n
+}
+
 // walk lists the regular files under dir (following symlinks to regular
 // files), sorted by relative path, and what it skipped.
 func walk(dir string) ([]source, []Skipped, error) {

@@ -259,6 +259,17 @@ func (m *Manifest) Distinct() int {
 	return len(seen)
 }
 
+// PicklePaths lists the files in a pickle-based format (see IsPickleName).
+func (m *Manifest) PicklePaths() []string {
+	var out []string
+	for _, f := range m.Files {
+		if IsPickleName(f.Path) {
+			out = append(out, f.Path)
+		}
+	}
+	return out
+}
+
 // Size is the sum of the file sizes.
 func (m *Manifest) Size() int64 {
 	var n int64

@@ -121,7 +121,7 @@ func (n *Node) APIHandler(token string) http.Handler {
 		if !filepath.IsAbs(req.Path) {
 			return nil, fmt.Errorf("path %s is not absolute", content.Quote(req.Path))
 		}
-		total := ImportSize(req.Path)
+		total := content.ImportSize(req.Path)
 		var done atomic.Int64
 		stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
 		defer stop()

@@ -171,7 +171,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		}
 		return &GetResult{Root: root.String(), Dir: dir, Files: len(m.Files), Size: m.Size(),
 			Elapsed: time.Since(start), Resumed: int64(m.Distinct()), Manifest: m,
-			Signers: signers(n.Home, n.Index, root)}, nil
+			Signers: signers(n.Home, n.Index, root), Pickle: m.PicklePaths()}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
@@ -186,8 +186,15 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	defer stopDiscovery()
 	disc := n.discover(dctx, root)
 
-	// The manifest, from the first source that serves all of it.
+	// The manifest, from the first source that serves all of it. The
+	// sources found meanwhile go on to the fetch; closing them again when
+	// Get returns is harmless.
 	var early []*source
+	defer func() {
+		for _, e := range early {
+			e.close()
+		}
+	}()
 	var m *content.Manifest
 	var blocks []content.Block
 	var lastErr error
@@ -204,9 +211,6 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 			return nil, ctx.Err()
 		}
 		if s == nil {
-			for _, e := range early {
-				e.close()
-			}
 			if lastErr != nil {
 				return nil, fmt.Errorf("manifest of %s: %w", root, lastErr)
 			}
@@ -218,9 +222,6 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		if lastErr != nil && (errors.Is(lastErr, content.ErrBadPath) || errors.Is(lastErr, content.ErrBadManifest)) {
 			// The root CID covers the manifest: a bad one is bad
 			// everywhere, and nothing has been written.
-			for _, e := range early {
-				e.close()
-			}
 			return nil, fmt.Errorf("refusing manifest of %s: %w", root, lastErr)
 		}
 	}
@@ -238,9 +239,6 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		}
 	}
 	if err := n.checkSigned(root, opt.Publisher); err != nil {
-		for _, e := range early {
-			e.close()
-		}
 		return nil, err
 	}
 
@@ -248,9 +246,6 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	f.disc = disc
 	if err := f.prepare(ctx); err != nil {
 		f.close()
-		for _, e := range early {
-			e.close()
-		}
 		return nil, err
 	}
 	n.store.register(f)
@@ -271,11 +266,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	res.Root, res.Dir, res.Manifest = root.String(), dir, m
 	res.Elapsed = time.Since(start)
 	res.Signers = signers(n.Home, n.Index, root)
-	for _, fl := range m.Files {
-		if content.IsPickleName(fl.Path) {
-			res.Pickle = append(res.Pickle, fl.Path)
-		}
-	}
+	res.Pickle = m.PicklePaths()
 	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files)})
 	return res, nil
 }

@@ -133,9 +133,8 @@ func (f *fetch) finish(of *outFile) error {
 	return nil
 }
 
-// close ends a fetch that did not complete: files are closed, temporary
-// files and the progress log stay for a later run.
-func (f *fetch) close() {
+// closeFiles closes every file of the fetch.
+func (f *fetch) closeFiles() {
 	for _, of := range f.files {
 		of.mu.Lock()
 		if of.f != nil {
@@ -144,6 +143,12 @@ func (f *fetch) close() {
 		}
 		of.mu.Unlock()
 	}
+}
+
+// close ends a fetch that did not complete: files are closed, temporary
+// files and the progress log stay for a later run.
+func (f *fetch) close() {
+	f.closeFiles()
 	if f.state != nil {
 		f.state.close()
 	}
@@ -155,14 +160,7 @@ func (f *fetch) close() {
 // complete ends a fetch that completed: files are closed and the progress
 // log removed.
 func (f *fetch) complete() error {
-	for _, of := range f.files {
-		of.mu.Lock()
-		if of.f != nil {
-			of.f.Close()
-			of.f = nil
-		}
-		of.mu.Unlock()
-	}
+	f.closeFiles()
 	f.root.Close()
 	return f.state.remove()
 }

@@ -232,28 +232,3 @@ func syncDir(dir string) error {
 
 // trimToken reads a token file's content.
 func trimToken(b []byte) string { return strings.TrimSpace(string(b)) }
-
-func walkSizes(path string, add func(int64)) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if st.Mode().IsRegular() {
-		add(st.Size())
-		return nil
-	}
-	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() {
-			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-				add(st.Size())
-			}
-		}
-		return nil
-	})
-}

@@ -29,14 +29,8 @@ type AddResult struct {
 
 // newAddResult summarizes an import.
 func newAddResult(im *content.Imported) *AddResult {
-	r := &AddResult{Root: im.M.Root.String(), Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
-		Skipped: im.Skipped, Warnings: im.Warnings, M: im.M}
-	for _, f := range im.M.Files {
-		if content.IsPickleName(f.Path) {
-			r.Pickle = append(r.Pickle, f.Path)
-		}
-	}
-	return r
+	return &AddResult{Root: im.M.Root.String(), Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
+		Skipped: im.Skipped, Warnings: im.Warnings, Pickle: im.M.PicklePaths(), M: im.M}
 }
 
 // AddOffline imports path into the index without a running node: it is
@@ -50,14 +44,6 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, progress f
 		return nil, err
 	}
 	return newAddResult(im), nil
-}
-
-// ImportSize is the number of bytes an import of path will hash, for a
-// progress bar's total.
-func ImportSize(path string) int64 {
-	var n int64
-	_ = walkSizes(path, func(sz int64) { n += sz })
-	return n
 }
 
 // VerifyFile is one file's verdict.

@@ -15,7 +15,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/record"
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -328,13 +327,4 @@ func signers(h Home, idx *content.Index, root cid.Cid) []Signer {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
-}
-
-// sealEnvelope signs any record with k (tests forge with it).
-func sealEnvelope(r *content.Record, k crypto.PrivKey) ([]byte, error) {
-	env, err := record.Seal(r, k)
-	if err != nil {
-		return nil, err
-	}
-	return env.Marshal()
 }

@@ -48,6 +48,13 @@ func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node
 	return addr, nodes, model, res
 }
 
+// strikesOf counts the strikes n holds against p.
+func strikesOf(n, p *Node) int {
+	n.strikes.mu.Lock()
+	defer n.strikes.mu.Unlock()
+	return len(n.strikes.m[p.Host.ID()])
+}
+
 func peersUsed(res *GetResult) map[string]int64 {
 	m := map[string]int64{}
 	for _, s := range res.Sources {
@@ -109,10 +116,7 @@ func TestBadPeerAmongGood(t *testing.T) {
 	if res.Refetch == 0 {
 		t.Fatal("no chunk was re-fetched: the bad peer was never asked")
 	}
-	fetcher.strikes.mu.Lock()
-	n := len(fetcher.strikes.m[bad.Host.ID()])
-	fetcher.strikes.mu.Unlock()
-	if n != 1 {
+	if n := strikesOf(fetcher, bad); n != 1 {
 		t.Fatalf("bad peer has %d strikes, want 1 (dropped at its first bad chunk)", n)
 	}
 }
@@ -356,10 +360,7 @@ func TestChunkOfAnotherModelRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, model, out)
-	fetcher.strikes.mu.Lock()
-	n := len(fetcher.strikes.m[liar.Host.ID()])
-	fetcher.strikes.mu.Unlock()
-	if n != 1 {
+	if n := strikesOf(fetcher, liar); n != 1 {
 		t.Fatalf("the peer that swapped chunks has %d strikes, want 1", n)
 	}
 }

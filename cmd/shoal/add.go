@@ -35,7 +35,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			if err != nil {
 				return err
 			}
-			b := a.newBar("hashing", node.ImportSize(path))
+			b := a.newBar("hashing", content.ImportSize(path))
 			if quiet {
 				b = &bar{}
 			}
