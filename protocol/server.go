@@ -35,8 +35,6 @@ type Server struct {
 	IdleTimeout time.Duration
 	// WriteTimeout resets a stream whose reply cannot be written in time.
 	WriteTimeout time.Duration
-	// Served, if set, is told of every block sent.
-	Served func(n int)
 	// Asked, if set, is told of every have-map request: a peer fetching
 	// that root.
 	Asked func(p peer.ID, root cid.Cid)
@@ -134,9 +132,6 @@ func (s *Server) Handle(st network.Stream) {
 			log.Debug("xfer: write failed", "peer", st.Conn().RemotePeer(), "err", werr)
 			_ = st.Reset()
 			return
-		}
-		if s.Served != nil && data != nil && req.Kind == KindGet {
-			s.Served(len(data))
 		}
 	}
 }
