@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/shoal-p2p/shoal/content"
 )
@@ -44,13 +47,29 @@ type IDInfo struct {
 	Addrs  []string `json:"addrs"`
 }
 
-// ID describes the node.
+// ID describes the node, its addresses worth giving to others first:
+// public direct ones, then LAN ones, then relayed ones, loopback last.
 func (n *Node) ID() IDInfo {
 	info := IDInfo{PeerID: n.Host.ID().String()}
-	for _, a := range n.Addrs() {
+	addrs := n.Addrs()
+	sort.SliceStable(addrs, func(i, j int) bool { return addrRank(addrs[i]) < addrRank(addrs[j]) })
+	for _, a := range addrs {
 		info.Addrs = append(info.Addrs, a.String())
 	}
 	return info
+}
+
+// addrRank orders addresses by how useful they are to a stranger.
+func addrRank(a ma.Multiaddr) int {
+	switch {
+	case isRelayAddr(a):
+		return 2
+	case manet.IsIPLoopback(a):
+		return 3
+	case manet.IsPublicAddr(a):
+		return 0
+	}
+	return 1
 }
 
 // Event is one line of a streamed API reply (NDJSON): progress, then a
@@ -96,6 +115,7 @@ type verifyRequest struct {
 func (n *Node) APIHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/id", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.ID()) })
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Status()) })
 	mux.HandleFunc("GET /v1/ls", func(w http.ResponseWriter, r *http.Request) {
 		roots, err := n.Index.Roots()
 		if err != nil {
@@ -148,8 +168,8 @@ func (n *Node) APIHandler(token string) http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		if err := n.Announce(ctx, root); err != nil {
-			n.log.Warn("fetched but not announced yet", "root", root, "err", err)
+		if n.ann != nil {
+			n.ann.add(root)
 		}
 		return res, nil
 	}))

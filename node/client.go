@@ -134,6 +134,12 @@ func (c *Client) ID(ctx context.Context) (IDInfo, error) {
 	return info, c.getJSON(ctx, "/v1/id", &info)
 }
 
+// Status asks the daemon where it stands.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	return st, c.getJSON(ctx, "/v1/status", &st)
+}
+
 // Ls lists the held roots.
 func (c *Client) Ls(ctx context.Context) ([]content.RootInfo, error) {
 	var out []content.RootInfo

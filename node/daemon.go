@@ -44,9 +44,18 @@ func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) 
 	return n, func() error { return errors.Join(n.Close(), idx.Close()) }, nil
 }
 
-// RunDaemon runs a node on home until ctx ends: it serves blocks, announces
-// what it holds (now and every ReannounceInterval), and serves the local
-// API on cfg.API with a fresh token written to the home (mode 0600).
+// startDaemonLoops starts what only an always-on node does: keeping what
+// it holds announced, and remembering the peers it meets.
+func (n *Node) startDaemonLoops() {
+	n.startAnnouncer(ReannounceInterval)
+	n.rememberLoop()
+}
+
+// RunDaemon runs a node on home until ctx ends: it serves blocks,
+// announces what it holds (now, every ReannounceInterval, and again after
+// failures), and serves the local API on cfg.API with a fresh token written
+// to the home (mode 0600). The API is up before anything touches the
+// network: bootstrapping goes on in the background and Status reports it.
 // ready, if set, is called once the API listens.
 func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, ready func(*Node, string)) error {
 	if err := checkLoopback(cfg.API); err != nil {
@@ -57,11 +66,6 @@ func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, rea
 		return err
 	}
 	defer closeNode()
-	// An always-on node outlives its bootstrap peers' outages: the DHT
-	// keeps trying them, so a failure here is only worth a warning.
-	if err := n.Bootstrap(ctx); err != nil {
-		n.log.Warn("bootstrap failed; will keep trying", "err", err)
-	}
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("local API: %w", err)
@@ -77,7 +81,15 @@ func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, rea
 	}
 	defer os.Remove(home.APIPath())
 	defer os.Remove(home.TokenPath())
-	n.Reannounce(ReannounceInterval)
+	n.startDaemonLoops()
+	n.wg.Go(func() {
+		// An always-on node outlives its bootstrap peers' outages: the
+		// DHT keeps trying them, so a failure here is only worth a
+		// warning.
+		if err := n.Bootstrap(n.ctx); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("bootstrap failed; will keep trying", "err", err)
+		}
+	})
 	if ready != nil {
 		ready(n, ln.Addr().String())
 	}

@@ -23,7 +23,7 @@ func sendKad(t *testing.T, from, to *Node, msg *pb.Message) {
 	if err := from.Host.Connect(ctx, peer.AddrInfo{ID: to.Host.ID(), Addrs: to.Host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := from.Host.NewStream(ctx, to.Host.ID(), DHTPrefix+"/kad/1.0.0")
+	s, err := from.Host.NewStream(ctx, to.Host.ID(), DHTPrefix+"/lan/kad/1.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func sendAddProvider(t *testing.T, from, to *Node, key cid.Cid, claimed ...peer.
 
 func providers(t *testing.T, n *Node, key cid.Cid) map[peer.ID]bool {
 	t.Helper()
-	ais, err := n.DHT.ProviderStore().GetProviders(context.Background(), key.Hash())
+	ais, err := n.DHT.LAN.ProviderStore().GetProviders(context.Background(), key.Hash())
 	if err != nil {
 		t.Fatal(err)
 	}

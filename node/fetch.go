@@ -26,6 +26,10 @@ var (
 	ErrStalled = errors.New("fetch stalled")
 )
 
+// lateSourceGrace is how long a fetch that found no source in its first
+// discovery round waits for one before it gives up.
+const lateSourceGrace = 3 * time.Second
+
 // Progress is a snapshot of a fetch.
 type Progress struct {
 	Phase string `json:"phase"` // "finding", "manifest", "resuming", "fetching", "done"
@@ -203,10 +207,17 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		select {
 		case s = <-disc.out:
 		case <-disc.first:
+			// The first round is over; a peer that connects just now
+			// (found by mDNS, say) still gets a moment.
+			late := time.NewTimer(lateSourceGrace)
 			select {
 			case s = <-disc.out:
-			default:
+			case <-late.C:
+			case <-ctx.Done():
+				late.Stop()
+				return nil, ctx.Err()
 			}
+			late.Stop()
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

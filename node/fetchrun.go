@@ -265,12 +265,12 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 		src.bytes.Add(int64(j.len))
 		src.chunks.Add(1)
 		f.moved.Add(1)
-		if f.announced.CompareAndSwap(false, true) {
+		if f.n.ann != nil && f.announced.CompareAndSwap(false, true) {
 			// Able to serve part of the model: tell the swarm.
 			go func() {
 				actx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				if err := f.n.DHT.Provide(actx, f.m.Root, true); err != nil {
+				if err := f.n.provide(actx, f.m.Root); err != nil {
 					f.n.log.Debug("announcing a partial root", "root", f.m.Root, "err", err)
 				}
 			}()

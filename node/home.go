@@ -26,6 +26,7 @@ func (h Home) ConfigPath() string { return filepath.Join(h.Dir, "config.json") }
 func (h Home) IndexPath() string  { return filepath.Join(h.Dir, "index.db") }
 func (h Home) APIPath() string    { return filepath.Join(h.Dir, "api") }
 func (h Home) TokenPath() string  { return filepath.Join(h.Dir, "api.token") }
+func (h Home) PeersPath() string  { return filepath.Join(h.Dir, "peers.json") }
 
 // Config is a node's configuration, stored as config.json in its home.
 type Config struct {
@@ -35,9 +36,30 @@ type Config struct {
 	// through. Empty by default: Shoal contacts no public network unless
 	// told to.
 	Bootstrap []string `json:"bootstrap"`
-	// DHTMode is "server" (answer DHT queries; for reachable nodes),
-	// "client" or "auto".
+	// DHTMode is "auto" (the LAN DHT answers queries, the WAN DHT answers
+	// once AutoNAT finds the node publicly reachable), "server" (both
+	// answer: for mirrors) or "client" (neither answers).
 	DHTMode string `json:"dht_mode"`
+	// MDNS finds Shoal peers on the local network by multicast DNS.
+	MDNS bool `json:"mdns"`
+	// AutoNAT asks peers whether this node is reachable, and answers
+	// them in turn (AutoNAT v1 and v2).
+	AutoNAT bool `json:"autonat"`
+	// HolePunching upgrades relayed connections to direct ones (DCUtR).
+	HolePunching bool `json:"hole_punching"`
+	// AutoRelay reserves a slot on a bootstrap peer that runs a relay
+	// service when this node is not reachable, and advertises it.
+	AutoRelay bool `json:"auto_relay"`
+	// PortMapping asks the home router to forward a port (UPnP, NAT-PMP).
+	PortMapping bool `json:"port_mapping"`
+	// RelayService relays connections for peers behind NAT, once this
+	// node is publicly reachable (for mirrors).
+	RelayService bool `json:"relay_service"`
+	// RelayData lifts the relay service's per-connection limits (128 KiB
+	// each way, 2 minutes) so that whole models may cross it. Off: a
+	// relay carries hole punching, have-maps and manifests, never a
+	// model.
+	RelayData bool `json:"relay_data"`
 	// API is the loopback host:port of the daemon's HTTP API; port 0 picks
 	// a free one (the CLI finds it through the home).
 	API string `json:"api"`
@@ -74,6 +96,11 @@ func DefaultConfig() Config {
 		Listen:         []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
 		Bootstrap:      []string{},
 		DHTMode:        "auto",
+		MDNS:           true,
+		AutoNAT:        true,
+		HolePunching:   true,
+		AutoRelay:      true,
+		PortMapping:    true,
 		API:            "127.0.0.1:0",
 		FindTimeout:    Duration(30 * time.Second),
 		RequestTimeout: Duration(30 * time.Second),
@@ -113,6 +140,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: max_download: %w", err)
 	}
 	return nil
+}
+
+// ShortLived is the configuration of a node that runs for one command
+// (get, resolve, publish without a daemon): it asks the DHT but does not
+// answer it, maps no port, takes no relay slot and relays for nobody. It
+// provides nothing either (it has no announcer), so it leaves no provider
+// records behind that outlive it. It still finds LAN peers by mDNS and
+// punches holes to peers behind NAT.
+func (c Config) ShortLived() Config {
+	c.DHTMode = "client"
+	c.PortMapping, c.AutoRelay, c.RelayService = false, false, false
+	return c
 }
 
 // ParseBootstrap parses bootstrap multiaddrs, each ending in /p2p/ID.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"golang.org/x/time/rate"
@@ -55,22 +56,26 @@ func newLimiter(bytesPerSec int64) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(bytesPerSec), limitBurst)
 }
 
-// limitedStream paces a stream's writes (upload) and reads (download).
-type limitedStream struct {
+// meteredStream paces a stream's writes (upload) and reads (download), and
+// counts the bytes that cross it.
+type meteredStream struct {
 	network.Stream
-	up, down *rate.Limiter
+	up, down   *rate.Limiter // nil: unlimited
+	sent, recv *atomic.Int64 // nil: not counted
 }
 
-func limitStream(s network.Stream, up, down *rate.Limiter) network.Stream {
-	if up == nil && down == nil {
+func limitStream(s network.Stream, up, down *rate.Limiter, sent, recv *atomic.Int64) network.Stream {
+	if up == nil && down == nil && sent == nil && recv == nil {
 		return s
 	}
-	return &limitedStream{Stream: s, up: up, down: down}
+	return &meteredStream{Stream: s, up: up, down: down, sent: sent, recv: recv}
 }
 
-func (l *limitedStream) Write(p []byte) (int, error) {
+func (l *meteredStream) Write(p []byte) (int, error) {
 	if l.up == nil {
-		return l.Stream.Write(p)
+		n, err := l.Stream.Write(p)
+		l.count(l.sent, n)
+		return n, err
 	}
 	var n int
 	for len(p) > 0 {
@@ -78,6 +83,7 @@ func (l *limitedStream) Write(p []byte) (int, error) {
 		_ = l.up.WaitN(context.Background(), k)
 		w, err := l.Stream.Write(p[:k])
 		n += w
+		l.count(l.sent, w)
 		if err != nil {
 			return n, err
 		}
@@ -86,13 +92,22 @@ func (l *limitedStream) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (l *limitedStream) Read(p []byte) (int, error) {
+func (l *meteredStream) Read(p []byte) (int, error) {
 	if l.down == nil {
-		return l.Stream.Read(p)
+		n, err := l.Stream.Read(p)
+		l.count(l.recv, n)
+		return n, err
 	}
 	n, err := l.Stream.Read(p[:min(len(p), limitBurst)])
 	if n > 0 {
 		_ = l.down.WaitN(context.Background(), n)
 	}
+	l.count(l.recv, n)
 	return n, err
+}
+
+func (l *meteredStream) count(c *atomic.Int64, n int) {
+	if c != nil && n > 0 {
+		c.Add(int64(n))
+	}
 }

@@ -6,16 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	relay "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -35,10 +39,15 @@ const (
 	maxStreamsTotal   = 1024
 )
 
+// MDNSService is the multicast DNS service name under which Shoal nodes
+// find each other on a LAN (not libp2p's default, so only Shoal peers
+// answer).
+const MDNSService = "_shoal._udp"
+
 // Node is a running Shoal peer.
 type Node struct {
 	Host  host.Host
-	DHT   *dht.IpfsDHT
+	DHT   *dual.DHT // LAN and WAN halves, both under DHTPrefix
 	Index *content.Index
 	cfg   Config
 	log   *slog.Logger
@@ -49,6 +58,14 @@ type Node struct {
 	store    *store
 	up, down *rate.Limiter // nil: unlimited
 	strikes  strikes
+	ann      *announcer // nil: this node does not provide (a short-lived fetcher)
+	mdns     mdns.Service
+	relay    *relayMeter // nil: no relay service
+	started  time.Time
+
+	served, fetched atomic.Int64 // exchange-protocol bytes sent and received
+	reach           atomic.Int32 // network.Reachability from AutoNAT
+	boot            bootState
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc
@@ -56,8 +73,9 @@ type Node struct {
 	wg        sync.WaitGroup
 }
 
-// New starts a node: a libp2p host on cfg.Listen and a DHT in cfg.DHTMode,
-// serving the blocks of idx. It does not contact anyone until Bootstrap.
+// New starts a node: a libp2p host on cfg.Listen with the NAT traversal
+// cfg asks for, and a LAN and a WAN DHT, serving the blocks of idx. It does
+// not contact anyone until Bootstrap (mDNS, when on, starts at once).
 func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -77,7 +95,8 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(
+	boot, _ := ParseBootstrap(cfg.Bootstrap)
+	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(cfg.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -85,21 +104,35 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 		libp2p.DefaultSecurity, // TLS first, then Noise
 		libp2p.DefaultMuxers,
 		libp2p.ResourceManager(rm),
-	)
+		libp2p.EnableRelay(), // dial and accept relayed connections
+	}
+	if cfg.AutoNAT {
+		opts = append(opts, libp2p.EnableNATService(), libp2p.EnableAutoNATv2())
+	}
+	if cfg.HolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if cfg.AutoRelay && len(boot) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(boot))
+	}
+	if cfg.PortMapping {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	var meter *relayMeter
+	if cfg.RelayService {
+		meter = &relayMeter{}
+		ropts := []relay.Option{relay.WithMetricsTracer(meter)}
+		if cfg.RelayData {
+			ropts = append(ropts, relay.WithInfiniteLimits())
+		}
+		opts = append(opts, libp2p.EnableRelayService(ropts...))
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
-	boot, _ := ParseBootstrap(cfg.Bootstrap)
-	mode := dht.ModeAuto
-	switch cfg.DHTMode {
-	case "server":
-		mode = dht.ModeServer
-	case "client":
-		mode = dht.ModeClient
-	}
-	kad, err := dht.New(h, dht.Mode(mode), dht.ProtocolPrefix(DHTPrefix), dht.BootstrapPeers(boot...),
-		dht.NamespacedValidator(content.RecordNamespace, content.RecordValidator{}))
+	kad, err := newDHT(h, cfg.DHTMode, boot)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("dht: %w", err)
@@ -108,17 +141,74 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	upRate, _ := ParseRate(cfg.MaxUpload)
 	downRate, _ := ParseRate(cfg.MaxDownload)
 	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
-		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate)}
+		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now()}
 	srv := &protocol.Server{Store: n.store, Log: log, Asked: n.store.asked}
-	h.SetStreamHandler(protocol.ID, func(s network.Stream) { srv.Handle(limitStream(s, n.up, nil)) })
+	h.SetStreamHandler(protocol.ID, func(s network.Stream) { srv.Handle(limitStream(s, n.up, nil, &n.served, nil)) })
+	n.watchReachability()
+	if cfg.MDNS {
+		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n})
+		if err := n.mdns.Start(); err != nil {
+			// No multicast interface is no reason not to run.
+			log.Info("mDNS off", "err", err)
+			n.mdns = nil
+		}
+	}
 	return n, nil
 }
 
-// Close stops the node: DHT, host. The index is the caller's to close.
+// newDHT starts the LAN and WAN DHTs under Shoal's prefix. The LAN DHT
+// keeps peers reached over private and loopback addresses and, unlike
+// Kubo's, also hands out loopback addresses (so that nodes on one machine
+// find each other); the WAN DHT keeps only publicly reachable peers.
+func newDHT(h host.Host, mode string, boot []peer.AddrInfo) (*dual.DHT, error) {
+	common := []dht.Option{dht.ProtocolPrefix(DHTPrefix), dht.BootstrapPeers(boot...),
+		dht.NamespacedValidator(content.RecordNamespace, content.RecordValidator{})}
+	// dual.New sets the LAN extension before our prefix replaces it:
+	// set it again, so the LAN DHT speaks /shoal/lan/kad/1.0.0.
+	lan := []dht.Option{dht.ProtocolExtension(dual.LanExtension), dht.AddressFilter(nil)}
+	var wan []dht.Option
+	switch mode {
+	case "server":
+		lan = append(lan, dht.Mode(dht.ModeServer))
+		wan = append(wan, dht.Mode(dht.ModeServer))
+	case "client":
+		lan = append(lan, dht.Mode(dht.ModeClient))
+		wan = append(wan, dht.Mode(dht.ModeClient))
+	default: // auto: the WAN DHT follows AutoNAT, the LAN DHT serves
+		lan = append(lan, dht.Mode(dht.ModeServer))
+		wan = append(wan, dht.Mode(dht.ModeAuto))
+	}
+	return dual.New(h, dual.DHTOption(common...), dual.LanDHTOption(lan...), dual.WanDHTOption(wan...))
+}
+
+// mdnsNotifee connects to the Shoal peers that mDNS finds.
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	n := m.n
+	if ai.ID == n.Host.ID() || n.ctx.Err() != nil {
+		return
+	}
+	n.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		defer cancel()
+		if err := n.Host.Connect(ctx, ai); err != nil {
+			n.log.Debug("mDNS peer unreachable", "peer", ai.ID, "err", err)
+			return
+		}
+		n.log.Debug("mDNS peer", "peer", ai.ID)
+	})
+}
+
+// Close stops the node: mDNS, announcing, DHT, host. The index is the
+// caller's to close.
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
 		n.cancel()
+		if n.mdns != nil {
+			n.mdns.Close()
+		}
 		n.Host.RemoveStreamHandler(protocol.ID)
 		n.wg.Wait()
 		err = errors.Join(n.DHT.Close(), n.Host.Close())
@@ -132,55 +222,124 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return out
 }
 
-// Bootstrap connects to the configured bootstrap peers and fills the
-// routing table. It fails only when peers were configured and none could be
-// reached; with none configured it returns at once.
+// bootState is how far bootstrapping has come, for status.
+type bootState struct {
+	mu         sync.Mutex
+	state      string // "", "connecting", "done", "failed"
+	reached    int
+	tried      int
+	err        string
+	remembered int
+}
+
+func (b *bootState) set(f func(*bootState)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f(b)
+}
+
+// Bootstrap connects to the configured bootstrap peers and to the peers
+// this home remembers, all at once, and starts filling the routing tables.
+// It fails only when peers were configured and none could be reached; with
+// none configured it returns at once. It waits at most a few seconds for a
+// routing table to hold a peer.
 func (n *Node) Bootstrap(ctx context.Context) error {
 	boot, _ := ParseBootstrap(n.cfg.Bootstrap)
-	if len(boot) == 0 {
+	var remembered []peer.AddrInfo
+	if n.Home.Dir != "" {
+		remembered = n.Home.RememberedPeers()
+	}
+	n.boot.set(func(b *bootState) {
+		b.state, b.tried, b.remembered = "connecting", len(boot)+len(remembered), len(remembered)
+	})
+	all := append(append([]peer.AddrInfo{}, boot...), remembered...)
+	if len(all) == 0 {
+		n.boot.set(func(b *bootState) { b.state = "done" })
 		return nil
 	}
-	var ok int
-	var errs []error
-	for _, ai := range boot {
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, ai := range all {
 		if ai.ID == n.Host.ID() {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := n.Host.Connect(cctx, ai)
-		cancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
-			continue
-		}
-		ok++
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := n.Host.Connect(cctx, ai); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", ai.ID, err)
+			}
+		})
 	}
-	if ok == 0 && len(errs) > 0 {
-		return fmt.Errorf("no bootstrap peer reachable: %w", errors.Join(errs...))
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		}
+	}
+	err := errors.Join(errs...)
+	n.boot.set(func(b *bootState) {
+		b.reached = ok
+		b.state = "done"
+		if ok == 0 {
+			b.state = "failed"
+		}
+		if err != nil {
+			b.err = err.Error()
+		}
+	})
+	if ok == 0 {
+		if len(boot) == 0 {
+			return nil // only remembered peers, all gone: not an error
+		}
+		return fmt.Errorf("no bootstrap peer reachable: %w", err)
 	}
 	if err := n.DHT.Bootstrap(ctx); err != nil {
 		return err
 	}
-	// The routing table fills asynchronously after identify; wait a bounded
-	// time for it so that the first announce has somewhere to go.
-	deadline := time.Now().Add(10 * time.Second)
-	for n.DHT.RoutingTable().Size() == 0 && time.Now().Before(deadline) {
+	// The routing tables fill asynchronously after identify; wait a
+	// bounded time for one peer so that a first query has somewhere to go.
+	deadline := time.Now().Add(5 * time.Second)
+	for n.tableSize() == 0 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	select {
-	case err := <-n.DHT.ForceRefresh():
-		if err != nil {
-			n.log.Debug("dht refresh", "err", err)
-		}
-	case <-time.After(10 * time.Second):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	return nil
+}
+
+// putValue puts a record on both DHTs: on the LAN DHT always, on the WAN
+// DHT when it has peers. It fails only when neither took it.
+func (n *Node) putValue(ctx context.Context, key string, val []byte) error {
+	lerr := n.DHT.LAN.PutValue(ctx, key, val)
+	if n.DHT.WANActive() {
+		if werr := n.DHT.WAN.PutValue(ctx, key, val); werr != nil && lerr != nil {
+			return errors.Join(lerr, werr)
+		}
+		return nil
+	}
+	return lerr
+}
+
+// tableSize is the number of peers in the LAN and WAN routing tables.
+func (n *Node) tableSize() int {
+	return n.DHT.LAN.RoutingTable().Size() + n.DHT.WAN.RoutingTable().Size()
+}
+
+// provide announces one key on both DHTs: on the LAN DHT always, on the
+// WAN DHT when it has peers. It fails only when neither took it.
+func (n *Node) provide(ctx context.Context, k cid.Cid) error {
+	lerr := n.DHT.LAN.Provide(ctx, k, true)
+	if n.DHT.WANActive() {
+		if werr := n.DHT.WAN.Provide(ctx, k, true); werr != nil && lerr != nil {
+			return errors.Join(lerr, werr)
+		}
+		return nil
+	}
+	return lerr
 }
 
 // Keys returns the DHT keys announced for a held root: the root itself and
@@ -205,88 +364,27 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	return keys, nil
 }
 
-// Announce provides a held root and its file keys on the DHT.
-func (n *Node) Announce(ctx context.Context, root cid.Cid) error {
-	keys, err := n.Keys(root)
-	if err != nil {
-		return err
-	}
-	errs := make([]error, len(keys))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, k := range keys {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			defer cancel()
-			errs[i] = n.DHT.Provide(pctx, k, true)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("announce %s: %w", root, err)
-	}
-	return nil
-}
-
-// AnnounceAll provides every held root and puts every kept, live
-// publisher record on the DHT again (DHT nodes drop records after 36 hours).
-func (n *Node) AnnounceAll(ctx context.Context) error {
-	roots, err := n.Index.Roots()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, s := range n.Index.Records() {
-		if s.Live(time.Now()) != nil {
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, recordTimeout)
-		if err := n.DHT.PutValue(pctx, content.RecordKey(s.Key, s.Name), s.Envelope); err != nil {
-			errs = append(errs, fmt.Errorf("republish %s/%s: %w", s.Key, s.Name, err))
-		}
-		cancel()
-	}
-	for _, r := range roots {
-		c, err := cid.Decode(r.Root)
-		if err == nil {
-			err = n.Announce(ctx, c)
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// Reannounce announces every held root now and then every interval, until
-// the node closes.
-func (n *Node) Reannounce(interval time.Duration) {
-	n.wg.Go(func() {
-		for {
-			if err := n.AnnounceAll(n.ctx); err != nil && n.ctx.Err() == nil {
-				n.log.Warn("announce failed", "err", err)
-			}
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-time.After(interval):
-			}
-		}
-	})
-}
-
 // Add imports a file or folder in place, records it in the index and
-// announces it. A failed announce is logged, not an error: the daemon
-// announces again later.
+// announces its root. The file keys, and the root again if this first
+// announce failed, are left to the announcer, which retries until they
+// are out. A node without an announcer (a short-lived fetcher) announces
+// nothing.
 func (n *Node) Add(ctx context.Context, path string, progress func(int64)) (*AddResult, error) {
 	res, err := AddOffline(ctx, n.Index, path, progress)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Announce(ctx, res.M.Root); err != nil {
-		n.log.Warn("added but not announced yet", "root", res.Root, "err", err)
+	if n.ann == nil {
+		return res, nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err = n.provide(pctx, res.M.Root)
+	cancel()
+	if err != nil {
+		n.log.Info("added; announce goes on in the background", "root", res.Root, "err", err)
 	} else {
 		res.Announced = true
 	}
+	n.ann.add(res.M.Root)
 	return res, nil
 }

@@ -27,6 +27,9 @@ func testConfig(boot ...string) Config {
 	c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	c.Bootstrap = boot
 	c.DHTMode = "server"
+	// Multicast (mDNS, UPnP) would leave the machine; the tests that
+	// need mDNS turn it on inside a network namespace of their own.
+	c.MDNS, c.PortMapping = false, false
 	c.FindTimeout = Duration(10 * time.Second)
 	c.RequestTimeout = Duration(10 * time.Second)
 	return c
@@ -49,6 +52,8 @@ func newTestNodeCfg(t testing.TB, cfg Config) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close(); idx.Close() })
+	// Test nodes stand for daemons: they keep what they hold announced.
+	n.startDaemonLoops()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n.Bootstrap(ctx); err != nil {
@@ -263,7 +268,7 @@ func hostileSeeder(t *testing.T, n *Node, blocks map[cid.Cid][]byte, root cid.Ci
 	t.Helper()
 	srv := &protocol.Server{Store: hostile.Blocks(blocks)}
 	n.Host.SetStreamHandler(protocol.ID, srv.Handle)
-	if err := n.DHT.Provide(ctxT(t), root, true); err != nil {
+	if err := n.provide(ctxT(t), root); err != nil {
 		t.Fatal(err)
 	}
 }

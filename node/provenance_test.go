@@ -235,10 +235,10 @@ func TestRecordRepublished(t *testing.T) {
 	carol := newTestNode(t, alice.Addrs()[0].String())
 	newTestNode(t, alice.Addrs()[0].String())
 	deadline := time.Now().Add(10 * time.Second)
-	for alice.DHT.RoutingTable().Size() < 2 && time.Now().Before(deadline) {
+	for alice.DHT.LAN.RoutingTable().Size() < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := alice.AnnounceAll(ctx); err != nil {
+	if err := alice.republish(ctx); err != nil {
 		t.Fatal(err)
 	}
 	alice.Close()

@@ -230,7 +230,7 @@ func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, roo
 	}
 	pctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	if err := n.DHT.PutValue(pctx, content.RecordKey(s.Key, name), s.Envelope); err != nil {
+	if err := n.putValue(pctx, content.RecordKey(s.Key, name), s.Envelope); err != nil {
 		return s, fmt.Errorf("signed and kept, but not yet on the DHT: %w", err)
 	}
 	return s, nil

@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -111,7 +113,7 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 	if err != nil {
 		return nil, err
 	}
-	cl := protocol.NewClient(limitStream(s, nil, n.down))
+	cl := protocol.NewClient(limitStream(s, nil, n.down, nil, &n.fetched))
 	rt := time.Duration(n.cfg.RequestTimeout)
 	return &source{
 		name:    p.ID.String(),
@@ -147,10 +149,14 @@ type discovery struct {
 	out   chan *source
 	first chan struct{} // closed when the first round ends
 
-	mu     sync.Mutex
-	keys   map[cid.Cid][]int // file key → files it covers
-	seen   map[peer.ID]bool
-	rounds func(foundNew bool)
+	mu   sync.Mutex
+	keys map[cid.Cid][]int // file key → files it covers
+	seen map[peer.ID]bool
+	// senders counts goroutines that may send on out; once closing is
+	// set no new one starts, and out is closed after the last ends.
+	senders sync.WaitGroup
+	closing bool
+	rounds  func(foundNew bool)
 }
 
 func (n *Node) discover(ctx context.Context, root cid.Cid) *discovery {
@@ -163,13 +169,17 @@ func (n *Node) discover(ctx context.Context, root cid.Cid) *discovery {
 // for this root) as a source.
 func (d *discovery) offer(p peer.ID) {
 	d.mu.Lock()
-	skip := d.seen[p] || d.n.banned(p) || d.ctx.Err() != nil
+	skip := d.seen[p] || d.n.banned(p) || d.ctx.Err() != nil || d.closing
 	d.seen[p] = true
+	if !skip {
+		d.senders.Add(1)
+	}
 	d.mu.Unlock()
 	if skip {
 		return
 	}
 	go func() {
+		defer d.senders.Done()
 		ai := d.n.Host.Peerstore().PeerInfo(p)
 		s, err := d.n.peerSource(d.ctx, ai)
 		if err != nil {
@@ -205,7 +215,13 @@ func (d *discovery) onRound(f func(foundNew bool)) {
 }
 
 func (d *discovery) loop(ctx context.Context) {
-	defer close(d.out)
+	defer func() {
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
+		d.senders.Wait()
+		close(d.out)
+	}()
 	if _, err := d.n.Index.Block(d.root); err == nil {
 		select {
 		case d.out <- d.n.localSource():
@@ -213,6 +229,10 @@ func (d *discovery) loop(ctx context.Context) {
 			return
 		}
 	}
+	// Peers already connected (bootstrap, mDNS, anyone) are asked at
+	// once, beside the first DHT round; peers that connect later are
+	// asked when they do.
+	probes := d.askConnected(ctx)
 	pause := 250 * time.Millisecond
 	for round := 0; ; round++ {
 		timeout := time.Duration(d.n.cfg.FindTimeout)
@@ -221,6 +241,7 @@ func (d *discovery) loop(ctx context.Context) {
 		}
 		found := d.round(ctx, timeout)
 		if round == 0 {
+			probes.Wait()
 			close(d.first)
 		}
 		d.mu.Lock()
@@ -236,6 +257,97 @@ func (d *discovery) loop(ctx context.Context) {
 		}
 		pause = min(2*pause, time.Minute)
 	}
+}
+
+// probeTimeout bounds asking a connected peer whether it holds a root.
+const probeTimeout = 10 * time.Second
+
+// askConnected asks every connected Shoal peer for the root's have-map,
+// now and, until ctx ends, as peers connect; those that hold any of it
+// become sources. It returns when the peers connected now have been asked
+// (the wait group), and goes on watching in the background.
+func (d *discovery) askConnected(ctx context.Context) *sync.WaitGroup {
+	var now sync.WaitGroup
+	sub, err := d.n.Host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerProtocolsUpdated)})
+	if err != nil {
+		d.n.log.Warn("peer events", "err", err)
+	} else {
+		go func() {
+			defer sub.Close()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-sub.Out():
+					switch ev := e.(type) {
+					case event.EvtPeerIdentificationCompleted:
+						if slices.Contains(ev.Protocols, protocol.ID) {
+							d.probe(ctx, ev.Peer, nil)
+						}
+					case event.EvtPeerProtocolsUpdated:
+						if slices.Contains(ev.Added, protocol.ID) {
+							d.probe(ctx, ev.Peer, nil)
+						}
+					}
+				}
+			}
+		}()
+	}
+	for _, p := range d.n.Host.Network().Peers() {
+		if ok, _ := d.n.Host.Peerstore().SupportsProtocols(p, protocol.ID); len(ok) > 0 {
+			d.probe(ctx, p, &now)
+		}
+	}
+	return &now
+}
+
+// probe asks a connected peer for the root's have-map and sends it on as
+// a source if it holds any of the model (or is fetching it). A peer that
+// holds nothing is forgotten again, so a DHT round may offer it later.
+func (d *discovery) probe(ctx context.Context, p peer.ID, wg *sync.WaitGroup) {
+	d.mu.Lock()
+	skip := d.seen[p] || d.n.banned(p) || ctx.Err() != nil || d.closing
+	d.seen[p] = true
+	if !skip {
+		d.senders.Add(1)
+	}
+	d.mu.Unlock()
+	if skip {
+		return
+	}
+	forget := func() {
+		d.mu.Lock()
+		delete(d.seen, p)
+		d.mu.Unlock()
+	}
+	if wg != nil {
+		wg.Add(1)
+	}
+	go func() {
+		defer d.senders.Done()
+		if wg != nil {
+			defer wg.Done()
+		}
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		s, err := d.n.peerSource(pctx, d.n.Host.Peerstore().PeerInfo(p))
+		if err != nil {
+			forget()
+			return
+		}
+		hm, err := s.have(pctx, d.root)
+		if err != nil || (!hm.Complete && len(hm.Bits) == 0 && len(hm.Coming) == 0) {
+			s.close()
+			forget()
+			return
+		}
+		d.n.log.Debug("connected peer holds root", "peer", p, "root", d.root)
+		select {
+		case d.out <- s:
+		case <-ctx.Done():
+			s.close()
+		}
+	}()
 }
 
 // round queries the root and every file key once and sends each new,

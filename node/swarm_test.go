@@ -303,7 +303,7 @@ func TestSilentPeerTimedOut(t *testing.T) {
 		srv := &protocol.Server{Store: silentStore{root: im.M.Root}}
 		srv.Handle(s)
 	})
-	if err := silent.DHT.Provide(ctx, im.M.Root, true); err != nil {
+	if err := silent.provide(ctx, im.M.Root); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(addr)

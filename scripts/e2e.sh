@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# End-to-end test with real processes on 127.0.0.1: a bootstrap daemon, a
-# seeding daemon, a `shoal get` with no daemon that knows only the bootstrap
+# End-to-end test with real processes: first the README quickstart exactly
+# as typed, with default settings; then a bootstrap daemon, a seeding
+# daemon, a `shoal get` with no daemon that knows only the bootstrap
 # address, and the refusals (corrupt peer, bad CID, unsafe paths, second
-# daemon, API without token). Ends with "N passed, N failed".
+# daemon, API without token). It runs in a network namespace of its own
+# holding only loopback (scripts/netns.sh): default daemons listen on every
+# interface and look for LAN peers by multicast, and nothing of that may
+# leave this machine. Ends with "N passed, N failed".
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${SHOAL_NETNS:-}" ]; then
+	(cd "$REPO" && go mod download) || exit 1 # the namespace has no network
+	. "$REPO/scripts/netns.sh"
+	run_isolated bash "$0" "$@"
+	exit
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/shoal-e2e.XXXXXX")
 PIDS=()
 pass=0
@@ -50,11 +60,46 @@ start_daemon() {
 
 tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 
+echo "# README quickstart, as typed, with default settings"
+# Each "machine" is a home of its own (SHOAL_HOME, as documented); the
+# commands are the README's, with nothing added but -o's folder.
+"$WORK/bin/genmodel" "$WORK/my-model" 24 9 >/dev/null
+(
+	export PATH="$WORK/bin:$PATH" SHOAL_HOME="$WORK/qs-seed"
+	cd "$WORK"
+	shoal daemon >"$WORK/qs-daemon.out" 2>"$WORK/qs-daemon.log" &
+	echo $! >"$WORK/qs-daemon.pid"
+	shoal add ./my-model >"$WORK/qs-add.out" 2>"$WORK/qs-add.err" # at once: waits for the starting daemon
+	echo "add: $?" >"$WORK/qs-add.rc"
+	shoal id >"$WORK/qs-id.out"
+)
+PIDS+=("$(cat "$WORK/qs-daemon.pid")")
+check "quickstart: add right after 'shoal daemon &' succeeds" grep -q 'add: 0' "$WORK/qs-add.rc"
+QCID=$(tail -1 "$WORK/qs-add.out")
+check "quickstart: add prints the CID on its last line" grep -q '^bafyrei' <<<"$QCID"
+QADDR=$(grep -o '/ip4/[^ ]*/tcp/4001/p2p/[^ ]*' "$WORK/qs-id.out" | head -1)
+check "quickstart: shoal id gives a TCP address on the default port" test -n "$QADDR"
+(
+	export PATH="$WORK/bin:$PATH" SHOAL_HOME="$WORK/qs-get"
+	cd "$WORK"
+	shoal get "$QCID" -o ./my-model-copy --bootstrap "$QADDR" >"$WORK/qs-get.out" 2>"$WORK/qs-get.err"
+)
+check "quickstart: get with no daemon, default settings, exits 0" test $? -eq 0
+check "quickstart: fetched model is byte-identical" diff <(tree_sums "$WORK/my-model") <(tree_sums "$WORK/my-model-copy")
+SHOAL_HOME="$WORK/qs-seed" "$SHOAL" status --json >"$WORK/qs-status.json" 2>"$WORK/qs-status.err"
+check "quickstart: status --json answers" test $? -eq 0
+check "quickstart: status shows the LAN DHT serving" grep -A2 '"lan"' "$WORK/qs-status.json" | grep -q '"mode": "server"'
+check "quickstart: status lists the model's announce" grep -q "\"root\": \"$QCID\"" "$WORK/qs-status.json"
+check "quickstart: status counts bytes served" grep -q '"bytes_served": [1-9]' "$WORK/qs-status.json"
+SHOAL_HOME="$WORK/qs-seed" "$SHOAL" status >"$WORK/qs-status.txt" 2>&1
+check "quickstart: status prints reachability" grep -q '^reachability' "$WORK/qs-status.txt"
+
 echo "# daemons"
 start_daemon boot || exit 1
 BOOT=$("$SHOAL" --home "$WORK/boot" id --json | grep -o '"/ip4/127.0.0.1/tcp/[^"]*"' | head -1 | tr -d '"')
 echo "bootstrap: $BOOT"
 start_daemon seed --bootstrap "$BOOT" || exit 1
+SEED_PID=${PIDS[-1]}
 
 echo "# add and get"
 "$WORK/bin/genmodel" "$WORK/model" 64 1
@@ -200,8 +245,8 @@ expect_fail "path traversal refused" "unsafe path" \
 check "path traversal: nothing written outside" test ! -e "$WORK/evil.txt" -a ! -e "$WORK/deep/evil.txt" -a ! -e "$WORK/deep/er/out"
 
 echo "# shutdown"
-kill -INT "${PIDS[1]}"
-for _ in $(seq 100); do kill -0 "${PIDS[1]}" 2>/dev/null || break; sleep 0.1; done
+kill -INT "$SEED_PID"
+for _ in $(seq 100); do kill -0 "$SEED_PID" 2>/dev/null || break; sleep 0.1; done
 check "daemon stops on SIGINT and removes its API file" test ! -e "$WORK/seed/api"
 
 echo "$pass passed, $fail failed"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: vet, unit and in-process network tests (with the
 # race detector, fuzz seed corpora included), then the end-to-end script
-# with real processes on 127.0.0.1.
+# with real processes on 127.0.0.1. The tests run in a network namespace
+# of their own with only loopback (scripts/netns.sh), so nothing they
+# start with default settings reaches beyond this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unformatted=$(gofmt -l .)
@@ -9,6 +11,7 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed: $unformatted"
 	exit 1
 fi
-go vet ./...
-go test -race -count=1 -timeout 15m ./...
+go vet ./... # also fetches every module, before the tests go offline
+. scripts/netns.sh
+run_isolated go test -race -count=1 -timeout 15m ./...
 bash scripts/e2e.sh

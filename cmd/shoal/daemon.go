@@ -12,20 +12,34 @@ import (
 func (a *app) daemonCmd() *cobra.Command {
 	var listen, boot []string
 	var api, mode, maxUp, maxDown string
+	var noMDNS, relayService bool
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a node: serve, announce and fetch until stopped",
 		Long: `Run a Shoal node until SIGINT or SIGTERM. It serves the chunks of every
-model this node added or fetched, announces them on the DHT (now and every
-12 hours), and serves a local HTTP API on 127.0.0.1 only, guarded by a
-token written to the home folder (mode 0600). Other shoal commands on the
-same home use the daemon when it runs. One daemon per home.
+model this node added or fetched, announces them on the DHT (now, every
+12 hours, and again soon after a failure), and serves a local HTTP API on
+127.0.0.1 only, guarded by a token written to the home folder (mode 0600).
+Other shoal commands on the same home use the daemon when it runs. One
+daemon per home. The API is up at once; joining the network goes on in the
+background ('shoal status' shows how far it got).
+
+Reaching peers, all on by default (config.json keys in brackets): peers on
+the LAN by mDNS [mdns]; whether this node is reachable by AutoNAT, and
+answering others' AutoNAT [autonat]; a port forward on the home router by
+UPnP/NAT-PMP [port_mapping]; behind NAT, a relay slot on a bootstrap peer
+that runs a relay service [auto_relay], and hole punching to turn relayed
+connections into direct ones [hole_punching]. --relay-service makes this
+node a relay for others (once it is publicly reachable); a relay carries
+hole punching, have-maps and manifests but never a whole model, unless
+relay_data is true in its config.
 
 Flags override config.json for this run.`,
 		Example: exampleBlock(
 			"shoal daemon",
 			"shoal daemon --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...",
-			"shoal daemon --dht-mode server   # a reachable, always-on node (a mirror)",
+			"shoal daemon --dht-mode server --relay-service   # a reachable, always-on mirror",
+			"shoal daemon --no-mdns",
 			"shoal daemon --max-upload 20MB/s"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,6 +69,12 @@ Flags override config.json for this run.`,
 			if maxDown != "" {
 				cfg.MaxDownload = maxDown
 			}
+			if noMDNS {
+				cfg.MDNS = false
+			}
+			if relayService {
+				cfg.RelayService = true
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -81,5 +101,7 @@ Flags override config.json for this run.`,
 	cmd.Flags().StringVar(&mode, "dht-mode", "", "DHT mode: server (reachable nodes), client or auto")
 	cmd.Flags().StringVar(&maxUp, "max-upload", "", "cap on upload rate, e.g. 50MB/s (default from config: none)")
 	cmd.Flags().StringVar(&maxDown, "max-download", "", "cap on download rate, e.g. 100MB/s (default from config: none)")
+	cmd.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not look for peers on the local network (mDNS)")
+	cmd.Flags().BoolVar(&relayService, "relay-service", false, "relay for peers behind NAT once this node is publicly reachable (mirrors); see relay_data in config")
 	return cmd
 }

@@ -212,10 +212,13 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest,
 	if g.maxDown != "" {
 		cfg.MaxDownload = g.maxDown
 	}
-	// A short-lived node asks the DHT but does not answer it.
-	cfg.DHTMode = "client"
-	if len(cfg.Bootstrap) == 0 {
-		fmt.Fprintln(a.stderr, "note: no daemon and no bootstrap peers: only what this node already holds can be found")
+	cfg = cfg.ShortLived()
+	if len(cfg.Bootstrap) == 0 && len(h.RememberedPeers()) == 0 {
+		where := "only what this node already holds can be found (pass --bootstrap ADDR)"
+		if cfg.MDNS {
+			where = "only peers on this LAN (mDNS) and what this node holds can be found (pass --bootstrap ADDR)"
+		}
+		fmt.Fprintln(a.stderr, "note: no daemon and no bootstrap peers: "+where)
 	}
 	n, closeNode, err := node.Open(h, cfg, slog.Default())
 	if err != nil {

@@ -98,7 +98,7 @@ func (a *app) openNode(cmd *cobra.Command, h node.Home, boot []string) (*node.No
 		return nil, nil, err
 	}
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.DHTMode = "client"
+	cfg = cfg.ShortLived()
 	if len(boot) > 0 {
 		cfg.Bootstrap = boot
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -79,7 +80,7 @@ identity key, config.json and the index.`,
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
-		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd())
+		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd())
 	return root
 }
 
@@ -116,18 +117,45 @@ func (a *app) home() (node.Home, error) {
 	return h, nil
 }
 
+// daemonStartWait is how long a command waits for a daemon that holds the
+// home but has not written its API file yet (it is starting).
+const daemonStartWait = 5 * time.Second
+
 // connect resolves the home and returns a client of its daemon, or a nil
-// client when none runs.
+// client when none runs. A daemon that is still starting is waited for.
 func (a *app) connect(ctx context.Context) (node.Home, *node.Client, error) {
 	h, err := a.home()
 	if err != nil {
 		return h, nil, err
 	}
-	c, err := node.Dial(ctx, h)
-	if errors.Is(err, node.ErrNoDaemon) {
-		return h, nil, nil
+	deadline := time.Now().Add(daemonStartWait)
+	for {
+		c, err := node.Dial(ctx, h)
+		if !errors.Is(err, node.ErrNoDaemon) {
+			return h, c, err
+		}
+		if !homeLocked(h) {
+			return h, nil, nil
+		}
+		if time.Now().After(deadline) {
+			return h, nil, node.ErrDaemonRunning
+		}
+		select {
+		case <-ctx.Done():
+			return h, nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return h, c, err
+}
+
+// homeLocked reports whether another process holds the home's index.
+func homeLocked(h node.Home) bool {
+	idx, err := content.OpenIndex(h.IndexPath())
+	if err != nil {
+		return errors.Is(err, content.ErrLocked)
+	}
+	idx.Close()
+	return false
 }
 
 // withIndex opens the home's index for an offline command.
