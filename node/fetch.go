@@ -59,6 +59,8 @@ type SourceStat struct {
 	Peer   string `json:"peer"` // peer ID, or "local"
 	Bytes  int64  `json:"bytes"`
 	Chunks int64  `json:"chunks"`
+	// Relayed: the chunks came through a relay (no hole could be punched).
+	Relayed bool `json:"relayed,omitempty"`
 }
 
 // GetResult describes a finished fetch.

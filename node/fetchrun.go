@@ -152,7 +152,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	res := &GetResult{Files: len(f.files), Size: total, Refetch: int(f.refetch.Load()),
 		Chunks: f.moved.Load(), Resumed: f.resumed.Load()}
 	for _, src := range s.sources() {
-		st := SourceStat{Peer: src.name, Bytes: src.bytes.Load(), Chunks: src.chunks.Load()}
+		st := SourceStat{Peer: src.name, Bytes: src.bytes.Load(), Chunks: src.chunks.Load(), Relayed: src.relayed}
 		if st.Chunks == 0 {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -19,6 +20,7 @@ import (
 type source struct {
 	name    string
 	peer    peer.ID // empty for this node
+	relayed bool    // reached through a relay
 	workers int
 	get     func(ctx context.Context, c cid.Cid, max int) ([]byte, error)
 	// have asks for the source's have-map of a root; nil means the source
@@ -109,15 +111,21 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 	if err := n.Host.Connect(cctx, p); err != nil {
 		return nil, err
 	}
-	s, err := n.Host.NewStream(cctx, p.ID, protocol.ID)
+	n.awaitDirect(cctx, p.ID)
+	// Over a relay's limited connection only when no direct one came: a
+	// relay without relay_data cuts it after 128 KiB, enough for
+	// have-maps and manifests, not for a model.
+	s, err := n.Host.NewStream(network.WithAllowLimitedConn(cctx, "shoal"), p.ID, protocol.ID)
 	if err != nil {
 		return nil, err
 	}
+	relayed := isRelayAddr(s.Conn().RemoteMultiaddr())
 	cl := protocol.NewClient(limitStream(s, nil, n.down, nil, &n.fetched))
 	rt := time.Duration(n.cfg.RequestTimeout)
 	return &source{
 		name:    p.ID.String(),
 		peer:    p.ID,
+		relayed: relayed,
 		workers: protocol.MaxInFlight / 2,
 		limit:   startInFlight,
 		get: func(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
@@ -137,6 +145,37 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 		},
 		close: func() { cl.Close() },
 	}, nil
+}
+
+// directWait bounds the wait for hole punching to turn a relayed
+// connection into a direct one before a source settles for the relay.
+const directWait = 8 * time.Second
+
+// awaitDirect waits, at most directWait, while every connection to p goes
+// through a relay: DCUtR is usually punching a hole meanwhile.
+func (n *Node) awaitDirect(ctx context.Context, p peer.ID) {
+	direct := func() bool {
+		for _, c := range n.Host.Network().ConnsToPeer(p) {
+			if !isRelayAddr(c.RemoteMultiaddr()) {
+				return true
+			}
+		}
+		return false
+	}
+	if direct() || !n.cfg.HolePunching {
+		return
+	}
+	deadline := time.Now().Add(directWait)
+	for !direct() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if !direct() {
+		n.log.Info("no direct connection; using the relay", "peer", p)
+	}
 }
 
 // discovery finds sources for a root, and later for its file keys, in

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/node"
 )
 
 func shoal(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -21,7 +24,7 @@ func shoal(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 func TestHelpHasExamples(t *testing.T) {
 	for _, c := range []string{"init", "daemon", "id", "add", "get", "ls", "verify", "key", "key create", "key list",
-		"key export", "key import", "trust", "trust add", "trust rm", "trust list", "publish", "resolve"} {
+		"key export", "key import", "trust", "trust add", "trust rm", "trust list", "publish", "resolve", "status"} {
 		out, _, code := shoal(t, append(strings.Fields(c), "--help")...)
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+c) {
 			t.Errorf("%s --help: code %d, no example:\n%s", c, code, out)
@@ -99,5 +102,39 @@ func TestOfflineAddLsVerify(t *testing.T) {
 	out, errOut, code = shoal(t, "--home", home, "verify", root)
 	if code != 1 || !strings.Contains(out, "config.json") || !strings.Contains(errOut, "verification failed") {
 		t.Fatalf("verify after edit: %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// A command that finds the home locked by a daemon still starting waits
+// for its API instead of failing with "another shoal process".
+func TestCommandWaitsForStartingDaemon(t *testing.T) {
+	h := node.Home{Dir: t.TempDir()}
+	if _, err := h.Init(); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon's first step, opening the index, stands in for a daemon
+	// that is starting.
+	idx, err := content.OpenIndex(h.IndexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		idx.Close()
+		cfg := node.DefaultConfig()
+		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+		cfg.MDNS, cfg.PortMapping = false, false
+		done <- node.RunDaemon(ctx, h, cfg, nil, nil)
+	}()
+	out, errOut, code := shoal(t, "--home", h.Dir, "id", "--json")
+	if code != 0 || !strings.Contains(out, `"daemon_running": true`) {
+		t.Fatalf("id during daemon start: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
