@@ -32,9 +32,18 @@ const (
 type announceState struct {
 	Last  time.Time `json:"last_announced,omitzero"` // last complete announce
 	Err   string    `json:"error,omitempty"`         // why the last attempt failed
-	Next  time.Time `json:"next"`
+	Next  time.Time `json:"next,omitzero"`
 	fails int
-	busy  bool
+	busy  bool // an announce is running
+	again bool // asked for again while busy
+}
+
+// due marks the entry to be announced now.
+func (st *announceState) due() {
+	st.Next, st.fails = time.Time{}, 0
+	if st.busy {
+		st.again = true
+	}
 }
 
 // announcer keeps what a daemon holds announced.
@@ -70,7 +79,7 @@ func (a *announcer) add(root cid.Cid) {
 		st = &announceState{}
 		a.state[root.String()] = st
 	}
-	st.Next, st.fails = time.Time{}, 0
+	st.due()
 	a.mu.Unlock()
 	a.poke()
 }
@@ -80,7 +89,7 @@ func (a *announcer) all(why string) {
 	a.n.log.Debug("announcing everything again", "why", why)
 	a.mu.Lock()
 	for _, st := range a.state {
-		st.Next, st.fails = time.Time{}, 0
+		st.due()
 	}
 	a.mu.Unlock()
 	a.poke()
@@ -158,6 +167,16 @@ func (a *announcer) run(ctx context.Context, k string) {
 	defer a.mu.Unlock()
 	st := a.state[k]
 	st.busy = false
+	if st.again {
+		// Asked for again meanwhile (new peers, new addresses, more
+		// held): that round may not have covered it.
+		st.again, st.Next = false, time.Time{}
+		if err == nil {
+			st.Last, st.Err, st.fails = time.Now(), "", 0
+		}
+		a.poke()
+		return
+	}
 	if err == nil {
 		st.Last, st.Err, st.fails = time.Now(), "", 0
 		st.Next = st.Last.Add(a.interval)
@@ -168,10 +187,7 @@ func (a *announcer) run(ctx context.Context, k string) {
 	pause := min(announceRetryMin<<min(st.fails-1, 20), a.interval)
 	st.Next = time.Now().Add(pause)
 	a.n.log.Info("announce failed; retrying", "what", k, "in", pause.Round(time.Second), "err", err)
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
+	a.poke()
 }
 
 // watch announces everything again when the routing tables go from empty
