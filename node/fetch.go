@@ -60,7 +60,7 @@ type SourceStat struct {
 	Bytes  int64  `json:"bytes"`
 	Chunks int64  `json:"chunks"`
 	// Relayed: the chunks came through a relay (no hole could be punched).
-	Relayed bool `json:"relayed,omitempty"`
+	Relayed bool `json:"relayed"`
 }
 
 // GetResult describes a finished fetch.

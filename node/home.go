@@ -52,6 +52,11 @@ type Config struct {
 	AutoRelay bool `json:"auto_relay"`
 	// PortMapping asks the home router to forward a port (UPnP, NAT-PMP).
 	PortMapping bool `json:"port_mapping"`
+	// Reachability is "auto" (AutoNAT decides), or "public" / "private"
+	// to state it: a mirror on a public address says "public" so that it
+	// serves the WAN DHT and its relay from the start, without waiting
+	// for enough peers to confirm it.
+	Reachability string `json:"reachability"`
 	// RelayService relays connections for peers behind NAT, once this
 	// node is publicly reachable (for mirrors).
 	RelayService bool `json:"relay_service"`
@@ -101,6 +106,7 @@ func DefaultConfig() Config {
 		HolePunching:   true,
 		AutoRelay:      true,
 		PortMapping:    true,
+		Reachability:   "auto",
 		API:            "127.0.0.1:0",
 		FindTimeout:    Duration(30 * time.Second),
 		RequestTimeout: Duration(30 * time.Second),
@@ -126,6 +132,11 @@ func (c Config) Validate() error {
 	case "server", "client", "auto":
 	default:
 		return fmt.Errorf("config: dht_mode %q (want server, client or auto)", c.DHTMode)
+	}
+	switch c.Reachability {
+	case "auto", "public", "private":
+	default:
+		return fmt.Errorf("config: reachability %q (want auto, public or private)", c.Reachability)
 	}
 	if err := checkLoopback(c.API); err != nil {
 		return err

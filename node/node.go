@@ -109,6 +109,12 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	if cfg.AutoNAT {
 		opts = append(opts, libp2p.EnableNATService(), libp2p.EnableAutoNATv2())
 	}
+	switch cfg.Reachability {
+	case "public":
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case "private":
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}

@@ -127,7 +127,9 @@ func (n *Node) Status() Status {
 	}
 	if n.cfg.DHTMode == "auto" {
 		st.DHT.WAN.Why = "follows AutoNAT: reachability " + st.Reachability
-		if !n.cfg.AutoNAT {
+		if n.cfg.Reachability != "auto" {
+			st.DHT.WAN.Why = "follows reachability, set to " + n.cfg.Reachability + " in config"
+		} else if !n.cfg.AutoNAT {
 			st.DHT.WAN.Why = "follows AutoNAT, which is off (autonat false): stays a client"
 		}
 	}

@@ -13,6 +13,7 @@ func (a *app) daemonCmd() *cobra.Command {
 	var listen, boot []string
 	var api, mode, maxUp, maxDown string
 	var noMDNS, relayService bool
+	var reach string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a node: serve, announce and fetch until stopped",
@@ -30,7 +31,8 @@ answering others' AutoNAT [autonat]; a port forward on the home router by
 UPnP/NAT-PMP [port_mapping]; behind NAT, a relay slot on a bootstrap peer
 that runs a relay service [auto_relay], and hole punching to turn relayed
 connections into direct ones [hole_punching]. --relay-service makes this
-node a relay for others (once it is publicly reachable); a relay carries
+node a relay for others once it is publicly reachable (AutoNAT, or
+--reachability public); a relay carries
 hole punching, have-maps and manifests but never a whole model, unless
 relay_data is true in its config.
 
@@ -38,7 +40,7 @@ Flags override config.json for this run.`,
 		Example: exampleBlock(
 			"shoal daemon",
 			"shoal daemon --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...",
-			"shoal daemon --dht-mode server --relay-service   # a reachable, always-on mirror",
+			"shoal daemon --dht-mode server --relay-service --reachability public   # a mirror on a public address",
 			"shoal daemon --no-mdns",
 			"shoal daemon --max-upload 20MB/s"),
 		Args: cobra.NoArgs,
@@ -75,6 +77,9 @@ Flags override config.json for this run.`,
 			if relayService {
 				cfg.RelayService = true
 			}
+			if reach != "" {
+				cfg.Reachability = reach
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -102,6 +107,7 @@ Flags override config.json for this run.`,
 	cmd.Flags().StringVar(&maxUp, "max-upload", "", "cap on upload rate, e.g. 50MB/s (default from config: none)")
 	cmd.Flags().StringVar(&maxDown, "max-download", "", "cap on download rate, e.g. 100MB/s (default from config: none)")
 	cmd.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not look for peers on the local network (mDNS)")
+	cmd.Flags().StringVar(&reach, "reachability", "", "auto (AutoNAT decides), or public/private to state it; a mirror on a public address says public")
 	cmd.Flags().BoolVar(&relayService, "relay-service", false, "relay for peers behind NAT once this node is publicly reachable (mirrors); see relay_data in config")
 	return cmd
 }

@@ -77,7 +77,7 @@ func (a *app) printStatus(st node.Status) {
 	fmt.Fprintf(w, "mdns          %s\n", mdns)
 	fmt.Fprintf(w, "traffic       %s served, %s fetched\n", humanBytes(st.BytesServed), humanBytes(st.BytesFetched))
 	if r := st.Relay; r != nil {
-		state := "waiting for public reachability"
+		state := "waiting for public reachability (AutoNAT, or --reachability public)"
 		if r.Active {
 			state = "active"
 		}
