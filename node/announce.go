@@ -236,11 +236,22 @@ func hasAddedAddr(ev event.EvtLocalAddressesUpdated) bool {
 	return false
 }
 
+// errNoDHTPeers is why nothing can be announced yet.
+var errNoDHTPeers = errors.New("no DHT peers yet: announced as soon as one connects")
+
 // Announce provides a held root and its file keys on the DHTs.
 func (n *Node) Announce(ctx context.Context, root cid.Cid) error {
 	keys, err := n.Keys(root)
 	if err != nil {
 		return err
+	}
+	if n.tableSize() == 0 {
+		for _, k := range keys {
+			// Kept in this node's own provider store, so that peers
+			// asking it directly learn of it.
+			_ = n.provide(ctx, k)
+		}
+		return errNoDHTPeers
 	}
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup

@@ -26,8 +26,9 @@ var (
 	ErrStalled = errors.New("fetch stalled")
 )
 
-// lateSourceGrace is how long a fetch that found no source in its first
-// discovery round waits for one before it gives up.
+// lateSourceGrace is the least a fetch that found no source in its first
+// discovery round waits for one before it gives up (it waits until
+// find_timeout otherwise).
 const lateSourceGrace = 3 * time.Second
 
 // Progress is a snapshot of a fetch.
@@ -209,9 +210,10 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		select {
 		case s = <-disc.out:
 		case <-disc.first:
-			// The first round is over; a peer that connects just now
-			// (found by mDNS, say) still gets a moment.
-			late := time.NewTimer(lateSourceGrace)
+			// The first round is over and found nobody. Discovery goes
+			// on (later rounds, peers that connect): wait for it until
+			// find_timeout, and a moment at least.
+			late := time.NewTimer(max(lateSourceGrace, time.Until(start.Add(time.Duration(n.cfg.FindTimeout)))))
 			select {
 			case s = <-disc.out:
 			case <-late.C:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,10 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPortsFree(cfg.Listen); err != nil {
+		rm.Close()
+		return nil, err
+	}
 	boot, _ := ParseBootstrap(cfg.Bootstrap)
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
@@ -160,6 +165,34 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 		}
 	}
 	return n, nil
+}
+
+// checkPortsFree refuses a fixed TCP listen port that another process
+// holds: libp2p binds with SO_REUSEPORT, so two nodes on one machine would
+// otherwise share port 4001 and a dial would reach either.
+func checkPortsFree(listen []string) error {
+	for _, s := range listen {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		port, err := m.ValueForProtocol(ma.P_TCP)
+		if err != nil || port == "0" {
+			continue
+		}
+		host, err := m.ValueForProtocol(ma.P_IP4)
+		if err != nil {
+			if host, err = m.ValueForProtocol(ma.P_IP6); err != nil {
+				continue
+			}
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return fmt.Errorf("listen %s: port %s is taken (another shoal daemon?); give this node another with --listen, e.g. /ip4/0.0.0.0/tcp/0: %w", s, port, err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 // newDHT starts the LAN and WAN DHTs under Shoal's prefix. The LAN DHT

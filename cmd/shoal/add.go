@@ -73,7 +73,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			if !res.Announced {
 				state = "not announced yet (start `shoal daemon` to seed it)"
 				if c != nil {
-					state = "not announced yet (no DHT peers; will retry)"
+					state = "not announced yet; the daemon keeps trying (shoal status)"
 				}
 			}
 			fmt.Fprintf(a.stdout, "added %s: %d files, %s, %s\n%s\n", content.Escape(res.Name), res.Files, humanBytes(res.Size), state, res.Root)

@@ -239,7 +239,8 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest,
 		}
 	}
 	if err := n.Bootstrap(cmd.Context()); err != nil {
-		return nil, err
+		// Peers on the LAN, and those that connect, may still have it.
+		fmt.Fprintf(a.stderr, "warning: %s\n", content.Escape(err.Error()))
 	}
 	if req.Name != "" {
 		keyID, name, _ := node.SplitName(req.Name)
