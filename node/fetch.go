@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -193,66 +194,27 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	defer stopDiscovery()
 	disc := n.discover(dctx, root)
 
-	// The manifest, from the first source that serves all of it. The
-	// sources found meanwhile go on to the fetch; closing them again when
-	// Get returns is harmless.
+	// The manifest, raced across every source as it is found: the first
+	// to serve all of it wins, so a source that stalls costs nothing
+	// while another answers. The sources found meanwhile go on to the
+	// fetch; closing them again when Get returns is harmless.
 	var early []*source
 	defer func() {
 		for _, e := range early {
 			e.close()
 		}
 	}()
-	var m *content.Manifest
-	var blocks []content.Block
-	var lastErr error
-	for m == nil {
-		var s *source
-		select {
-		case s = <-disc.out:
-		case <-disc.first:
-			// The first round is over and found nobody. Discovery goes
-			// on (later rounds, peers that connect): wait for it until
-			// find_timeout, and a moment at least.
-			late := time.NewTimer(max(lateSourceGrace, time.Until(start.Add(time.Duration(n.cfg.FindTimeout)))))
-			select {
-			case s = <-disc.out:
-			case <-late.C:
-			case <-ctx.Done():
-				late.Stop()
-				return nil, ctx.Err()
-			}
-			late.Stop()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if s == nil {
-			if lastErr != nil {
-				return nil, fmt.Errorf("manifest of %s: %w", root, lastErr)
-			}
-			return nil, fmt.Errorf("%w for %s", ErrNoProviders, root)
-		}
-		early = append(early, s)
-		report(Progress{Phase: "manifest", Peers: len(early)})
-		m, blocks, lastErr = fetchManifest(ctx, s, root)
-		if lastErr != nil && (errors.Is(lastErr, content.ErrBadPath) || errors.Is(lastErr, content.ErrBadManifest)) {
-			// The root CID covers the manifest: a bad one is bad
-			// everywhere, and nothing has been written.
-			return nil, fmt.Errorf("refusing manifest of %s: %w", root, lastErr)
-		}
+	m, blocks, err := n.raceManifest(ctx, root, disc, start, &early, report)
+	if err != nil {
+		return nil, err
 	}
 	disc.setKeys(m)
 
-	// Who vouches for this root: the records the manifest's source holds,
-	// those given, and those kept here. A required publisher is checked
-	// before any chunk moves.
+	// Who vouches for this root: the records the early sources hold (asked
+	// all at once, briefly), those given, and those kept here. A required
+	// publisher is checked before any chunk moves.
 	n.takeRecords(root, opt.Records)
-	for _, s := range early {
-		if s.records != nil {
-			if envs, err := s.records(ctx, root); err == nil {
-				n.takeRecords(root, envs)
-			}
-		}
-	}
+	n.gatherRecords(ctx, root, early)
 	if err := n.checkSigned(root, opt.Publisher); err != nil {
 		return nil, err
 	}
@@ -284,6 +246,105 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	res.Pickle = m.PicklePaths()
 	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files)})
 	return res, nil
+}
+
+// manifestResult is one source's attempt at the manifest.
+type manifestResult struct {
+	m      *content.Manifest
+	blocks []content.Block
+	err    error
+}
+
+// raceManifest asks every source discovery finds for the manifest of
+// root, all at once, and returns the first complete, verified one. Every
+// source it met is appended to early. It gives up when discovery has
+// found nobody by find_timeout (ErrNoProviders), or when every source
+// found has failed and no other comes; a manifest that is malformed or
+// unsafe is refused at once (the root CID covers it: it is bad
+// everywhere).
+func (n *Node) raceManifest(ctx context.Context, root cid.Cid, disc *discovery, start time.Time,
+	early *[]*source, report func(Progress)) (*content.Manifest, []content.Block, error) {
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan manifestResult)
+	pending := 0
+	var lastErr error
+	first := disc.first
+	var late <-chan time.Time
+	for {
+		select {
+		case s, ok := <-disc.out:
+			if !ok {
+				return nil, nil, n.noManifest(root, lastErr)
+			}
+			*early = append(*early, s)
+			pending++
+			report(Progress{Phase: "manifest", Peers: len(*early)})
+			go func() {
+				m, blocks, err := fetchManifest(mctx, s, root)
+				select {
+				case results <- manifestResult{m, blocks, err}:
+				case <-mctx.Done():
+				}
+			}()
+			continue
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				return r.m, r.blocks, nil
+			}
+			if errors.Is(r.err, content.ErrBadPath) || errors.Is(r.err, content.ErrBadManifest) {
+				return nil, nil, fmt.Errorf("refusing manifest of %s: %w", root, r.err)
+			}
+			lastErr = r.err
+		case <-first:
+			// The first round is over. Discovery goes on (later rounds,
+			// peers that connect): while nobody is left trying, wait
+			// for it until find_timeout, and a moment at least.
+			first = nil
+			t := time.NewTimer(max(lateSourceGrace, time.Until(start.Add(time.Duration(n.cfg.FindTimeout)))))
+			defer t.Stop()
+			late = t.C
+		case <-late:
+			late = nil
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		if first == nil && late == nil && pending == 0 {
+			return nil, nil, n.noManifest(root, lastErr)
+		}
+	}
+}
+
+// noManifest says why no manifest came: nobody found, or every source
+// failed.
+func (n *Node) noManifest(root cid.Cid, lastErr error) error {
+	if lastErr != nil {
+		return fmt.Errorf("manifest of %s: %w", root, lastErr)
+	}
+	return fmt.Errorf("%w for %s", ErrNoProviders, root)
+}
+
+// recordsWait bounds asking the early sources for signed records.
+const recordsWait = 2 * time.Second
+
+// gatherRecords asks every source for the signed records naming root, all
+// at once and for a few seconds at most, and keeps the valid ones.
+func (n *Node) gatherRecords(ctx context.Context, root cid.Cid, sources []*source) {
+	rctx, cancel := context.WithTimeout(ctx, recordsWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range sources {
+		if s.records == nil {
+			continue
+		}
+		wg.Go(func() {
+			if envs, err := s.records(rctx, root); err == nil {
+				n.takeRecords(root, envs)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // checkSigned fails with ErrNotSigned unless publisher (if set) has a

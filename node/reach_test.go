@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/protocol"
 )
 
 // clientConfig is a node whose DHTs answer nobody: nothing it provides is
@@ -294,4 +297,62 @@ func TestBadBootstrapRefused(t *testing.T) {
 		t.Fatal("node started with a malformed bootstrap address")
 	}
 	_ = testmodel.Folder
+}
+
+// stallStore answers have-maps as a full holder of root, then never sends
+// a block, a chunk or a record.
+type stallStore struct{ root cid.Cid }
+
+func (s stallStore) Block(cid.Cid) ([]byte, error) {
+	time.Sleep(time.Hour)
+	return nil, content.ErrNotFound
+}
+func (s stallStore) ReadChunk(cid.Cid, []byte) ([]byte, error) {
+	time.Sleep(time.Hour)
+	return nil, content.ErrNotFound
+}
+func (s stallStore) Records(cid.Cid) [][]byte { time.Sleep(time.Hour); return nil }
+func (s stallStore) Have(root cid.Cid) (protocol.HaveMap, error) {
+	if root != s.root {
+		return protocol.HaveMap{}, content.ErrNotFound
+	}
+	return protocol.HaveMap{Complete: true}, nil
+}
+
+// Connected peers are asked at once, so any peer that dials a fetcher can
+// claim a model: four that claim it and then stall, connected before the
+// honest seeder, do not hold the manifest back (it is raced across
+// sources), nor the records. Sequentially, each would cost a request
+// timeout (20 s here), and the fetch would outlast the test's minute.
+func TestStallersDoNotHoldBackManifest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seeder := newTestNodeCfg(t, clientConfig())
+	model, im := addModel(t, seeder, 76)
+	cfg := clientConfig()
+	cfg.RequestTimeout = Duration(20 * time.Second)
+	fetcher := newTestNodeCfg(t, cfg)
+	for range 4 {
+		st := newTestNodeCfg(t, clientConfig())
+		st.Host.SetStreamHandler(protocol.ID, func(s network.Stream) {
+			(&protocol.Server{Store: stallStore{root: im.M.Root}}).Handle(s)
+		})
+		if err := fetcher.Host.Connect(ctx, peer.AddrInfo{ID: st.Host.ID(), Addrs: st.Host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fetcher.Host.Connect(ctx, peer.AddrInfo{ID: seeder.Host.ID(), Addrs: seeder.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	if err != nil {
+		t.Fatalf("after %v: %v", time.Since(start), err)
+	}
+	t.Logf("fetched beside 4 stallers in %v", time.Since(start))
+	sameTree(t, model, out)
+	if peersUsed(res)[seeder.Host.ID().String()] == 0 {
+		t.Fatalf("the seeder sent nothing: %+v", res.Sources)
+	}
 }
