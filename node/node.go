@@ -157,7 +157,7 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	h.SetStreamHandler(protocol.ID, func(s network.Stream) { srv.Handle(limitStream(s, n.up, nil, &n.served, nil)) })
 	n.watchReachability()
 	if cfg.MDNS {
-		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n})
+		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n: n, sem: make(chan struct{}, mdnsDials)})
 		if err := n.mdns.Start(); err != nil {
 			// No multicast interface is no reason not to run.
 			log.Info("mDNS off", "err", err)
@@ -220,15 +220,29 @@ func newDHT(h host.Host, mode string, boot []peer.AddrInfo) (*dual.DHT, error) {
 	return dual.New(h, dual.DHTOption(common...), dual.LanDHTOption(lan...), dual.WanDHTOption(wan...))
 }
 
+// mdnsDials caps the dials to peers found by mDNS at once: a flood of
+// forged answers costs a few goroutines, not one per answer.
+const mdnsDials = 8
+
 // mdnsNotifee connects to the Shoal peers that mDNS finds.
-type mdnsNotifee struct{ n *Node }
+type mdnsNotifee struct {
+	n   *Node
+	sem chan struct{}
+}
 
 func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	n := m.n
-	if ai.ID == n.Host.ID() || n.ctx.Err() != nil {
+	if ai.ID == n.Host.ID() || n.ctx.Err() != nil || n.Host.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	select {
+	case m.sem <- struct{}{}:
+	default:
+		n.log.Debug("mDNS peer skipped: too many dials", "peer", ai.ID)
 		return
 	}
 	n.wg.Go(func() {
+		defer func() { <-m.sem }()
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		defer cancel()
 		if err := n.Host.Connect(ctx, ai); err != nil {
