@@ -28,6 +28,7 @@ type Status struct {
 	Peers         PeerCounts    `json:"peers"`
 	MDNS          bool          `json:"mdns"`
 	Roots         []RootStatus  `json:"roots"`
+	Fetching      []FetchStatus `json:"fetching"` // fetches in progress (served from as they go)
 	BytesServed   int64         `json:"bytes_served"`  // exchange bytes sent since start
 	BytesFetched  int64         `json:"bytes_fetched"` // exchange bytes received since start
 	Relay         *RelayService `json:"relay,omitempty"`
@@ -70,6 +71,14 @@ type RootStatus struct {
 	announceState
 }
 
+// FetchStatus is a fetch in progress.
+type FetchStatus struct {
+	Root  string `json:"root"`
+	Dir   string `json:"dir"`
+	Done  int64  `json:"done"`  // bytes verified and written
+	Total int64  `json:"total"` // bytes in the model
+}
+
 // RelayService is what this node's relay service carries.
 type RelayService struct {
 	Active       bool  `json:"active"` // serving (needs public reachability)
@@ -83,6 +92,11 @@ type RelayService struct {
 // Status reports where the node stands now.
 func (n *Node) Status() Status {
 	st := Status{
+		ListenAddrs:   []string{},
+		ObservedAddrs: []string{},
+		RelayAddrs:    []string{},
+		Roots:         []RootStatus{},
+		Fetching:      []FetchStatus{},
 		PeerID:       n.Host.ID().String(),
 		Uptime:       time.Since(n.started).Round(time.Second).String(),
 		Reachability: reachName(network.Reachability(n.reach.Load())),
@@ -99,6 +113,7 @@ func (n *Node) Status() Status {
 			}
 		}
 	}
+	sort.Strings(st.ListenAddrs)
 	for _, a := range n.Host.Addrs() {
 		switch {
 		case isRelayAddr(a):
@@ -140,6 +155,10 @@ func (n *Node) Status() Status {
 		}
 		sort.Slice(st.Roots, func(i, j int) bool { return st.Roots[i].Root < st.Roots[j].Root })
 	}
+	for _, f := range n.store.fetches() {
+		st.Fetching = append(st.Fetching, FetchStatus{Root: f.m.Root.String(), Dir: f.dir, Done: f.done.Load(), Total: f.m.Size()})
+	}
+	sort.Slice(st.Fetching, func(i, j int) bool { return st.Fetching[i].Root < st.Fetching[j].Root })
 	if n.relay != nil {
 		st.Relay = &RelayService{Active: n.relay.active.Load(), Data: n.cfg.RelayData, Bytes: n.relay.bytes.Load(),
 			Circuits: n.relay.circuits.Load(), CircuitsAll: n.relay.circuitsAll.Load(), Reservations: n.relay.reservations.Load()}

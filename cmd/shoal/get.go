@@ -21,6 +21,7 @@ type getFlags struct {
 	timeout        time.Duration
 	maxUp, maxDown string
 	publisher      string
+	noMDNS         bool
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -142,6 +143,7 @@ printed one JSON object per line.`,
 	f.DurationVar(&g.timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
 	f.StringVar(&g.maxDown, "max-download", "", "cap on download rate without a daemon, e.g. 50MB/s")
 	f.StringVar(&g.maxUp, "max-upload", "", "cap on upload rate to other fetchers without a daemon, e.g. 10MB/s")
+	f.BoolVar(&g.noMDNS, "no-mdns", false, "without a daemon: do not look for peers on the local network")
 	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
 	return cmd
 }
@@ -211,6 +213,9 @@ func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest,
 	}
 	if g.maxDown != "" {
 		cfg.MaxDownload = g.maxDown
+	}
+	if g.noMDNS {
+		cfg.MDNS = false
 	}
 	cfg = cfg.ShortLived()
 	if len(cfg.Bootstrap) == 0 && len(h.RememberedPeers()) == 0 {

@@ -44,6 +44,14 @@ Needs a running daemon.`,
 	}
 }
 
+// count says "1 peer", "2 peers".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func (a *app) printStatus(st node.Status) {
 	w := a.stdout
 	fmt.Fprintf(w, "peer          %s (up %s)\n", st.PeerID, st.Uptime)
@@ -65,9 +73,13 @@ func (a *app) printStatus(st node.Status) {
 	list("observed", st.ObservedAddrs)
 	list("relay addrs", st.RelayAddrs)
 	b := st.Bootstrap
-	fmt.Fprintf(w, "bootstrap     %s: %d of %d peers reached (%d remembered)\n", b.State, b.Reached, b.Tried, b.Remembered)
-	fmt.Fprintf(w, "dht lan       %s, %d peers (%s)\n", st.DHT.LAN.Mode, st.DHT.LAN.Peers, st.DHT.LAN.Why)
-	fmt.Fprintf(w, "dht wan       %s, %d peers (%s)\n", st.DHT.WAN.Mode, st.DHT.WAN.Peers, st.DHT.WAN.Why)
+	if b.Tried == 0 {
+		fmt.Fprintln(w, "bootstrap     no peers configured or remembered (LAN peers by mDNS only)")
+	} else {
+		fmt.Fprintf(w, "bootstrap     %s: %d of %d peers reached (%d remembered)\n", b.State, b.Reached, b.Tried, b.Remembered)
+	}
+	fmt.Fprintf(w, "dht lan       %s, %s (%s)\n", st.DHT.LAN.Mode, count(st.DHT.LAN.Peers, "peer"), st.DHT.LAN.Why)
+	fmt.Fprintf(w, "dht wan       %s, %s (%s)\n", st.DHT.WAN.Mode, count(st.DHT.WAN.Peers, "peer"), st.DHT.WAN.Why)
 	p := st.Peers
 	fmt.Fprintf(w, "peers         %d connected: %d direct (%d on the LAN), %d relayed; %d speak Shoal\n", p.Total, p.Direct, p.LAN, p.Relayed, p.Shoal)
 	mdns := "off"
@@ -87,6 +99,9 @@ func (a *app) printStatus(st node.Status) {
 		}
 		fmt.Fprintf(w, "relay         %s; carries %s; %d reservations, %d circuits open (%d in all), %s relayed\n",
 			state, carries, r.Reservations, r.Circuits, r.CircuitsAll, humanBytes(r.Bytes))
+	}
+	for _, f := range st.Fetching {
+		fmt.Fprintf(w, "fetching      %s  %s of %s into %s\n", f.Root, humanBytes(f.Done), humanBytes(f.Total), f.Dir)
 	}
 	if len(st.Roots) == 0 {
 		fmt.Fprintln(w, "roots         none held")
