@@ -356,3 +356,46 @@ func TestStallersDoNotHoldBackManifest(t *testing.T) {
 		t.Fatalf("the seeder sent nothing: %+v", res.Sources)
 	}
 }
+
+// A node run for one command (ShortLived, no daemon loops) fetches but
+// leaves no provider record on any DHT node: fetchers that outlive it
+// would dial a process long gone.
+func TestShortLivedFetcherProvidesNothing(t *testing.T) {
+	ctx := ctxT(t)
+	nodes := cluster(t, 4)
+	model, im := addModel(t, nodes[1], 77)
+	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	k, _, _ := crypto.GenerateEd25519Key(nil)
+	cfg := testConfig(nodes[0].Addrs()[0].String()).ShortLived()
+	fetcher, err := New(cfg, k, idx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fetcher.Close()
+	if err := fetcher.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+	time.Sleep(500 * time.Millisecond) // an announce would have gone out by now
+	held := 0
+	for _, n := range nodes {
+		ps := providers(t, n, im.M.Root)
+		if ps[fetcher.Host.ID()] {
+			t.Fatalf("%s stores a provider record of the short-lived fetcher", n.Host.ID())
+		}
+		if ps[nodes[1].Host.ID()] {
+			held++
+		}
+	}
+	if held == 0 {
+		t.Fatal("no node stores the seeder's record either: the test proves nothing")
+	}
+}
