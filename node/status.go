@@ -28,7 +28,7 @@ type Status struct {
 	Peers         PeerCounts    `json:"peers"`
 	MDNS          bool          `json:"mdns"`
 	Roots         []RootStatus  `json:"roots"`
-	Fetching      []FetchStatus `json:"fetching"` // fetches in progress (served from as they go)
+	Fetching      []FetchStatus `json:"fetching"`      // fetches in progress (served from as they go)
 	BytesServed   int64         `json:"bytes_served"`  // exchange bytes sent since start
 	BytesFetched  int64         `json:"bytes_fetched"` // exchange bytes received since start
 	Relay         *RelayService `json:"relay,omitempty"`
@@ -97,12 +97,12 @@ func (n *Node) Status() Status {
 		RelayAddrs:    []string{},
 		Roots:         []RootStatus{},
 		Fetching:      []FetchStatus{},
-		PeerID:       n.Host.ID().String(),
-		Uptime:       time.Since(n.started).Round(time.Second).String(),
-		Reachability: reachName(network.Reachability(n.reach.Load())),
-		MDNS:         n.mdns != nil,
-		BytesServed:  n.served.Load(),
-		BytesFetched: n.fetched.Load(),
+		PeerID:        n.Host.ID().String(),
+		Uptime:        time.Since(n.started).Round(time.Second).String(),
+		Reachability:  reachName(network.Reachability(n.reach.Load())),
+		MDNS:          n.mdns != nil,
+		BytesServed:   n.served.Load(),
+		BytesFetched:  n.fetched.Load(),
 	}
 	listen := map[string]bool{}
 	if ifaces, err := n.Host.Network().InterfaceListenAddresses(); err == nil {
