@@ -119,7 +119,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
 			}
 		}
-		if resuming && f.finalIsDone(of, loggedFiles[i]) {
+		if resuming && f.finalIsDone(of, loggedFiles) {
 			_ = root.Remove(of.tmp) // a stale copy from an earlier run
 			continue
 		}
@@ -142,14 +142,15 @@ func (f *fetch) prepare(ctx context.Context) error {
 	return nil
 }
 
-// finalIsDone reports whether an earlier run completed file of: logged as
-// done with the right size, or, unlogged, with the right sha256.
-func (f *fetch) finalIsDone(of *outFile, logged bool) bool {
-	st, err := f.root.Stat(of.rel)
+// finalIsDone reports whether an earlier run completed file of: logged
+// as done with the size and mtime the file still has (and owned by this
+// user), or else with the right sha256.
+func (f *fetch) finalIsDone(of *outFile, logged map[int]fileMark) bool {
+	st, err := f.root.Lstat(of.rel)
 	if err != nil || !st.Mode().IsRegular() || st.Size() != of.size {
 		return false
 	}
-	if !logged {
+	if mark, ok := logged[of.idx]; !ok || !mark.matches(st) {
 		fh, err := f.root.Open(of.rel)
 		if err != nil {
 			return false
@@ -172,9 +173,17 @@ func (f *fetch) finalIsDone(of *outFile, logged bool) bool {
 }
 
 // scanPartial marks the chunks an earlier run left in temporary files:
-// logged ones as they are, others only if they hash right.
+// logged ones as they are (in files this user owns), others only if they
+// hash right.
 func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 	buf := make([]byte, content.MaxChunk)
+	ours := map[*outFile]bool{}
+	for _, of := range f.files {
+		if of.f != nil {
+			st, err := of.f.Stat()
+			ours[of] = err == nil && ownedByUs(st)
+		}
+	}
 	for _, j := range f.jobs {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -184,7 +193,7 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 			if t.file.done {
 				continue
 			}
-			ok := logged[j.idx[k]]
+			ok := logged[j.idx[k]] && ours[t.file]
 			if !ok {
 				b := buf[:j.len]
 				if _, err := t.file.f.ReadAt(b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {

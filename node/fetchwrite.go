@@ -128,8 +128,12 @@ func (f *fetch) finish(of *outFile) error {
 		return err
 	}
 	traceDurable("syncdir", filepath.Dir(of.rel))
+	st, err := f.root.Lstat(of.rel)
+	if err != nil {
+		return err
+	}
 	of.done = true
-	f.state.add('f', of.idx)
+	f.state.addFile(of.idx, st)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ipfs/go-cid"
 
@@ -21,10 +22,13 @@ import (
 const StateDir = content.StateDirName
 
 // fetchState is the durable progress of one fetch. The log holds lines
-// "c <i>" (chunk reference i of the manifest is written) and "f <i>" (file
-// i is complete under its final name). A chunk is logged only after its
-// file was fsynced, so a crash never leaves a logged chunk unwritten; a
-// torn last line is ignored.
+// "c <i>" (chunk reference i of the manifest is written to its temporary
+// file) and "f <i> <size> <mtime>" (file i is complete under its final
+// name, which then had that size and modification time). A chunk is
+// logged only after its file was fsynced, so a crash never leaves a logged
+// chunk unwritten; a torn last line is ignored. The log is trusted only
+// for files this user owns, and a final file only while its size and
+// mtime are still what the log says.
 type fetchState struct {
 	dir string
 	log *os.File
@@ -33,9 +37,26 @@ type fetchState struct {
 	pending []byte
 }
 
-// stateRoot returns the root an unfinished fetch in dir was for, if any.
+// ownedByUs reports whether a file of the fetch state or output was made
+// by this user and can be changed by nobody else: only such files are
+// trusted on a log's word. Another local user can plant files in a shared
+// output folder, but not files owned by us.
+func ownedByUs(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid() && fi.Mode().Perm()&0o022 == 0
+}
+
+// stateRoot returns the root an unfinished fetch in dir was for, if any:
+// a state this user made, with a readable root file.
 func stateRoot(dir string) (cid.Cid, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, StateDir, "root"))
+	sd := filepath.Join(dir, StateDir)
+	for _, p := range []string{sd, filepath.Join(sd, "root")} {
+		fi, err := os.Lstat(p)
+		if err != nil || !ownedByUs(fi) {
+			return cid.Undef, false
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(sd, "root"))
 	if err != nil {
 		return cid.Undef, false
 	}
@@ -43,41 +64,56 @@ func stateRoot(dir string) (cid.Cid, bool) {
 	return c, err == nil
 }
 
+// fileMark is what a fetch logged of a file it completed: the size and
+// modification time the file had under its final name.
+type fileMark struct {
+	size  int64
+	mtime int64 // unix nanoseconds
+}
+
+// matches reports whether fi is, unchanged, the file the mark was taken of.
+func (m fileMark) matches(fi os.FileInfo) bool {
+	return fi.Mode().IsRegular() && ownedByUs(fi) && fi.Size() == m.size && fi.ModTime().UnixNano() == m.mtime
+}
+
 // openState opens (or creates) the state of a fetch of root into dir, and
-// returns the chunks and files already logged as done.
-func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]bool, error) {
+// returns the chunks and files its log names as done. A state left by a
+// fetch of another root, or not made by this user, is discarded, never
+// merged: the fetch starts clean.
+func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]fileMark, error) {
 	sd := filepath.Join(dir, StateDir)
-	if err := os.MkdirAll(sd, 0o755); err != nil {
+	if r, ok := stateRoot(dir); !ok || !r.Equals(root) {
+		if err := os.RemoveAll(sd); err != nil {
+			return nil, nil, nil, fmt.Errorf("clearing the fetch state of another fetch: %w", err)
+		}
+	}
+	if err := os.MkdirAll(sd, 0o700); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := writeFileAtomic(filepath.Join(sd, "root"), []byte(root.String()+"\n"), 0o644); err != nil {
 		return nil, nil, nil, err
 	}
-	chunks, files := map[int]bool{}, map[int]bool{}
-	if b, err := os.ReadFile(filepath.Join(sd, "done")); err == nil {
+	chunks, files := map[int]bool{}, map[int]fileMark{}
+	logPath := filepath.Join(sd, "done")
+	if fi, err := os.Lstat(logPath); err == nil && !ownedByUs(fi) {
+		if err := os.Remove(logPath); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if b, err := os.ReadFile(logPath); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
-			kind, num, ok := strings.Cut(sc.Text(), " ")
-			i, err := strconv.Atoi(num)
-			if !ok || err != nil || i < 0 {
-				continue
-			}
-			switch kind {
-			case "c":
-				chunks[i] = true
-			case "f":
-				files[i] = true
-			}
+			parseLogLine(sc.Text(), chunks, files)
 		}
 		// A torn last line (no newline) was not fully written: drop it by
 		// rewriting the log up to the last newline.
 		if k := bytes.LastIndexByte(b, '\n'); k != len(b)-1 {
-			if err := os.WriteFile(filepath.Join(sd, "done"), b[:k+1], 0o644); err != nil {
+			if err := os.WriteFile(logPath, b[:k+1], 0o644); err != nil {
 				return nil, nil, nil, err
 			}
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(sd, "done"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -86,6 +122,41 @@ func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]boo
 		return nil, nil, nil, err
 	}
 	return &fetchState{dir: dir, log: f}, chunks, files, nil
+}
+
+// parseLogLine reads one log line: "c <i>" or "f <i> <size> <mtime>".
+// Anything else (a torn line, the size-less "f <i>" of older versions) is
+// ignored: what it names is checked by hashing instead.
+func parseLogLine(line string, chunks map[int]bool, files map[int]fileMark) {
+	fields := strings.Fields(line)
+	num := func(k int) (int64, bool) {
+		if k >= len(fields) {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(fields[k], 10, 64)
+		return v, err == nil && v >= 0
+	}
+	i, ok := num(1)
+	if !ok || len(fields) == 0 {
+		return
+	}
+	switch {
+	case fields[0] == "c" && len(fields) == 2:
+		chunks[int(i)] = true
+	case fields[0] == "f" && len(fields) == 4:
+		size, ok1 := num(2)
+		mtime, ok2 := num(3)
+		if ok1 && ok2 {
+			files[int(i)] = fileMark{size: size, mtime: mtime}
+		}
+	}
+}
+
+// addFile queues the line for a file completed under its final name.
+func (s *fetchState) addFile(i int, fi os.FileInfo) {
+	s.mu.Lock()
+	s.pending = fmt.Appendf(s.pending, "f %d %d %d\n", i, fi.Size(), fi.ModTime().UnixNano())
+	s.mu.Unlock()
 }
 
 // add queues a log line; flush writes it.

@@ -197,6 +197,29 @@ check "resume moved only what was missing" test -n "$MOVED" -a "${RESUMED:-0}" -
 check "resumed tree is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out4")
 check "resume cleaned up" test -z "$(find "$WORK/out4" -name '*.shoal-part' -o -name .shoal-fetch)"
 
+echo "# a planted fetch state (threat 24)"
+# As a local user sharing the folder could: the target root, every file
+# logged as done (in the old log format, and in the current one with the
+# size and a whole-second mtime), and files of the right sizes full of
+# 'E'. The fetch must write the model's bytes. (A plant by another user
+# with exact mtimes is in the Go tests: it needs root outside this
+# namespace.)
+P="$WORK/planted"
+mkdir -p "$P/.shoal-fetch"
+echo "$CID" >"$P/.shoal-fetch/root"
+n=0
+while IFS= read -r -d '' f; do
+	rel=${f#"$WORK/model"/}
+	mkdir -p "$(dirname "$P/$rel")"
+	head -c "$(stat -c %s "$f")" /dev/zero | tr '\0' E >"$P/$rel"
+	echo "f $n" >>"$P/.shoal-fetch/done"
+	echo "f $n $(stat -c %s "$P/$rel") $(stat -c %Y "$P/$rel")000000000" >>"$P/.shoal-fetch/done"
+	n=$((n + 1))
+done < <(find "$WORK/model" -type f -print0)
+"$SHOAL" --home "$WORK/getter6" get "$CID" -o "$P" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get6.out" 2>"$WORK/get6.err"
+check "planted state: get exits 0" test $? -eq 0
+check "planted state: the model's bytes, not the planted ones" diff <(tree_sums "$WORK/model") <(tree_sums "$P")
+
 echo "# kill -9 at random points"
 # Every file at its final name must verify after each kill; temporary
 # files and the progress log are the only other things left.
