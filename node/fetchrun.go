@@ -24,17 +24,15 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	f.sched = s
 	f.mu.Unlock()
 	var hashers sync.WaitGroup
-	allHashed := make(chan struct{})
-	for _, of := range f.files {
-		if !of.done {
-			hashers.Go(func() {
-				if err := f.hash(ctx, of); err != nil {
-					cancel(err)
-				}
-			})
-		}
+	f.startHashing()
+	for range hashWorkers {
+		hashers.Go(func() {
+			if err := f.hashLoop(ctx); err != nil {
+				cancel(err)
+			}
+		})
 	}
-	go func() { hashers.Wait(); close(allHashed) }()
+	allHashed := f.hashed
 	var workers sync.WaitGroup
 	start := func(src *source) {
 		if !s.addSource(src) {

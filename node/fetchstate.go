@@ -1,6 +1,7 @@
 package node
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -34,10 +35,16 @@ type fetch struct {
 	byCID map[cid.Cid]*job
 	infos []content.FileInfo
 
-	mu    sync.Mutex
-	sched *scheduler
-	have  []byte // bit per chunk reference: verified and written
-	dirty map[*outFile]bool
+	mu      sync.Mutex
+	sched   *scheduler
+	have    []byte // bit per chunk reference: verified and written
+	dirty   map[*outFile]bool
+	renamed map[string]bool // folders that received a file since the last flush
+
+	fds      fdCache
+	hashq    chan *outFile // files with chunks to hash (each at most once)
+	unhashed atomic.Int64  // files not yet complete under their final names
+	hashed   chan struct{} // closed when unhashed reaches 0
 
 	done      atomic.Int64
 	moved     atomic.Int64
@@ -51,20 +58,25 @@ type fetch struct {
 type outFile struct {
 	idx      int
 	rel, tmp string
-	f        *os.File
 	size     int64
 	first    int     // index of its first chunk in the manifest's list
 	chunkEnd []int64 // end offset of each chunk
 
-	mu   sync.Mutex
-	have []bool
-	done bool // complete under its final name
-	wake chan struct{}
+	mu       sync.Mutex
+	have     []bool
+	done     bool // complete under its final name
+	queued   bool // waiting for, or held by, a hash worker
+	frontier int  // chunks [0, frontier) are hashed
 
-	// Owned by the file's hasher.
-	frontier int // chunks [0, frontier) are hashed
-	h        hash.Hash
-	buf      []byte
+	// Owned by the hash worker that holds the file (queued).
+	h hash.Hash
+
+	// Guarded by the fetch's fdCache.
+	fh    *os.File      // open handle, or nil
+	users int           // operations using fh now
+	elem  *list.Element // in the cache's idle list while users == 0
+	final bool          // renamed to rel
+	sized bool          // the temporary file exists at its full size
 }
 
 // target is one place a chunk is written.
@@ -76,7 +88,8 @@ type target struct {
 
 func newFetch(n *Node, m *content.Manifest, blocks []content.Block, dir string, report func(Progress)) *fetch {
 	f := &fetch{n: n, m: m, dir: dir, report: report, blocks: map[cid.Cid][]byte{}, byCID: map[cid.Cid]*job{},
-		have: make([]byte, (len(m.Chunks)+7)/8), dirty: map[*outFile]bool{}}
+		have: make([]byte, (len(m.Chunks)+7)/8), dirty: map[*outFile]bool{}, renamed: map[string]bool{},
+		hashed: make(chan struct{})}
 	for _, b := range blocks {
 		f.blocks[b.CID] = b.Data
 	}
@@ -103,10 +116,11 @@ func (f *fetch) prepare(ctx context.Context) error {
 		return err
 	}
 	f.state = state
+	made := map[string]bool{}
 	for i, fl := range f.m.Files {
 		rel := filepath.FromSlash(fl.Path)
 		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i],
-			h: sha256.New(), wake: make(chan struct{}, 1)}
+			h: sha256.New()}
 		var end int64
 		for _, c := range f.m.FileChunks(i) {
 			end += int64(c.Len)
@@ -114,23 +128,18 @@ func (f *fetch) prepare(ctx context.Context) error {
 		}
 		of.have = make([]bool, len(of.chunkEnd))
 		f.files = append(f.files, of)
-		if d := path.Dir(fl.Path); d != "." {
+		if d := path.Dir(fl.Path); d != "." && !made[d] {
 			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
 				return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
 			}
+			made[d] = true
 		}
 		if resuming && f.finalIsDone(of, loggedFiles) {
 			_ = root.Remove(of.tmp) // a stale copy from an earlier run
 			continue
 		}
-		fh, err := root.OpenFile(of.tmp, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
-		}
-		of.f = fh
-		if err := fh.Truncate(of.size); err != nil {
-			return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
-		}
+		// The temporary file is created when first written to (use):
+		// a model of many files does not hold a handle for each.
 	}
 	f.buildJobs()
 	if resuming {
@@ -179,8 +188,8 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 	buf := make([]byte, content.MaxChunk)
 	ours := map[*outFile]bool{}
 	for _, of := range f.files {
-		if of.f != nil {
-			st, err := of.f.Stat()
+		if !of.done {
+			st, err := f.root.Lstat(of.tmp)
 			ours[of] = err == nil && ownedByUs(st)
 		}
 	}
@@ -196,7 +205,7 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 			ok := logged[j.idx[k]] && ours[t.file]
 			if !ok {
 				b := buf[:j.len]
-				if _, err := t.file.f.ReadAt(b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
+				if err := f.readAt(t.file, b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
 					ok = true
 				}
 			}
@@ -211,7 +220,7 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 		var data []byte
 		if len(good) < len(j.targets) {
 			b := buf[:j.len]
-			if _, err := good[0].file.f.ReadAt(b, good[0].off); err != nil {
+			if err := f.readAt(good[0].file, b, good[0].off); err != nil {
 				continue
 			}
 			data = b
@@ -221,7 +230,7 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 				continue
 			}
 			if data != nil {
-				if _, err := t.file.f.WriteAt(data, t.off); err != nil {
+				if err := f.writeAt(t.file, data, t.off); err != nil {
 					return err
 				}
 			}
@@ -297,14 +306,7 @@ func (f *fetch) readChunk(c cid.Cid, buf []byte) ([]byte, bool) {
 		if !ok {
 			continue
 		}
-		t.file.mu.Lock()
-		fh := t.file.f
-		var err error
-		if fh != nil {
-			_, err = fh.ReadAt(buf[:j.len], t.off)
-		}
-		t.file.mu.Unlock()
-		if fh != nil && err == nil {
+		if f.readAt(t.file, buf[:j.len], t.off) == nil {
 			return buf[:j.len], true
 		}
 	}

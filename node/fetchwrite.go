@@ -10,11 +10,11 @@ import (
 )
 
 // write puts a verified chunk in every place it goes, logs it, and
-// finishes the files it completes.
+// queues the files it advances for hashing.
 func (f *fetch) write(j *job, data []byte) error {
 	for _, t := range j.targets {
-		if _, err := t.file.f.WriteAt(data, t.off); err != nil {
-			return fmt.Errorf("writing %s: %w", content.Quote(t.file.rel), err)
+		if err := f.writeAt(t.file, data, t.off); err != nil {
+			return err
 		}
 	}
 	for k, t := range j.targets {
@@ -23,130 +23,168 @@ func (f *fetch) write(j *job, data []byte) error {
 		f.dirty[t.file] = true
 		f.mu.Unlock()
 		f.state.add('c', j.idx[k])
-		t.file.written(t.chunk)
+		f.written(t.file, t.chunk)
 	}
 	f.done.Add(int64(j.len * len(j.targets)))
 	return nil
 }
 
-// flush makes the progress log durable: first the data it names.
+// flush makes the progress log durable: first the data it names, and the
+// folders of the files renamed into place.
 func (f *fetch) flush() error {
 	return f.state.flush(func() error {
 		f.mu.Lock()
-		dirty := f.dirty
-		f.dirty = map[*outFile]bool{}
+		dirty, dirs := f.dirty, f.renamed
+		f.dirty, f.renamed = map[*outFile]bool{}, map[string]bool{}
 		f.mu.Unlock()
 		for of := range dirty {
-			// Sync outside the file's lock: writers and the hasher go on
-			// meanwhile. The file stays open until the fetch ends.
+			// Writers and hashers go on meanwhile.
 			of.mu.Lock()
-			fh, done := of.f, of.done
+			done := of.done
 			of.mu.Unlock()
-			if fh != nil && !done {
-				if err := fh.Sync(); err != nil {
+			if !done { // a finished file was synced before its rename
+				if err := f.syncFile(of); err != nil {
 					return err
 				}
 			}
+		}
+		for d := range dirs {
+			if err := syncDir(filepath.Join(f.dir, d)); err != nil {
+				return err
+			}
+			traceDurable("syncdir", d)
 		}
 		return nil
 	})
 }
 
-// written records chunk k as written and wakes the file's hasher.
-func (of *outFile) written(k int) {
+// written records chunk k of of as written and queues the file for a hash
+// worker, unless one has it already.
+func (f *fetch) written(of *outFile, k int) {
 	of.mu.Lock()
 	of.have[k] = true
+	queue := !of.queued
+	of.queued = true
 	of.mu.Unlock()
-	select {
-	case of.wake <- struct{}{}:
-	default:
+	if queue {
+		f.hashq <- of // room for every file: never blocks
 	}
 }
 
-// hash follows a file's contiguous written prefix, reading it back from
-// the page cache off the workers' path, and finishes the file once it is
-// whole. It owns of.frontier, of.h and of.buf.
-func (f *fetch) hash(ctx context.Context, of *outFile) error {
+// hashWorkers is how many files are hashed at once.
+const hashWorkers = 8
+
+// startHashing readies the hash queue: every file not yet complete is
+// queued once, for what an earlier run left.
+func (f *fetch) startHashing() {
+	f.hashq = make(chan *outFile, len(f.files))
+	for _, of := range f.files {
+		if !of.done {
+			f.unhashed.Add(1)
+			of.queued = true
+			f.hashq <- of
+		}
+	}
+	if f.unhashed.Load() == 0 {
+		close(f.hashed)
+	}
+}
+
+// hashLoop is a hash worker: it follows each queued file's contiguous
+// written prefix, reading it back from the page cache off the workers'
+// path, and finishes the file once it is whole. One buffer serves every
+// file it hashes.
+func (f *fetch) hashLoop(ctx context.Context) error {
+	var buf []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.hashed:
+			return nil
+		case of := <-f.hashq:
+			if buf == nil {
+				buf = make([]byte, content.MaxChunk)
+			}
+			if err := f.hashSome(of, buf); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// hashSome hashes what of has gained in order, and finishes it when it is
+// whole (an empty file at once). It holds the file (of.queued) until no
+// chunk is left to hash; a finished file stays held, so it is never
+// queued again.
+func (f *fetch) hashSome(of *outFile, buf []byte) error {
 	for {
 		of.mu.Lock()
-		end := of.frontier
+		from, end := of.frontier, of.frontier
 		for end < len(of.have) && of.have[end] {
 			end++
 		}
-		done := of.done
-		of.mu.Unlock()
-		if done {
+		if end == from && end < len(of.have) {
+			of.queued = false // a writer queues it again
+			of.mu.Unlock()
 			return nil
 		}
-		for ; of.frontier < end; of.frontier++ {
+		of.mu.Unlock()
+		for k := from; k < end; k++ {
 			start := int64(0)
-			if of.frontier > 0 {
-				start = of.chunkEnd[of.frontier-1]
+			if k > 0 {
+				start = of.chunkEnd[k-1]
 			}
-			n := of.chunkEnd[of.frontier] - start
-			if of.buf == nil {
-				of.buf = make([]byte, content.MaxChunk)
-			}
-			if _, err := of.f.ReadAt(of.buf[:n], start); err != nil {
+			n := of.chunkEnd[k] - start
+			if err := f.readAt(of, buf[:n], start); err != nil {
 				return fmt.Errorf("reading back %s: %w", content.Quote(of.rel), err)
 			}
-			of.h.Write(of.buf[:n])
+			of.h.Write(buf[:n])
 		}
-		if of.frontier == len(of.have) {
-			of.buf = nil
-			return f.finish(of)
-		}
-		select {
-		case <-of.wake:
-		case <-ctx.Done():
+		of.mu.Lock()
+		of.frontier = end
+		whole := end == len(of.have)
+		of.mu.Unlock()
+		if whole {
+			if err := f.finish(of); err != nil {
+				return err
+			}
+			if f.unhashed.Add(-1) == 0 {
+				close(f.hashed)
+			}
 			return nil
 		}
 	}
 }
 
-// finish checks a whole file's sha256, syncs it, renames it into place,
-// syncs its folder and logs it. The file stays open for serving until the
-// fetch ends.
+// finish checks a whole file's sha256, syncs it, renames it into place
+// and logs it; its folder is synced before the log line is flushed. The
+// file goes on being served from its final name until the fetch ends.
 func (f *fetch) finish(of *outFile) error {
-	of.mu.Lock()
-	defer of.mu.Unlock()
-	if of.done {
-		return nil
-	}
 	if sum := of.h.Sum(nil); string(sum) != string(f.m.Files[of.idx].SHA256) {
 		return fmt.Errorf("%w: %s: whole-file sha256 does not match the manifest", ErrIntegrity, content.Quote(of.rel))
 	}
-	if err := of.f.Sync(); err != nil {
+	if err := f.syncFile(of); err != nil {
 		return err
 	}
 	traceDurable("sync", of.tmp)
 	if err := f.root.Rename(of.tmp, of.rel); err != nil {
 		return err
 	}
+	f.renamedTo(of)
 	traceDurable("rename", of.rel)
-	if err := syncDir(filepath.Join(f.dir, filepath.Dir(of.rel))); err != nil {
-		return err
-	}
-	traceDurable("syncdir", filepath.Dir(of.rel))
 	st, err := f.root.Lstat(of.rel)
 	if err != nil {
 		return err
 	}
+	of.mu.Lock()
 	of.done = true
+	of.mu.Unlock()
+	f.mu.Lock()
+	f.renamed[filepath.Dir(of.rel)] = true
+	f.mu.Unlock()
 	f.state.addFile(of.idx, st)
 	return nil
-}
-
-// closeFiles closes every file of the fetch.
-func (f *fetch) closeFiles() {
-	for _, of := range f.files {
-		of.mu.Lock()
-		if of.f != nil {
-			of.f.Close()
-			of.f = nil
-		}
-		of.mu.Unlock()
-	}
 }
 
 // close ends a fetch that did not complete: files are closed, temporary

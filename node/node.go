@@ -402,8 +402,15 @@ func (n *Node) provide(ctx context.Context, k cid.Cid) error {
 	return lerr
 }
 
+// FileKeyMin is the least size of a file whose key (its sha256) is
+// announced and looked up beside the root: a file of at least one whole
+// chunk. Smaller files come from the root's providers; a key for each of
+// 10,000 tiny files would cost 10,000 DHT records and lookups for a few
+// hundred KiB.
+const FileKeyMin = content.MaxChunk
+
 // Keys returns the DHT keys announced for a held root: the root itself and
-// each file's sha256.
+// the sha256 of each file of at least FileKeyMin bytes.
 func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	files, err := n.Index.Files(root)
 	if err != nil && !errors.Is(err, content.ErrNotFound) {
@@ -412,7 +419,7 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	keys := []cid.Cid{root}
 	seen := map[cid.Cid]bool{root: true}
 	for _, f := range files {
-		if len(f.SHA256) != 32 {
+		if len(f.SHA256) != 32 || f.Size < FileKeyMin {
 			continue
 		}
 		k := content.FileKey([32]byte(f.SHA256))

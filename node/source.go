@@ -241,6 +241,9 @@ func (d *discovery) setKeys(m *content.Manifest) {
 	defer d.mu.Unlock()
 	d.keys = map[cid.Cid][]int{}
 	for i, f := range m.Files {
+		if f.Size < FileKeyMin {
+			continue
+		}
 		k := content.FileKey([32]byte(f.SHA256))
 		d.keys[k] = append(d.keys[k], i)
 	}
