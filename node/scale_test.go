@@ -1,3 +1,10 @@
+//go:build !race
+
+// The 100-node network runs without the race detector (scripts/test.sh
+// runs it in a step of its own): it tests the DHT's behaviour, which the
+// smaller networks of the other tests cover under -race, and 100 hosts
+// under -race on 2 cores take minutes and time out dials.
+
 package node
 
 import (

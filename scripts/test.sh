@@ -14,6 +14,9 @@ fi
 go vet ./... # also fetches every module, before the tests go offline
 . scripts/netns.sh
 run_isolated go test -race -count=1 -timeout 15m ./...
+# The 100-node DHT network, without the race detector (see its test file).
+run_isolated go test -count=1 -timeout 10m -run TestHundredNodes -v ./node | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|scale_test'
+test "${PIPESTATUS[0]}" -eq 0
 bash scripts/e2e.sh
 # NAT traversal and mDNS across real network namespaces (needs root, as CI
 # has): two homes behind NAT meet through a relay and punch a hole.
