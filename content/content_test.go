@@ -31,7 +31,7 @@ func writeFile(t *testing.T, dir, rel string, data []byte) string {
 
 func importPath(t *testing.T, p string) *Imported {
 	t.Helper()
-	im, err := Import(context.Background(), p, nil)
+	im, err := Import(context.Background(), p, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ func FuzzDecodeRoot(f *testing.F) {
 	if _, err := testmodel.Folder(dir, 1, 9); err != nil {
 		f.Fatal(err)
 	}
-	im, err := Import(f.Context(), dir, nil)
+	im, err := Import(f.Context(), dir, ImportOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func FuzzDecodeLists(f *testing.F) {
 	if _, err := testmodel.Folder(dir, 1, 9); err != nil {
 		f.Fatal(err)
 	}
-	im, err := Import(f.Context(), dir, nil)
+	im, err := Import(f.Context(), dir, ImportOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,13 +54,25 @@ type source struct {
 	st       os.FileInfo
 }
 
+// ImportOptions tune an import. The zero value is the safe default.
+type ImportOptions struct {
+	// Progress, if not nil, is called with each run of bytes hashed.
+	Progress func(n int64)
+	// FollowExternalLinks adds the files that symlinks in the folder point
+	// at outside it (or inside a folder that is not added, such as .git).
+	// By default such links are skipped and listed: a cloned repository
+	// can plant tokenizer.json -> /etc/shadow.
+	FollowExternalLinks bool
+}
+
 // Import hashes a file or a folder in place and builds its manifest. Files
 // are read once: the whole-file sha256 and the chunk hashes are computed
 // side by side from the same buffers, and files are hashed in parallel.
-// Symlinks to regular files are followed and recorded as regular files;
-// everything else that is not a regular file or a folder is skipped and
-// listed. progress, if not nil, is called with each run of bytes hashed.
-func Import(ctx context.Context, path string, progress func(n int64)) (*Imported, error) {
+// Symlinks to regular files inside the folder are followed and recorded as
+// regular files (read from where they point); links out of the folder are
+// skipped unless opt.FollowExternalLinks; everything else that is not a
+// regular file or a folder is skipped and listed.
+func Import(ctx context.Context, path string, opt ImportOptions) (*Imported, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -74,7 +88,7 @@ func Import(ctx context.Context, path string, progress func(n int64)) (*Imported
 		srcs = []source{{rel: filepath.Base(abs), abs: abs, st: st}}
 	} else if st.IsDir() {
 		im.Dir = abs
-		srcs, im.Skipped, err = walk(abs)
+		srcs, im.Skipped, err = walk(abs, opt.FollowExternalLinks)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +119,7 @@ func Import(ctx context.Context, path string, progress func(n int64)) (*Imported
 				errs[i] = ctx.Err()
 				return
 			}
-			files[i], chunks[i], infos[i], warns[i], errs[i] = importFile(s, progress)
+			files[i], chunks[i], infos[i], warns[i], errs[i] = importFile(s, opt.Progress)
 		}()
 	}
 	wg.Wait()
@@ -130,9 +144,10 @@ func Import(ctx context.Context, path string, progress func(n int64)) (*Imported
 	return im, nil
 }
 
-// ImportSize is the number of bytes an import of path will hash (by the
-// same rules as Import), for a progress bar's total; 0 if it cannot tell.
-func ImportSize(path string) int64 {
+// ImportSize is the number of bytes an import of path with opt will hash
+// (by the same rules as Import), for a progress bar's total; 0 if it
+// cannot tell.
+func ImportSize(path string, opt ImportOptions) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0
@@ -140,7 +155,7 @@ func ImportSize(path string) int64 {
 	if st.Mode().IsRegular() {
 		return st.Size()
 	}
-	srcs, _, _ := walk(path)
+	srcs, _, _ := walk(path, opt.FollowExternalLinks)
 	var n int64
 	for _, s := range srcs {
 		n += s.st.Size()
@@ -149,11 +164,16 @@ func ImportSize(path string) int64 {
 }
 
 // walk lists the regular files under dir (following symlinks to regular
-// files), sorted by relative path, and what it skipped.
-func walk(dir string) ([]source, []Skipped, error) {
+// files, and only to those inside dir unless followExternal), sorted by
+// relative path, and what it skipped.
+func walk(dir string, followExternal bool) ([]source, []Skipped, error) {
+	top, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	var srcs []source
 	var skipped []Skipped
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -176,7 +196,22 @@ func walk(dir string) ([]source, []Skipped, error) {
 			}
 			return nil
 		}
-		st, err := os.Stat(p) // follows symlinks
+		abs := p
+		if d.Type()&fs.ModeSymlink != 0 {
+			// Resolved whole, chains and links through folders included;
+			// a loop ends in an error, not a hang.
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				skipped = append(skipped, Skipped{rel, "broken symlink or unreadable: " + err.Error()})
+				return nil
+			}
+			if where := outside(top, target); where != "" && !followExternal {
+				skipped = append(skipped, Skipped{rel, "symlink to " + Escape(target) + ", " + where + " (--follow-external-links adds it)"})
+				return nil
+			}
+			abs = target
+		}
+		st, err := os.Stat(abs)
 		switch {
 		case err != nil:
 			skipped = append(skipped, Skipped{rel, "broken symlink or unreadable: " + err.Error()})
@@ -187,12 +222,27 @@ func walk(dir string) ([]source, []Skipped, error) {
 		case filepath.Ext(p) == PartialExt:
 			skipped = append(skipped, Skipped{rel, "unfinished shoal download"})
 		default:
-			srcs = append(srcs, source{rel: rel, abs: p, st: st})
+			srcs = append(srcs, source{rel: rel, abs: abs, st: st})
 		}
 		return nil
 	})
 	sort.Slice(srcs, func(i, j int) bool { return srcs[i].rel < srcs[j].rel })
 	return srcs, skipped, err
+}
+
+// outside says why target (a resolved path) is not part of what an import
+// of the folder top (resolved too) adds: "outside the folder", "inside a
+// folder that is not added", or "" when it is part of it.
+func outside(top, target string) string {
+	rel, err := filepath.Rel(top, target)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "outside the folder"
+	}
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if parts[0] == StateDirName || slices.Contains(parts, ".git") {
+		return "inside a folder that is not added"
+	}
+	return ""
 }
 
 // PartialExt marks a file being downloaded; it is renamed away when the

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,9 @@ var (
 	bktChunks = []byte("chunks")    // chunk CID → Loc list
 	bktRecs   = []byte("records")   // record DHT key → best envelope seen
 	bktHigh   = []byte("highwater") // record DHT key → highest sequence seen (8 bytes)
+	// root CID ‖ record DHT key → empty: the kept records naming root.
+	// Derived from bktRecs: rebuilt at every open.
+	bktRecRoots = []byte("recordroots")
 )
 
 // maxLocs bounds how many places one chunk is remembered at.
@@ -85,7 +89,7 @@ func OpenIndex(path string) (*Index, error) {
 				return err
 			}
 		}
-		return nil
+		return indexRecordRoots(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -331,9 +335,35 @@ func (x *Index) readLoc(l Loc, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
+// indexRecordRoots rebuilds bktRecRoots from the kept records. Doing it at
+// every open migrates an index from before the bucket existed, and repairs
+// one that such a version wrote records to since; it checks no signature.
+func indexRecordRoots(tx *bolt.Tx) error {
+	if tx.Bucket(bktRecRoots) != nil {
+		if err := tx.DeleteBucket(bktRecRoots); err != nil {
+			return err
+		}
+	}
+	rr, err := tx.CreateBucket(bktRecRoots)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bktRecs).ForEach(func(k, v []byte) error {
+		if s, err := openKept(v); err == nil {
+			return rr.Put(recordRootKey(s.Root.Cid, k), []byte{})
+		}
+		return nil
+	})
+}
+
+func recordRootKey(root cid.Cid, key []byte) []byte {
+	return append(root.Bytes(), key...)
+}
+
 // PutRecord keeps a verified record: it refuses one older than the highest
 // sequence ever seen for its key (ErrRollback), keeps the newest, and raises
-// the high-water mark, durably, so a restart does not forget it.
+// the high-water mark, durably, so a restart does not forget it. The record
+// is indexed by the root it names, for RecordsFor.
 func (x *Index) PutRecord(s *Signed) error {
 	key := []byte(RecordKey(s.Key, s.Name))
 	return x.db.Update(func(tx *bolt.Tx) error {
@@ -350,7 +380,18 @@ func (x *Index) PutRecord(s *Signed) error {
 		if err := hb.Put(key, v[:]); err != nil {
 			return err
 		}
-		return tx.Bucket(bktRecs).Put(key, s.Envelope)
+		rb, rr := tx.Bucket(bktRecs), tx.Bucket(bktRecRoots)
+		if v := rb.Get(key); v != nil {
+			if old, err := openKept(v); err == nil {
+				if err := rr.Delete(recordRootKey(old.Root.Cid, key)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := rr.Put(recordRootKey(s.Root.Cid, key), []byte{}); err != nil {
+			return err
+		}
+		return rb.Put(key, s.Envelope)
 	})
 }
 
@@ -397,13 +438,21 @@ func (x *Index) Records() []*Signed {
 	return out
 }
 
-// RecordsFor returns the kept records that name root.
+// RecordsFor returns the kept records that name root. It reads only those
+// and checks no signature again: they were verified when they were kept,
+// and peers may ask for them as often as they like (threat 28).
 func (x *Index) RecordsFor(root cid.Cid) []*Signed {
 	var out []*Signed
-	for _, s := range x.Records() {
-		if s.Root.Cid == root {
-			out = append(out, s)
+	prefix := root.Bytes()
+	_ = x.db.View(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bktRecs)
+		c := tx.Bucket(bktRecRoots).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if s, err := openKept(rb.Get(k[len(prefix):])); err == nil && s.Root.Cid == root {
+				out = append(out, s)
+			}
 		}
-	}
+		return nil
+	})
 	return out
 }

@@ -1,15 +1,21 @@
 package content
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
+	bolt "go.etcd.io/bbolt"
 )
 
 func newKey(t testing.TB) crypto.PrivKey {
@@ -204,5 +210,104 @@ func TestRecordValidatorRefusals(t *testing.T) {
 	}
 	if err := v.Validate(key, good.Envelope); err != nil {
 		t.Fatalf("good record refused: %v", err)
+	}
+}
+
+// countChecks counts the record signature checks made until the test ends.
+func countChecks(t *testing.T) *atomic.Int64 {
+	var n atomic.Int64
+	orig := consumeEnvelope
+	consumeEnvelope = func(b []byte, r record.Record) (*record.Envelope, error) {
+		n.Add(1)
+		return orig(b, r)
+	}
+	t.Cleanup(func() { consumeEnvelope = orig })
+	return &n
+}
+
+// Records are verified when kept, so serving those that name one root
+// costs no signature check, however many other records are kept (threat
+// 28: with 305 records kept, a flood of records requests used a core).
+func TestRecordsForChecksNoSignatures(t *testing.T) {
+	idx, err := OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	idx.db.NoSync = true
+	k, k2 := newKey(t), newKey(t)
+	root := SumCID(CodecDagCBOR, []byte("model"))
+	other := SumCID(CodecDagCBOR, []byte("other model"))
+	put := func(k crypto.PrivKey, name string, root cid.Cid, seq uint64) *Signed {
+		t.Helper()
+		s, err := Sign(k, name, root, seq, time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := idx.PutRecord(s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for i := range 300 {
+		put(k, "m"+strconv.Itoa(i), SumCID(CodecDagCBOR, []byte(strconv.Itoa(i))), 1)
+	}
+	a := put(k, "a", root, 1)
+	b := put(k2, "b", root, 7)
+	put(k2, "moved", root, 1)
+	moved := put(k2, "moved", other, 2) // names another root now
+	checks := countChecks(t)
+	got := idx.RecordsFor(root)
+	if n := checks.Load(); n != 0 {
+		t.Errorf("RecordsFor made %d signature checks, want 0", n)
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].Name < got[j].Name })
+	if len(got) != 2 {
+		t.Fatalf("RecordsFor(root) = %d records, want 2 (a, b)", len(got))
+	}
+	for i, want := range []*Signed{a, b} {
+		if g := got[i]; g.Key != want.Key || g.Name != want.Name || g.Seq != want.Seq || g.Root != want.Root ||
+			g.Time != want.Time || !bytes.Equal(g.Envelope, want.Envelope) {
+			t.Errorf("record %d = %+v, want %+v", i, g, want)
+		}
+	}
+	if got := idx.RecordsFor(other); len(got) != 1 || got[0].Seq != moved.Seq {
+		t.Errorf("RecordsFor(other) = %+v, want the moved record", got)
+	}
+}
+
+// An index written before records were indexed by root (or since by such
+// a version) is indexed again when it is opened.
+func TestRecordsForAfterUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	idx, err := OpenIndex(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKey(t)
+	root := SumCID(CodecDagCBOR, []byte("model"))
+	s, _ := Sign(k, "m", root, 1, time.Now(), 0)
+	s2, _ := Sign(k, "n", root, 1, time.Now(), 0)
+	if err := idx.PutRecord(s); err != nil {
+		t.Fatal(err)
+	}
+	// What an older version leaves: no by-root bucket, or a record kept
+	// without its by-root entry.
+	err = idx.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bktRecRoots); err != nil {
+			return err
+		}
+		return tx.Bucket(bktRecs).Put([]byte(RecordKey(s2.Key, s2.Name)), s2.Envelope)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.Close()
+	if idx, err = OpenIndex(path); err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if got := idx.RecordsFor(root); len(got) != 2 {
+		t.Fatalf("RecordsFor after reopening = %d records, want 2", len(got))
 	}
 }

@@ -83,6 +83,8 @@ type Event struct {
 
 type addRequest struct {
 	Path string `json:"path"`
+	// FollowExternalLinks adds what symlinks point at outside the folder.
+	FollowExternalLinks bool `json:"follow_external_links,omitempty"`
 }
 
 type getRequest struct {
@@ -141,11 +143,13 @@ func (n *Node) APIHandler(token string) http.Handler {
 		if !filepath.IsAbs(req.Path) {
 			return nil, fmt.Errorf("path %s is not absolute", content.Quote(req.Path))
 		}
-		total := content.ImportSize(req.Path)
+		opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks}
+		total := content.ImportSize(req.Path, opt)
 		var done atomic.Int64
 		stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
 		defer stop()
-		return n.Add(ctx, req.Path, func(k int64) { done.Add(k) })
+		opt.Progress = func(k int64) { done.Add(k) }
+		return n.Add(ctx, req.Path, opt)
 	}))
 	mux.HandleFunc("POST /v1/get", streamed(func(ctx context.Context, req getRequest, progress func(Progress)) (any, error) {
 		if !filepath.IsAbs(req.Dir) {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkGet(b *testing.B) {
 	}
 	seeder := newTestNode(b)
 	ctx := context.Background()
-	im, err := seeder.Add(ctx, model, nil)
+	im, err := seeder.Add(ctx, model, content.ImportOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -146,10 +146,14 @@ func (c *Client) Ls(ctx context.Context) ([]content.RootInfo, error) {
 	return out, c.getJSON(ctx, "/v1/ls", &out)
 }
 
-// Add asks the daemon to import path (absolute) and announce it.
-func (c *Client) Add(ctx context.Context, path string, progress func(Progress)) (*AddResult, error) {
+// AddRequest is what to add: a path (absolute), and whether to add what
+// symlinks in it point at outside it.
+type AddRequest = addRequest
+
+// Add asks the daemon to import a file or folder and announce it.
+func (c *Client) Add(ctx context.Context, req AddRequest, progress func(Progress)) (*AddResult, error) {
 	var out AddResult
-	return &out, c.stream(ctx, "/v1/add", addRequest{Path: path}, progress, &out)
+	return &out, c.stream(ctx, "/v1/add", req, progress, &out)
 }
 
 // GetRequest is what to fetch: a CID, or a name (keyID/name) to resolve;

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/content"
 )
 
 // manySmallFiles writes n files of a few bytes each under dir.
@@ -45,7 +47,7 @@ func TestTenThousandSmallFiles(t *testing.T) {
 	nodes := cluster(t, 2)
 	model := filepath.Join(t.TempDir(), "model")
 	manySmallFiles(t, model, 10_000)
-	im, err := nodes[0].Add(ctx, model, nil)
+	im, err := nodes[0].Add(ctx, model, content.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -435,9 +435,9 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 // announces its root. The file keys, and the root again if this first
 // announce failed, are left to the announcer, which retries until they
 // are out. A node without an announcer (a short-lived fetcher) announces
-// nothing.
-func (n *Node) Add(ctx context.Context, path string, progress func(int64)) (*AddResult, error) {
-	res, err := AddOffline(ctx, n.Index, path, progress)
+// nothing. opt says how to import (progress, links out of the folder).
+func (n *Node) Add(ctx context.Context, path string, opt content.ImportOptions) (*AddResult, error) {
+	res, err := AddOffline(ctx, n.Index, path, opt)
 	if err != nil {
 		return nil, err
 	}

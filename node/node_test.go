@@ -124,7 +124,7 @@ func TestDHTNetworkFetch(t *testing.T) {
 	if _, err := testmodel.Folder(model, 6, 1); err != nil {
 		t.Fatal(err)
 	}
-	im, err := seeder.Add(ctx, model, nil)
+	im, err := seeder.Add(ctx, model, content.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestCorruptSeeder(t *testing.T) {
 	if err := os.CopyFS(badCopy, os.DirFS(model)); err != nil {
 		t.Fatal(err)
 	}
-	im, err := bad.Add(ctx, badCopy, nil)
+	im, err := bad.Add(ctx, badCopy, content.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestCorruptSeeder(t *testing.T) {
 
 	// With an honest seeder beside the corrupt one, running the same fetch
 	// again completes it, fetching only what was missing.
-	if _, err := good.Add(ctx, model, nil); err != nil {
+	if _, err := good.Add(ctx, model, content.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
@@ -336,7 +336,7 @@ func TestDurableOrder(t *testing.T) {
 	if _, err := testmodel.Folder(model, 2, 3); err != nil {
 		t.Fatal(err)
 	}
-	im, err := nodes[0].Add(ctx, model, nil)
+	im, err := nodes[0].Add(ctx, model, content.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,8 @@ func newAddResult(im *content.Imported) *AddResult {
 
 // AddOffline imports path into the index without a running node: it is
 // announced when a daemon next starts.
-func AddOffline(ctx context.Context, idx *content.Index, path string, progress func(int64)) (*AddResult, error) {
-	im, err := content.Import(ctx, path, progress)
+func AddOffline(ctx context.Context, idx *content.Index, path string, opt content.ImportOptions) (*AddResult, error) {
+	im, err := content.Import(ctx, path, opt)
 	if err != nil {
 		return nil, err
 	}

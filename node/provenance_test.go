@@ -28,7 +28,7 @@ func addModel(t *testing.T, n *Node, seed uint64) (string, *AddResult) {
 	if _, err := testmodel.Folder(model, 2, seed); err != nil {
 		t.Fatal(err)
 	}
-	im, err := n.Add(ctxT(t), model, nil)
+	im, err := n.Add(ctxT(t), model, content.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -310,11 +310,15 @@ func (n *Node) takeRecords(root cid.Cid, envs [][]byte) {
 
 // signers lists the keys with a valid, live record naming root kept
 // here, one entry per key (its newest record): a key that signs twice is
-// still one signer.
+// still one signer. Each signature is checked again (RecordsFor does not):
+// this is what verify and get report to the user, once per command.
 func signers(h Home, idx *content.Index, root cid.Cid) []Signer {
 	best := map[string]*content.Signed{}
 	for _, s := range idx.RecordsFor(root) {
 		if s.Live(time.Now()) != nil {
+			continue
+		}
+		if _, err := content.OpenRecord(s.Envelope); err != nil {
 			continue
 		}
 		if b := best[s.Key]; b == nil || s.Time > b.Time || (s.Time == b.Time && s.Seq > b.Seq) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 )
 
@@ -112,7 +113,7 @@ func TestForceOverAnotherRootStartsClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	seedB := newTestNode(t, addr)
-	imB, err := seedB.Add(ctx, modelB, nil)
+	imB, err := seedB.Add(ctx, modelB, content.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node
 			cfg(&c)
 		}
 		n := newTestNodeCfg(t, c)
-		r, err := n.Add(ctx, model, nil)
+		r, err := n.Add(ctx, model, content.ImportOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestChangedFileNeverServed(t *testing.T) {
 	other := newTestNode(t, addr)
 	cp := filepath.Join(t.TempDir(), "model")
 	copyTree(t, model, cp)
-	if _, err := other.Add(ctx, cp, nil); err != nil {
+	if _, err := other.Add(ctx, cp, content.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(cp, "model.safetensors")

@@ -12,15 +12,18 @@ import (
 )
 
 func (a *app) addCmd() *cobra.Command {
-	var quiet bool
+	var quiet, followExternal bool
 	cmd := &cobra.Command{
 		Use:   "add PATH",
 		Short: "Add a file or folder; print its CID",
 		Long: `Hash a file or a folder in place and print the model's CID (alone on the
 last line of standard output). Nothing is copied: the files are served from
 where they lie, so do not edit them afterwards (an edited file is noticed
-and no longer served). Symlinks to files are followed; what cannot be
-added (sockets, devices, symlinks to folders, .git) is listed on stderr.
+and no longer served). Symlinks to files inside the folder are followed;
+symlinks out of it (tokenizer.json -> /etc/shadow, as a cloned repository
+can plant) are skipped unless --follow-external-links. What cannot be added
+(links out, sockets, devices, symlinks to folders, .git) is listed on
+stderr.
 
 With a daemon running, the daemon adds and announces the folder. Without
 one, the folder is recorded and announced when a daemon next starts.`,
@@ -35,17 +38,19 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			if err != nil {
 				return err
 			}
-			b := a.newBar("hashing", content.ImportSize(path))
+			opt := content.ImportOptions{FollowExternalLinks: followExternal}
+			b := a.newBar("hashing", content.ImportSize(path, opt))
 			if quiet {
 				b = &bar{}
 			}
 			var res *node.AddResult
 			if c != nil {
-				res, err = c.Add(cmd.Context(), path, b.update)
+				res, err = c.Add(cmd.Context(), node.AddRequest{Path: path, FollowExternalLinks: followExternal}, b.update)
 			} else {
 				err = withIndex(h, func(idx *content.Index) error {
 					var done atomic.Int64
-					res, err = node.AddOffline(cmd.Context(), idx, path, func(n int64) { b.update(node.Progress{Done: done.Add(n)}) })
+					opt.Progress = func(n int64) { b.update(node.Progress{Done: done.Add(n)}) }
+					res, err = node.AddOffline(cmd.Context(), idx, path, opt)
 					return err
 				})
 			}
@@ -81,5 +86,6 @@ one, the folder is recorded and announced when a daemon next starts.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CID")
+	cmd.Flags().BoolVar(&followExternal, "follow-external-links", false, "also add what symlinks point at outside the folder")
 	return cmd
 }

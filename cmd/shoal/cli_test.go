@@ -138,3 +138,38 @@ func TestCommandWaitsForStartingDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A symlink out of an added folder is skipped and named on stderr, and
+// added with --follow-external-links (threat 26).
+func TestAddSkipsLinkOutside(t *testing.T) {
+	home := t.TempDir()
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	if _, err := testmodel.Folder(model, 1, 5); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "shadow")
+	if err := os.WriteFile(secret, []byte("root:secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(model, "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	secret, _ = filepath.EvalSymlinks(secret) // as add names it
+	out, errOut, code := shoal(t, "--home", home, "add", model)
+	if code != 0 || !strings.Contains(errOut, "skipped tokenizer.json: symlink to "+secret+", outside the folder") {
+		t.Fatalf("add: %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if files, _, _ := shoal(t, "--home", home, "ls", lines[len(lines)-1]); strings.Contains(files, "\ntokenizer.json ") {
+		t.Fatalf("the link outside was added:\n%s", files)
+	}
+	out, errOut, code = shoal(t, "--home", home, "add", "--follow-external-links", model)
+	if code != 0 || strings.Contains(errOut, "tokenizer.json") {
+		t.Fatalf("add --follow-external-links: %d\n%s\n%s", code, out, errOut)
+	}
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if files, _, _ := shoal(t, "--home", home, "ls", lines[len(lines)-1]); !strings.Contains(files, "\ntokenizer.json ") {
+		t.Fatalf("the link outside was not added with --follow-external-links:\n%s", files)
+	}
+}
