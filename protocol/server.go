@@ -39,6 +39,8 @@ type Server struct {
 	// that root.
 	Asked func(p peer.ID, root cid.Cid)
 	Log   *slog.Logger
+
+	warns warnLimit
 }
 
 var chunkBufs = sync.Pool{New: func() any { b := make([]byte, content.MaxBlock); return &b }}
@@ -118,7 +120,7 @@ func (s *Server) Handle(st network.Stream) {
 				data = nil
 				hdr = AppendError(hdr, req.ID, CodeNotFound, "not found")
 			default:
-				log.Warn("xfer: cannot serve block", "cid", req.CID, "err", err)
+				s.warns.warn(log, st.Conn().RemotePeer(), "xfer: cannot serve block", "cid", req.CID, "err", err)
 				data = nil
 				hdr = AppendError(hdr, req.ID, CodeUnavailable, "unavailable")
 			}
