@@ -137,6 +137,7 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 	// fixed time from when it was queued: on a capped or slow link a
 	// chunk, and the chunks queued before it, take longer than that.
 	cl.Timeout = time.Duration(n.cfg.RequestTimeout)
+	done := n.addSourcePeer(p.ID)
 	return &source{
 		name:    p.ID.String(),
 		peer:    p.ID,
@@ -146,7 +147,7 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 		get:     cl.Get,
 		have:    cl.Have,
 		records: cl.Records,
-		close:   func() { cl.Close() },
+		close:   func() { cl.Close(); done() },
 	}, nil
 }
 
