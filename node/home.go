@@ -70,7 +70,9 @@ type Config struct {
 	API string `json:"api"`
 	// FindTimeout bounds the search for providers of a root.
 	FindTimeout Duration `json:"find_timeout"`
-	// RequestTimeout bounds one block request to one peer.
+	// RequestTimeout bounds how long a peer may deliver (almost) nothing
+	// while requests to it are outstanding; it runs from when a request
+	// is sent, not while it waits behind others on a slow link.
 	RequestTimeout Duration `json:"request_timeout"`
 	// MaxUpload and MaxDownload cap the bytes this node sends and receives
 	// over the exchange protocol, e.g. "50MB/s"; "0" or empty: no cap.

@@ -33,11 +33,20 @@ import (
 // DHTPrefix is the protocol prefix of Shoal's own DHT.
 const DHTPrefix = "/shoal"
 
-// Per-peer limits on the exchange protocol, enforced by the resource
-// manager: a peer cannot open streams without end.
+// Limits on the exchange protocol, enforced by the resource manager: a
+// peer cannot open streams without end. A fetcher uses one stream per
+// peer and fetch (and reopens it after the server closed it idle), so 8
+// inbound streams leave room for several fetches at once; holding every
+// slot of the node takes 128 peer IDs, each sending a request on each
+// stream at least every protocol.DefaultIdleTimeout.
 const (
-	maxStreamsPerPeer = 16
-	maxStreamsTotal   = 1024
+	maxInboundPerPeer  = 8
+	maxOutboundPerPeer = 16
+	maxStreamsTotal    = 1024
+	// strangerStreams is the share of maxStreamsTotal open to peers this
+	// node is not fetching from; the rest is kept for the peers of its own
+	// fetches, which in a swarm fetch from it too.
+	strangerStreams = maxStreamsTotal * 3 / 4
 )
 
 // MDNSService is the multicast DNS service name under which Shoal nodes
@@ -65,7 +74,10 @@ type Node struct {
 	started  time.Time
 
 	served, fetched atomic.Int64 // exchange-protocol bytes sent and received
-	reach           atomic.Int32 // network.Reachability from AutoNAT
+	strangers       atomic.Int64 // inbound exchange streams of peers not our sources
+	srcMu           sync.Mutex
+	srcPeers        map[peer.ID]int // peers this node has a source open to
+	reach           atomic.Int32    // network.Reachability from AutoNAT
 	boot            bootState
 
 	closeOnce sync.Once
@@ -89,9 +101,15 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	limits.AddProtocolLimit(protocol.ID,
 		rcmgr.BaseLimit{StreamsInbound: maxStreamsTotal, StreamsOutbound: maxStreamsTotal, Streams: 2 * maxStreamsTotal, Memory: 512 << 20},
 		rcmgr.BaseLimitIncrease{})
-	limits.AddProtocolPeerLimit(protocol.ID,
-		rcmgr.BaseLimit{StreamsInbound: maxStreamsPerPeer, StreamsOutbound: maxStreamsPerPeer, Streams: 2 * maxStreamsPerPeer, Memory: 64 << 20},
+	peerLimit := rcmgr.BaseLimit{StreamsInbound: maxInboundPerPeer, StreamsOutbound: maxOutboundPerPeer,
+		Streams: maxInboundPerPeer + maxOutboundPerPeer, Memory: 64 << 20}
+	limits.AddProtocolPeerLimit(protocol.ID, peerLimit, rcmgr.BaseLimitIncrease{})
+	// The server reserves its buffers (about 1 MiB while a request is
+	// served) under its service.
+	limits.AddServiceLimit(protocol.ServiceName,
+		rcmgr.BaseLimit{StreamsInbound: maxStreamsTotal, StreamsOutbound: maxStreamsTotal, Streams: 2 * maxStreamsTotal, Memory: 512 << 20},
 		rcmgr.BaseLimitIncrease{})
+	limits.AddServicePeerLimit(protocol.ServiceName, peerLimit, rcmgr.BaseLimitIncrease{})
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 	if err != nil {
 		return nil, err
@@ -154,7 +172,18 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
 		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now()}
 	srv := &protocol.Server{Store: n.store, Log: log, Asked: n.store.asked}
-	h.SetStreamHandler(protocol.ID, func(s network.Stream) { srv.Handle(limitStream(s, n.up, nil, &n.served, nil)) })
+	h.SetStreamHandler(protocol.ID, func(s network.Stream) {
+		if !n.isSourcePeer(s.Conn().RemotePeer()) {
+			if n.strangers.Add(1) > strangerStreams {
+				n.strangers.Add(-1)
+				n.log.Debug("exchange stream refused: strangers' share taken", "peer", s.Conn().RemotePeer())
+				_ = s.Reset()
+				return
+			}
+			defer n.strangers.Add(-1)
+		}
+		srv.Handle(limitStream(s, n.up, nil, &n.served, nil))
+	})
 	n.watchReachability()
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n: n, sem: make(chan struct{}, mdnsDials)})
@@ -454,4 +483,31 @@ func (n *Node) Add(ctx context.Context, path string, opt content.ImportOptions) 
 	}
 	n.ann.add(res.M.Root)
 	return res, nil
+}
+
+// addSourcePeer notes a source open to p, until the returned func runs.
+func (n *Node) addSourcePeer(p peer.ID) (done func()) {
+	n.srcMu.Lock()
+	if n.srcPeers == nil {
+		n.srcPeers = map[peer.ID]int{}
+	}
+	n.srcPeers[p]++
+	n.srcMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			n.srcMu.Lock()
+			if n.srcPeers[p]--; n.srcPeers[p] <= 0 {
+				delete(n.srcPeers, p)
+			}
+			n.srcMu.Unlock()
+		})
+	}
+}
+
+// isSourcePeer reports whether this node is fetching from p.
+func (n *Node) isSourcePeer(p peer.ID) bool {
+	n.srcMu.Lock()
+	defer n.srcMu.Unlock()
+	return n.srcPeers[p] > 0
 }

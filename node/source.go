@@ -120,30 +120,34 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 		return nil, err
 	}
 	relayed := isRelayAddr(s.Conn().RemoteMultiaddr())
-	cl := protocol.NewClient(limitStream(s, nil, n.down, nil, &n.fetched))
-	rt := time.Duration(n.cfg.RequestTimeout)
+	// The peer closes a stream left idle for a few seconds (a worker with
+	// nothing to take, a have-map asked now and then): the client then
+	// opens another.
+	reopen := func(ctx context.Context) (protocol.Stream, error) {
+		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		s, err := n.Host.NewStream(network.WithAllowLimitedConn(rctx, "shoal"), p.ID, protocol.ID)
+		if err != nil {
+			return nil, err
+		}
+		return limitStream(s, nil, n.down, nil, &n.fetched), nil
+	}
+	cl := protocol.NewReopeningClient(limitStream(s, nil, n.down, nil, &n.fetched), reopen)
+	// A request times out when the stream stops delivering, not after a
+	// fixed time from when it was queued: on a capped or slow link a
+	// chunk, and the chunks queued before it, take longer than that.
+	cl.Timeout = time.Duration(n.cfg.RequestTimeout)
+	done := n.addSourcePeer(p.ID)
 	return &source{
 		name:    p.ID.String(),
 		peer:    p.ID,
 		relayed: relayed,
 		workers: protocol.MaxInFlight / 2,
 		limit:   startInFlight,
-		get: func(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
-			rctx, cancel := context.WithTimeout(ctx, rt)
-			defer cancel()
-			return cl.Get(rctx, c, max)
-		},
-		have: func(ctx context.Context, root cid.Cid) (protocol.HaveMap, error) {
-			rctx, cancel := context.WithTimeout(ctx, rt)
-			defer cancel()
-			return cl.Have(rctx, root)
-		},
-		records: func(ctx context.Context, root cid.Cid) ([][]byte, error) {
-			rctx, cancel := context.WithTimeout(ctx, rt)
-			defer cancel()
-			return cl.Records(rctx, root)
-		},
-		close: func() { cl.Close() },
+		get:     cl.Get,
+		have:    cl.Have,
+		records: cl.Records,
+		close:   func() { cl.Close(); done() },
 	}, nil
 }
 

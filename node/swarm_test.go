@@ -285,8 +285,8 @@ func TestStreamFlood(t *testing.T) {
 	}
 	sameTree(t, model, out)
 	<-floodDone
-	if n := opened.Load(); n > maxStreamsPerPeer {
-		t.Fatalf("flooder got %d streams accepted, limit %d", n, maxStreamsPerPeer)
+	if n := opened.Load(); n > maxInboundPerPeer {
+		t.Fatalf("flooder got %d streams accepted, limit %d", n, maxInboundPerPeer)
 	} else if n == 0 {
 		t.Fatal("flooder got no stream at all: the test shows nothing")
 	}

@@ -2,9 +2,12 @@ package protocol
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -39,16 +42,80 @@ type Server struct {
 	// that root.
 	Asked func(p peer.ID, root cid.Cid)
 	Log   *slog.Logger
+
+	warns warnLimit
 }
 
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, content.MaxBlock); return &b }}
+// ServiceName is the resource-manager service of the exchange: a
+// server's streams account their buffers to it.
+const ServiceName = "shoal.xfer"
+
+// DefaultIdleTimeout is how long a server keeps a stream with no request
+// outstanding. A fetcher keeps requests flowing; one that pauses opens a
+// new stream, which is cheap, while an idle stream held by a peer costs a
+// slot of the node's stream budget.
+const DefaultIdleTimeout = 10 * time.Second
+
+// Buffer sizes. A stream holds only its read buffer while idle; the chunk
+// buffer and the write buffer are taken from pools while requests are
+// being served and handed back when none is left.
+const (
+	readBufSize  = 4 << 10
+	writeBufSize = 64 << 10
+	serveMem     = content.MaxBlock + writeBufSize
+)
+
+var (
+	chunkBufs  = sync.Pool{New: func() any { b := make([]byte, content.MaxBlock); return &b }}
+	writerBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
+)
+
+// serving is what a stream holds while it answers requests.
+type serving struct {
+	st    network.Stream
+	chunk *[]byte
+	bw    *bufio.Writer
+}
+
+// acquire takes the buffers, reserving their memory in the stream's scope;
+// it fails when the resource manager refuses.
+func (v *serving) acquire() error {
+	if v.bw != nil {
+		return nil
+	}
+	if err := v.st.Scope().ReserveMemory(serveMem, network.ReservationPriorityMedium); err != nil {
+		return err
+	}
+	v.chunk = chunkBufs.Get().(*[]byte)
+	v.bw = writerBufs.Get().(*bufio.Writer)
+	v.bw.Reset(v.st)
+	return nil
+}
+
+// release hands the buffers back (the write buffer must be flushed).
+func (v *serving) release() {
+	if v.bw == nil {
+		return
+	}
+	v.bw.Reset(nil)
+	writerBufs.Put(v.bw)
+	chunkBufs.Put(v.chunk)
+	v.bw, v.chunk = nil, nil
+	v.st.Scope().ReleaseMemory(serveMem)
+}
+
+// isTimeout reports a deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
 
 // Handle serves one stream until the peer closes it, goes idle, or breaks
 // the protocol; it always ends the stream with Close or Reset.
 func (s *Server) Handle(st network.Stream) {
 	idle, wt := s.IdleTimeout, s.WriteTimeout
 	if idle == 0 {
-		idle = time.Minute
+		idle = DefaultIdleTimeout
 	}
 	if wt == 0 {
 		wt = 30 * time.Second
@@ -57,32 +124,67 @@ func (s *Server) Handle(st network.Stream) {
 	if log == nil {
 		log = slog.Default()
 	}
-	br := bufio.NewReaderSize(st, 4<<10)
-	bw := bufio.NewWriterSize(st, 64<<10)
-	bufp := chunkBufs.Get().(*[]byte)
-	defer chunkBufs.Put(bufp)
+	remote := st.Conn().RemotePeer()
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		log.Debug("xfer: stream refused", "peer", remote, "err", err)
+		_ = st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(readBufSize, network.ReservationPriorityAlways); err != nil {
+		log.Debug("xfer: stream refused", "peer", remote, "err", err)
+		_ = st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(readBufSize)
+	br := bufio.NewReaderSize(st, readBufSize)
+	v := &serving{st: st}
+	defer v.release()
 	var reqBuf [MaxRequest]byte
 	var hdr []byte
 	for {
+		if br.Buffered() == 0 {
+			// Nothing more asked yet, and every reply flushed: hold no
+			// buffer while waiting.
+			v.release()
+		}
 		_ = st.SetReadDeadline(time.Now().Add(idle))
 		frame, err := ReadFrame(br, reqBuf[:0], MaxRequest)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			switch {
+			case errors.Is(err, io.EOF):
 				_ = st.Close()
-			} else {
-				log.Debug("xfer: closing stream", "peer", st.Conn().RemotePeer(), "err", err)
+			case isTimeout(err) && br.Buffered() == 0:
+				log.Debug("xfer: closing idle stream", "peer", remote)
+				_ = st.Close()
+			default:
+				log.Debug("xfer: closing stream", "peer", remote, "err", err)
 				_ = st.Reset()
 			}
 			return
 		}
 		req, err := DecodeRequest(frame)
-		hdr = hdr[:0]
-		var data []byte
-		switch {
-		case errors.Is(err, ErrMalformed):
-			log.Debug("xfer: malformed request", "peer", st.Conn().RemotePeer(), "err", err)
+		if errors.Is(err, ErrMalformed) {
+			log.Debug("xfer: malformed request", "peer", remote, "err", err)
 			_ = st.Reset()
 			return
+		}
+		hdr = hdr[:0]
+		var data []byte
+		if rerr := v.acquire(); rerr != nil {
+			// Out of memory for this protocol: say so in a small frame
+			// written straight to the stream, and let the peer ask
+			// elsewhere.
+			log.Debug("xfer: busy", "peer", remote, "err", rerr)
+			hdr = AppendError(hdr, req.ID, CodeBusy, "busy")
+			frame := binary.AppendUvarint(make([]byte, 0, len(hdr)+binary.MaxVarintLen64), uint64(len(hdr)))
+			_ = st.SetWriteDeadline(time.Now().Add(wt))
+			if _, werr := st.Write(append(frame, hdr...)); werr != nil {
+				_ = st.Reset()
+				return
+			}
+			continue
+		}
+		switch {
 		case err != nil:
 			hdr = AppendError(hdr, req.ID, CodeBadRequest, err.Error())
 		default:
@@ -93,7 +195,7 @@ func (s *Server) Handle(st network.Stream) {
 				recs = s.Store.Records(req.CID)
 			case req.Kind == KindHave:
 				if s.Asked != nil {
-					s.Asked(st.Conn().RemotePeer(), req.CID)
+					s.Asked(remote, req.CID)
 				}
 				hm, err = s.Store.Have(req.CID)
 				if len(hm.Bits) > MaxHaveMap || len(hm.Coming) > MaxHaveMap {
@@ -102,7 +204,7 @@ func (s *Server) Handle(st network.Stream) {
 			case req.CID.Type() == content.CodecDagCBOR:
 				data, err = s.Store.Block(req.CID)
 			default:
-				data, err = s.Store.ReadChunk(req.CID, *bufp)
+				data, err = s.Store.ReadChunk(req.CID, *v.chunk)
 			}
 			switch {
 			case err == nil && req.Kind == KindRecords:
@@ -118,18 +220,18 @@ func (s *Server) Handle(st network.Stream) {
 				data = nil
 				hdr = AppendError(hdr, req.ID, CodeNotFound, "not found")
 			default:
-				log.Warn("xfer: cannot serve block", "cid", req.CID, "err", err)
+				s.warns.warn(log, remote, "xfer: cannot serve block", "cid", req.CID, "err", err)
 				data = nil
 				hdr = AppendError(hdr, req.ID, CodeUnavailable, "unavailable")
 			}
 		}
 		_ = st.SetWriteDeadline(time.Now().Add(wt))
-		werr := writeFrame(bw, hdr, data)
+		werr := writeFrame(v.bw, hdr, data)
 		if werr == nil && br.Buffered() == 0 {
-			werr = bw.Flush()
+			werr = v.bw.Flush()
 		}
 		if werr != nil {
-			log.Debug("xfer: write failed", "peer", st.Conn().RemotePeer(), "err", werr)
+			log.Debug("xfer: write failed", "peer", remote, "err", werr)
 			_ = st.Reset()
 			return
 		}

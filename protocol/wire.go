@@ -128,7 +128,8 @@ func ReadFrame(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: length: %v", ErrMalformed, err)
+		// Wrapped both ways: a reader's deadline stays visible.
+		return nil, fmt.Errorf("%w: length: %w", ErrMalformed, err)
 	}
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, max)
