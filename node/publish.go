@@ -168,8 +168,13 @@ func (h Home) Trusted() map[string]string {
 	return m
 }
 
-// Trust binds a petname to a key ID ("" removes it).
-func (h Home) Trust(pet, keyID string) error {
+// ErrPetnameTaken reports a petname already bound to another key ID.
+var ErrPetnameTaken = errors.New("petname already names another key")
+
+// Trust binds a petname to a key ID ("" removes it). A petname bound to
+// another key ID is re-pointed only with force: a name the user trusts
+// never changes what it means by accident.
+func (h Home) Trust(pet, keyID string, force bool) error {
 	if err := content.CheckName(pet); err != nil {
 		return fmt.Errorf("petname: %w", err)
 	}
@@ -179,6 +184,9 @@ func (h Home) Trust(pet, keyID string) error {
 	} else {
 		if _, err := peer.Decode(keyID); err != nil {
 			return fmt.Errorf("key ID %s: %w", content.Quote(keyID), err)
+		}
+		if cur, ok := m[pet]; ok && cur != keyID && !force {
+			return fmt.Errorf("%w: %s names %s (use --force to re-point it)", ErrPetnameTaken, content.Quote(pet), cur)
 		}
 		m[pet] = keyID
 	}

@@ -138,3 +138,29 @@ func TestCommandWaitsForStartingDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// trust add over an existing petname refuses to re-point it without
+// --force; adding the same binding again is fine.
+func TestTrustAddNeedsForceToRepoint(t *testing.T) {
+	home := t.TempDir()
+	const k1, k2 = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k1); code != 0 {
+		t.Fatalf("trust add: %d %s", code, errOut)
+	}
+	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k1); code != 0 {
+		t.Fatalf("trust add of the same binding again: %d %s", code, errOut)
+	}
+	_, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k2)
+	if code != 1 || !strings.Contains(errOut, "--force") || !strings.Contains(errOut, k1) {
+		t.Errorf("re-pointing alice without --force: code %d, stderr %q", code, errOut)
+	}
+	if got := (node.Home{Dir: home}).Trusted()["alice"]; got != k1 {
+		t.Fatalf("alice now names %s, want %s", got, k1)
+	}
+	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "--force", "alice", k2); code != 0 {
+		t.Fatalf("trust add --force: %d %s", code, errOut)
+	}
+	if got := (node.Home{Dir: home}).Trusted()["alice"]; got != k2 {
+		t.Fatalf("after --force alice names %s, want %s", got, k2)
+	}
+}
