@@ -190,6 +190,9 @@ func (n *Node) APIHandler(token string) http.Handler {
 		if err != nil {
 			return nil, err
 		}
+		if err := CheckTTL(req.TTL); err != nil {
+			return nil, err
+		}
 		key, err := n.Home.PublisherKey(req.Key)
 		if err != nil {
 			return nil, err

@@ -164,3 +164,16 @@ func TestTrustAddNeedsForceToRepoint(t *testing.T) {
 		t.Fatalf("after --force alice names %s, want %s", got, k2)
 	}
 }
+
+// publish --ttl refuses a negative TTL (it made a record that never
+// expires) and one under a minute, before anything is signed.
+func TestPublishTTLRefused(t *testing.T) {
+	home := t.TempDir()
+	const root = "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"
+	for _, ttl := range []string{"-1h", "-1ns", "30s", "59s"} {
+		out, errOut, code := shoal(t, "--home", home, "publish", "--ttl="+ttl, "llama", root)
+		if code != 1 || out != "" || !strings.Contains(errOut, "--ttl") || !strings.Contains(errOut, "at least 1m") {
+			t.Errorf("--ttl=%s: code %d, stdout %q, stderr %q", ttl, code, out, errOut)
+		}
+	}
+}
