@@ -108,11 +108,23 @@ func CheckGetDir(dir string, root cid.Cid, force bool) error {
 	return CheckOutputDir(dir, force)
 }
 
+// CheckRoot accepts a CID that can name a model: allowed (content.CheckCID)
+// and a manifest (dag-cbor), not a chunk.
+func CheckRoot(root cid.Cid) error {
+	if err := content.CheckCID(root); err != nil {
+		return err
+	}
+	if root.Type() != content.CodecDagCBOR {
+		return fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
+	}
+	return nil
+}
+
 // CheckGet checks, before any network traffic, that root can be fetched
 // into dir. It reports done when this node already holds root in dir,
 // every file unchanged: then Get has nothing to do.
 func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err error) {
-	if err := content.CheckCID(root); err != nil {
+	if err := CheckRoot(root); err != nil {
 		return false, err
 	}
 	dir, err = filepath.Abs(dir)
@@ -157,11 +169,8 @@ func (n *Node) heldAt(root cid.Cid, dir string) bool {
 // is recorded in the index and served from dir.
 func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions) (*GetResult, error) {
 	start := time.Now()
-	if err := content.CheckCID(root); err != nil {
+	if err := CheckRoot(root); err != nil {
 		return nil, err
-	}
-	if root.Type() != content.CodecDagCBOR {
-		return nil, fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {

@@ -177,3 +177,21 @@ func TestPublishTTLRefused(t *testing.T) {
 		}
 	}
 }
+
+// get of a raw chunk CID is refused before any node starts, with the
+// node's own message.
+func TestGetRawChunkCIDRefusedFirst(t *testing.T) {
+	home := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	const chunk = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
+	stdout, errOut, code := shoal(t, "--home", home, "get", chunk, "-o", out,
+		"--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--timeout", "1s")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	want := "shoal: " + chunk + " is a chunk, not a model root (want a dag-cbor CID)"
+	if code != 1 || stdout != "" || len(lines) != 1 || lines[0] != want {
+		t.Fatalf("get of a chunk CID: code %d, stdout %q, stderr %q", code, stdout, errOut)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("output folder touched: %v", err)
+	}
+}
