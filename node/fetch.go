@@ -134,7 +134,13 @@ func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err er
 	if n.heldAt(root, dir) {
 		return true, nil
 	}
-	return false, CheckGetDir(dir, root, force)
+	if err := CheckGetDir(dir, root, force); err != nil {
+		return false, err
+	}
+	// A fetch running into dir now: refused before any traffic too.
+	var lock dirLock
+	defer lock.release()
+	return false, lock.take(dir, false)
 }
 
 // heldAt reports whether the index holds root in dir with every file
@@ -193,6 +199,14 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
 	}
+	// One fetch at a time per folder: the lock is taken here when an
+	// earlier run left state (a resume, or a fetch still running), else
+	// when the state is created, and held until Get returns.
+	var lock dirLock
+	defer lock.release()
+	if err := lock.take(dir, false); err != nil {
+		return nil, err
+	}
 	report := func(p Progress) {
 		if opt.Progress != nil {
 			opt.Progress(p)
@@ -229,7 +243,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	}
 
 	f := newFetch(n, m, blocks, dir, report)
-	f.disc = disc
+	f.disc, f.lock = disc, &lock
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		return nil, err

@@ -40,7 +40,7 @@ chunks it has to other fetchers; afterwards it serves the folder.
 
 Interrupted (Ctrl-C, kill -9, a crash), run the same command again: it
 fetches only what is missing. Progress is kept in DIR/.shoal-fetch until
-the fetch completes.
+the fetch completes; while it runs, another get into DIR is refused.
 
 With a daemon running, the daemon fetches (and keeps seeding). Without one,
 an in-process node runs for the length of the command: give it
