@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"golang.org/x/net/netutil"
 
 	"github.com/shoal-p2p/shoal/content"
 )
@@ -192,6 +194,9 @@ func (n *Node) APIHandler(token string) http.Handler {
 		if err != nil {
 			return nil, err
 		}
+		if err := CheckTTL(req.TTL); err != nil {
+			return nil, err
+		}
 		key, err := n.Home.PublisherKey(req.Key)
 		if err != nil {
 			return nil, err
@@ -216,20 +221,46 @@ func (n *Node) APIHandler(token string) http.Handler {
 	return guard(token, mux)
 }
 
-// guard enforces the token and refuses browsers.
+// guard refuses a request whose Host is not a loopback name or address
+// (DNS rebinding: a web page whose name now points at 127.0.0.1), refuses
+// browsers, and enforces the token. A refused request's connection is
+// closed: a client without the token gets nothing to keep open.
 func guard(token string, next http.Handler) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(msg string, code int) {
+			w.Header().Set("Connection", "close")
+			http.Error(w, msg, code)
+		}
+		if !loopbackHost(r.Host) {
+			refuse("the local API answers only to a loopback Host (localhost, 127.0.0.1, ::1)", http.StatusMisdirectedRequest)
+			return
+		}
 		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
-			http.Error(w, "browser requests are not allowed", http.StatusForbidden)
+			refuse("browser requests are not allowed", http.StatusForbidden)
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			http.Error(w, "missing or wrong API token", http.StatusUnauthorized)
+			refuse("missing or wrong API token", http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether a Host header names loopback: "localhost",
+// an address in 127.0.0.0/8, or ::1, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -308,16 +339,33 @@ func stream(w http.ResponseWriter, r *http.Request, op func(ctx context.Context,
 	send(Event{Event: "result", Result: b})
 }
 
-// ServeAPI serves the API on ln until ctx ends, then closes ln.
+// apiLimits bound the local API's connections (variables so tests can
+// shorten them).
+var apiLimits = struct {
+	header time.Duration // to read a request's headers
+	idle   time.Duration // a kept-alive connection waiting for a request
+	conns  int           // connections open at once
+}{10 * time.Second, time.Minute, 64}
+
+// ServeAPI serves the API on ln until ctx ends, then closes ln. Headers
+// must arrive promptly and an idle kept-alive connection is closed, but
+// a reply has no time limit: add and get stream progress for as long as
+// they run. At most apiLimits.conns connections are served at once;
+// more wait to be accepted.
 func (n *Node) ServeAPI(ctx context.Context, ln net.Listener, token string) error {
-	srv := &http.Server{Handler: n.APIHandler(token), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           n.APIHandler(token),
+		ReadHeaderTimeout: apiLimits.header,
+		IdleTimeout:       apiLimits.idle,
+		MaxHeaderBytes:    64 << 10,
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(netutil.LimitListener(ln, apiLimits.conns)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -107,5 +110,135 @@ func TestDaemonAPI(t *testing.T) {
 	}
 	if _, err := Dial(ctx, home); !errors.Is(err, ErrNoDaemon) {
 		t.Fatalf("dial after shutdown: %v", err)
+	}
+}
+
+// startDaemon runs a daemon on a fresh home until the test ends and
+// returns the home and the API address.
+func startDaemon(t *testing.T) (Home, string) {
+	t.Helper()
+	home := Home{Dir: t.TempDir()}
+	if _, err := home.Init(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- RunDaemon(ctx, home, testConfig(), nil, func(_ *Node, addr string) { ready <- addr }) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		stop()
+		t.Fatal(err)
+	case <-time.After(time.Minute):
+		stop()
+		t.Fatal("daemon did not start")
+	}
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("daemon did not stop")
+		}
+	})
+	return home, addr
+}
+
+// closedWithin reports whether the server closes conn within d (reading
+// and discarding anything it sends first).
+func closedWithin(conn net.Conn, d time.Duration) error {
+	conn.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, conn)
+	if err == nil {
+		return nil // EOF
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("still open after %s", d)
+	}
+	return nil // reset: closed too
+}
+
+// Threat 29: idle connections are closed (after a request, or with no
+// request at all), and a request whose Host is not a loopback name or
+// address is refused (DNS rebinding); the typed client still works.
+func TestAPIIdleAndHost(t *testing.T) {
+	old := apiLimits
+	apiLimits.header, apiLimits.idle = 300*time.Millisecond, 300*time.Millisecond
+	defer func() { apiLimits = old }()
+	home, addr := startDaemon(t)
+	tok, _ := os.ReadFile(home.TokenPath())
+	good := "Bearer " + trimToken(tok)
+
+	// A kept-alive connection after a request, and one that never sends
+	// anything: both closed by the server.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/id HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\n\r\n", addr, good)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("keep-alive request: %d close=%v", resp.StatusCode, resp.Close)
+	}
+	if err := closedWithin(conn, 5*time.Second); err != nil {
+		t.Errorf("idle kept-alive connection: %v", err)
+	}
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if err := closedWithin(silent, 5*time.Second); err != nil {
+		t.Errorf("connection that sends nothing: %v", err)
+	}
+
+	_, port, _ := net.SplitHostPort(addr)
+	status := func(host string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/id", nil)
+		req.Host = host
+		req.Header.Set("Authorization", good)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, h := range []string{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example:" + port,
+		"localhost.evil.example", "192.168.1.1:" + port, "0.0.0.0:" + port, "[fe80::1]:" + port} {
+		if got := status(h); got != http.StatusMisdirectedRequest && got != http.StatusForbidden {
+			t.Errorf("Host %q: %d, want refused", h, got)
+		}
+	}
+	for _, h := range []string{addr, "localhost:" + port, "LocalHost", "127.0.0.1", "127.1.2.3:80", "[::1]:" + port, "[::1]"} {
+		if got := status(h); got != 200 {
+			t.Errorf("Host %q: %d, want 200", h, got)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := Dial(ctx, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the client's kept-alive connection is closed meanwhile
+	if _, err := cl.ID(ctx); err != nil {
+		t.Fatalf("typed client after its idle connection closed: %v", err)
 	}
 }

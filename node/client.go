@@ -37,7 +37,7 @@ func Dial(ctx context.Context, h Home) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon API token: %w", err)
 	}
-	c := &Client{base: "http://" + strings.TrimSpace(string(addr)), token: trimToken(tok), hc: &http.Client{}}
+	c := &Client{base: "http://" + strings.TrimSpace(string(addr)), token: trimToken(tok), hc: &http.Client{Transport: apiTransport}}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, err := c.ID(pctx); err != nil {
@@ -48,6 +48,15 @@ func Dial(ctx context.Context, h Home) (*Client, error) {
 		return nil, ErrNoDaemon
 	}
 	return c, nil
+}
+
+// apiTransport talks to a daemon on loopback: never through a proxy, and
+// dropping idle connections well before the daemon would close them (a
+// request sent on a connection the daemon is closing would fail).
+var apiTransport = &http.Transport{
+	Proxy:               nil,
+	MaxIdleConnsPerHost: 4,
+	IdleConnTimeout:     apiLimits.idle / 2,
 }
 
 // HTTPError is a non-2xx reply of the API.

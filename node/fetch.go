@@ -108,11 +108,23 @@ func CheckGetDir(dir string, root cid.Cid, force bool) error {
 	return CheckOutputDir(dir, force)
 }
 
+// CheckRoot accepts a CID that can name a model: allowed (content.CheckCID)
+// and a manifest (dag-cbor), not a chunk.
+func CheckRoot(root cid.Cid) error {
+	if err := content.CheckCID(root); err != nil {
+		return err
+	}
+	if root.Type() != content.CodecDagCBOR {
+		return fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
+	}
+	return nil
+}
+
 // CheckGet checks, before any network traffic, that root can be fetched
 // into dir. It reports done when this node already holds root in dir,
 // every file unchanged: then Get has nothing to do.
 func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err error) {
-	if err := content.CheckCID(root); err != nil {
+	if err := CheckRoot(root); err != nil {
 		return false, err
 	}
 	dir, err = filepath.Abs(dir)
@@ -122,7 +134,13 @@ func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err er
 	if n.heldAt(root, dir) {
 		return true, nil
 	}
-	return false, CheckGetDir(dir, root, force)
+	if err := CheckGetDir(dir, root, force); err != nil {
+		return false, err
+	}
+	// A fetch running into dir now: refused before any traffic too.
+	var lock dirLock
+	defer lock.release()
+	return false, lock.take(dir, false)
 }
 
 // heldAt reports whether the index holds root in dir with every file
@@ -157,11 +175,8 @@ func (n *Node) heldAt(root cid.Cid, dir string) bool {
 // is recorded in the index and served from dir.
 func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions) (*GetResult, error) {
 	start := time.Now()
-	if err := content.CheckCID(root); err != nil {
+	if err := CheckRoot(root); err != nil {
 		return nil, err
-	}
-	if root.Type() != content.CodecDagCBOR {
-		return nil, fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -182,6 +197,14 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 			Signers: signers(n.Home, n.Index, root), Pickle: m.PicklePaths()}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
+		return nil, err
+	}
+	// One fetch at a time per folder: the lock is taken here when an
+	// earlier run left state (a resume, or a fetch still running), else
+	// when the state is created, and held until Get returns.
+	var lock dirLock
+	defer lock.release()
+	if err := lock.take(dir, false); err != nil {
 		return nil, err
 	}
 	report := func(p Progress) {
@@ -220,7 +243,7 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	}
 
 	f := newFetch(n, m, blocks, dir, report)
-	f.disc = disc
+	f.disc, f.lock = disc, &lock
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		return nil, err

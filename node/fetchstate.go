@@ -29,6 +29,7 @@ type fetch struct {
 
 	root  *os.Root
 	disc  *discovery
+	lock  *dirLock // held by Get; taken in prepare if not yet
 	state *fetchState
 	files []*outFile
 	jobs  []*job
@@ -110,6 +111,9 @@ func (f *fetch) prepare(ctx context.Context) error {
 		return err
 	}
 	f.root = root
+	if err := f.lock.take(f.dir, true); err != nil {
+		return err
+	}
 	_, resuming := stateRoot(f.dir)
 	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root)
 	if err != nil {

@@ -168,8 +168,13 @@ func (h Home) Trusted() map[string]string {
 	return m
 }
 
-// Trust binds a petname to a key ID ("" removes it).
-func (h Home) Trust(pet, keyID string) error {
+// ErrPetnameTaken reports a petname already bound to another key ID.
+var ErrPetnameTaken = errors.New("petname already names another key")
+
+// Trust binds a petname to a key ID ("" removes it). A petname bound to
+// another key ID is re-pointed only with force: a name the user trusts
+// never changes what it means by accident.
+func (h Home) Trust(pet, keyID string, force bool) error {
 	if err := content.CheckName(pet); err != nil {
 		return fmt.Errorf("petname: %w", err)
 	}
@@ -179,6 +184,9 @@ func (h Home) Trust(pet, keyID string) error {
 	} else {
 		if _, err := peer.Decode(keyID); err != nil {
 			return fmt.Errorf("key ID %s: %w", content.Quote(keyID), err)
+		}
+		if cur, ok := m[pet]; ok && cur != keyID && !force {
+			return fmt.Errorf("%w: %s names %s (use --force to re-point it)", ErrPetnameTaken, content.Quote(pet), cur)
 		}
 		m[pet] = keyID
 	}
@@ -203,6 +211,24 @@ func SplitName(s string) (publisher, name string, ok bool) {
 	return publisher, name, ok && publisher != "" && name != ""
 }
 
+// MinTTL is the shortest life a record may be given (0: it never
+// expires).
+const MinTTL = time.Minute
+
+// ErrBadTTL reports a record life that is negative or under MinTTL.
+var ErrBadTTL = errors.New("bad record TTL")
+
+// CheckTTL accepts 0 (the record never expires) or at least MinTTL. A
+// negative TTL would otherwise make a record that never expires, and one
+// of seconds a name that stops resolving before it spreads. The CLI and
+// the API check it; Publish itself refuses only a negative TTL.
+func CheckTTL(ttl time.Duration) error {
+	if ttl != 0 && ttl < MinTTL {
+		return fmt.Errorf("%w: %s (a record must live at least 1m, or 0 for one that never expires)", ErrBadTTL, ttl)
+	}
+	return nil
+}
+
 // recordTimeout bounds DHT record lookups and puts.
 const recordTimeout = 30 * time.Second
 
@@ -212,6 +238,9 @@ const recordTimeout = 30 * time.Second
 func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, root cid.Cid, ttl time.Duration) (*content.Signed, error) {
 	if err := content.CheckName(name); err != nil {
 		return nil, err
+	}
+	if ttl < 0 {
+		return nil, fmt.Errorf("%w: %s is negative", ErrBadTTL, ttl)
 	}
 	id, err := peer.IDFromPrivateKey(key)
 	if err != nil {

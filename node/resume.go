@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,9 @@ import (
 // unfinished fetch: the root it is for and a log of what is done. It is
 // removed when the fetch completes.
 const StateDir = content.StateDirName
+
+// ErrFolderBusy reports an output folder another fetch is writing to.
+var ErrFolderBusy = errors.New("another fetch is writing to this folder")
 
 // fetchState is the durable progress of one fetch. The log holds lines
 // "c <i>" (chunk reference i of the manifest is written to its temporary

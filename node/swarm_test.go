@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -362,5 +365,61 @@ func TestChunkOfAnotherModelRefused(t *testing.T) {
 	sameTree(t, model, out)
 	if n := strikesOf(fetcher, liar); n != 1 {
 		t.Fatalf("the peer that swapped chunks has %d strikes, want 1", n)
+	}
+}
+
+// gateStore serves through another store, but holds every chunk back
+// until open is closed (or a minute has passed); asked is closed at the
+// first chunk asked for.
+type gateStore struct {
+	protocol.Store
+	once        sync.Once
+	asked, open chan struct{}
+}
+
+func (g *gateStore) ReadChunk(id cid.Cid, buf []byte) ([]byte, error) {
+	g.once.Do(func() { close(g.asked) })
+	select {
+	case <-g.open:
+	case <-time.After(time.Minute):
+	}
+	return g.Store.ReadChunk(id, buf)
+}
+
+// Two gets into one folder at once: the second is refused at once,
+// naming the process whose fetch holds the folder; the first completes,
+// and its lock goes with it.
+func TestSecondGetIntoFolderRefused(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 1, 4, nil)
+	gate := &gateStore{Store: seeds[0].store, asked: make(chan struct{}), open: make(chan struct{})}
+	seeds[0].Host.SetStreamHandler(protocol.ID, (&protocol.Server{Store: gate}).Handle)
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	first := make(chan error, 1)
+	go func() {
+		_, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+		first <- err
+	}()
+	select {
+	case <-gate.asked: // the first fetch has prepared its folder
+	case err := <-first:
+		t.Fatalf("first get ended before asking for a chunk: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the first get asked for no chunk")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err := fetcher.Get(sctx, im.M.Root, out, GetOptions{})
+	cancel()
+	close(gate.open)
+	if !errors.Is(err, ErrFolderBusy) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
+		t.Errorf("second get into the folder: %v; want %v naming process %d", err, ErrFolderBusy, os.Getpid())
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first get: %v", err)
+	}
+	sameTree(t, model, out)
+	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
+		t.Fatalf("get after the first completed: %v", err)
 	}
 }

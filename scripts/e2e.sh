@@ -149,6 +149,7 @@ expect_fail "non-loopback API address refused" "loopback" "$SHOAL" --home "$WORK
 API=$(cat "$WORK/seed/api")
 check "API without token gets 401" test "$(curl -s -o /dev/null -w '%{http_code}' "http://$API/v1/ls")" = 401
 check "API with a browser Origin gets 403" test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$WORK/seed/api.token")" -H 'Origin: http://evil.example' "http://$API/v1/ls")" = 403
+check "API with a foreign Host gets 421" test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$WORK/seed/api.token")" -H 'Host: evil.example' "http://$API/v1/ls")" = 421
 check "API token file is owner-only" test "$(stat -c %a "$WORK/seed/api.token")" = 600
 
 echo "# corrupt peer"

@@ -173,3 +173,60 @@ func TestAddSkipsLinkOutside(t *testing.T) {
 		t.Fatalf("the link outside was not added with --follow-external-links:\n%s", files)
 	}
 }
+
+// trust add over an existing petname refuses to re-point it without
+// --force; adding the same binding again is fine.
+func TestTrustAddNeedsForceToRepoint(t *testing.T) {
+	home := t.TempDir()
+	const k1, k2 = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k1); code != 0 {
+		t.Fatalf("trust add: %d %s", code, errOut)
+	}
+	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k1); code != 0 {
+		t.Fatalf("trust add of the same binding again: %d %s", code, errOut)
+	}
+	_, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k2)
+	if code != 1 || !strings.Contains(errOut, "--force") || !strings.Contains(errOut, k1) {
+		t.Errorf("re-pointing alice without --force: code %d, stderr %q", code, errOut)
+	}
+	if got := (node.Home{Dir: home}).Trusted()["alice"]; got != k1 {
+		t.Fatalf("alice now names %s, want %s", got, k1)
+	}
+	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "--force", "alice", k2); code != 0 {
+		t.Fatalf("trust add --force: %d %s", code, errOut)
+	}
+	if got := (node.Home{Dir: home}).Trusted()["alice"]; got != k2 {
+		t.Fatalf("after --force alice names %s, want %s", got, k2)
+	}
+}
+
+// publish --ttl refuses a negative TTL (it made a record that never
+// expires) and one under a minute, before anything is signed.
+func TestPublishTTLRefused(t *testing.T) {
+	home := t.TempDir()
+	const root = "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"
+	for _, ttl := range []string{"-1h", "-1ns", "30s", "59s"} {
+		out, errOut, code := shoal(t, "--home", home, "publish", "--ttl="+ttl, "llama", root)
+		if code != 1 || out != "" || !strings.Contains(errOut, "--ttl") || !strings.Contains(errOut, "at least 1m") {
+			t.Errorf("--ttl=%s: code %d, stdout %q, stderr %q", ttl, code, out, errOut)
+		}
+	}
+}
+
+// get of a raw chunk CID is refused before any node starts, with the
+// node's own message.
+func TestGetRawChunkCIDRefusedFirst(t *testing.T) {
+	home := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	const chunk = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
+	stdout, errOut, code := shoal(t, "--home", home, "get", chunk, "-o", out,
+		"--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--timeout", "1s")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	want := "shoal: " + chunk + " is a chunk, not a model root (want a dag-cbor CID)"
+	if code != 1 || stdout != "" || len(lines) != 1 || lines[0] != want {
+		t.Fatalf("get of a chunk CID: code %d, stdout %q, stderr %q", code, stdout, errOut)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("output folder touched: %v", err)
+	}
+}

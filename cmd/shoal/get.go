@@ -40,7 +40,7 @@ chunks it has to other fetchers; afterwards it serves the folder.
 
 Interrupted (Ctrl-C, kill -9, a crash), run the same command again: it
 fetches only what is missing. Progress is kept in DIR/.shoal-fetch until
-the fetch completes.
+the fetch completes; while it runs, another get into DIR is refused.
 
 With a daemon running, the daemon fetches (and keeps seeding). Without one,
 an in-process node runs for the length of the command: give it
@@ -75,12 +75,25 @@ printed one JSON object per line.`,
 					return err
 				}
 			}
+			req := node.GetRequest{Dir: dir, Force: g.force}
+			pub, name, byName := node.SplitName(args[0])
+			if !byName {
+				// A malformed CID, or a chunk's, is refused before
+				// anything starts.
+				root, err := content.ParseCID(args[0])
+				if err != nil {
+					return err
+				}
+				if err := node.CheckRoot(root); err != nil {
+					return err
+				}
+				req.CID = root.String()
+			}
 			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			req := node.GetRequest{Dir: dir, Force: g.force}
-			if pub, name, ok := node.SplitName(args[0]); ok {
+			if byName {
 				keyID, err := h.ResolvePublisher(pub)
 				if err != nil {
 					return err
@@ -89,12 +102,6 @@ printed one JSON object per line.`,
 					return err
 				}
 				req.Name = keyID + "/" + name
-			} else {
-				root, err := content.ParseCID(args[0])
-				if err != nil {
-					return err
-				}
-				req.CID = root.String()
 			}
 			if g.publisher != "" {
 				if req.Publisher, err = h.ResolvePublisher(g.publisher); err != nil {

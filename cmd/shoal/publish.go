@@ -39,6 +39,9 @@ until you publish again.`,
 			if err != nil {
 				return err
 			}
+			if err := node.CheckTTL(ttl); err != nil {
+				return fmt.Errorf("--ttl: %w", err)
+			}
 			h, c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
@@ -63,7 +66,7 @@ until you publish again.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "self", "publisher key name (see shoal key list)")
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "make the record expire after this long (default: never)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "make the record expire after this long, at least 1m (default: never)")
 	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
 	return cmd
 }

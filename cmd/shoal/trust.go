@@ -19,19 +19,22 @@ root is signed by someone you trust. Petnames are local: nobody else sees
 them.`,
 		Example: exampleBlock("shoal trust add alice 12D3KooW...", "shoal trust list", "shoal trust rm alice"),
 	}
+	var force bool
 	add := &cobra.Command{
 		Use:     "add PETNAME KEY-ID",
 		Short:   "Trust a key under a petname",
-		Example: exampleBlock("shoal trust add alice 12D3KooW..."),
+		Long:    "Trust a key under a petname. A petname that already names another key is\nre-pointed only with --force.",
+		Example: exampleBlock("shoal trust add alice 12D3KooW...", "shoal trust add --force alice 12D3KooW..."),
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := a.home()
 			if err != nil {
 				return err
 			}
-			return h.Trust(args[0], args[1])
+			return h.Trust(args[0], args[1], force)
 		},
 	}
+	add.Flags().BoolVar(&force, "force", false, "re-point a petname that names another key")
 	rm := &cobra.Command{
 		Use:     "rm PETNAME",
 		Short:   "Forget a petname",
@@ -45,7 +48,7 @@ them.`,
 			if _, ok := h.Trusted()[args[0]]; !ok {
 				return fmt.Errorf("no petname %q", args[0])
 			}
-			return h.Trust(args[0], "")
+			return h.Trust(args[0], "", false)
 		},
 	}
 	list := &cobra.Command{
