@@ -12,6 +12,15 @@ import (
 	"syscall"
 )
 
+// ownedByUs reports whether a file of the fetch state or output was made
+// by this user and can be changed by nobody else: only such files are
+// trusted on a log's word. Another local user can plant files in a shared
+// output folder, but not files owned by us.
+func ownedByUs(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid() && fi.Mode().Perm()&0o022 == 0
+}
+
 // lockName is the lock file in a fetch's state folder.
 const lockName = "lock"
 

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,8 +79,6 @@ func TestTenThousandSmallFiles(t *testing.T) {
 	}
 	t.Logf("10,000 files in %v; open files %d → peak %d; peak heap in use %d MiB", time.Since(start), baseFDs, peakFDs, peakHeap>>20)
 	sameTree(t, model, out)
-	var lim syscall.Rlimit
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	if extra := peakFDs - baseFDs; extra > 300 {
 		t.Fatalf("the fetch held %d more files open (want a bounded few, far under ulimit -n 1024)", extra)
 	}

@@ -278,13 +278,11 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 			n.log.Debug("mDNS peer unreachable", "peer", ai.ID, "err", err)
 			return
 		}
-		// Connect waits for identify: a peer that answered under our
-		// service name but speaks no Shoal is dropped again.
-		if ok, _ := n.Host.Peerstore().SupportsProtocols(ai.ID, protocol.ID); len(ok) == 0 {
-			n.log.Debug("mDNS peer speaks no Shoal; dropped", "peer", ai.ID)
-			_ = n.Host.Network().ClosePeer(ai.ID)
-			return
-		}
+		// A peer that answered under our service name but speaks no
+		// Shoal is never asked for anything (fetches ask only peers that
+		// speak the exchange protocol); the connection manager trims it.
+		// It is not closed here: identify may still be running on a
+		// connection the peer opened to us at the same moment.
 		n.log.Debug("mDNS peer", "peer", ai.ID)
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/ipfs/go-cid"
 
@@ -39,15 +38,6 @@ type fetchState struct {
 
 	mu      sync.Mutex
 	pending []byte
-}
-
-// ownedByUs reports whether a file of the fetch state or output was made
-// by this user and can be changed by nobody else: only such files are
-// trusted on a log's word. Another local user can plant files in a shared
-// output folder, but not files owned by us.
-func ownedByUs(fi os.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid() && fi.Mode().Perm()&0o022 == 0
 }
 
 // stateRoot returns the root an unfinished fetch in dir was for, if any:
@@ -86,9 +76,20 @@ func (m fileMark) matches(fi os.FileInfo) bool {
 // merged: the fetch starts clean.
 func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]fileMark, error) {
 	sd := filepath.Join(dir, StateDir)
+	if fi, err := os.Lstat(sd); err == nil && (!fi.IsDir() || !ownedByUs(fi)) {
+		return nil, nil, nil, fmt.Errorf("%s was not made by you: remove it, or fetch into another folder", sd)
+	}
 	if r, ok := stateRoot(dir); !ok || !r.Equals(root) {
-		if err := os.RemoveAll(sd); err != nil {
-			return nil, nil, nil, fmt.Errorf("clearing the fetch state of another fetch: %w", err)
+		// Another fetch's state, or none: start clean (keeping the lock
+		// file, which this fetch holds).
+		ents, _ := os.ReadDir(sd)
+		for _, e := range ents {
+			if e.Name() == lockName {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(sd, e.Name())); err != nil {
+				return nil, nil, nil, fmt.Errorf("clearing the fetch state of another fetch: %w", err)
+			}
 		}
 	}
 	if err := os.MkdirAll(sd, 0o700); err != nil {

@@ -66,8 +66,9 @@ func TestPlantedLogNotTrusted(t *testing.T) {
 }
 
 // Threat 24: the same plant in today's log format, with sizes and mtimes
-// that match, by another user: still not trusted (needs root to make
-// files owned by someone else).
+// that match, by another user: refused before anything is trusted (needs
+// root to make files owned by someone else). With the state folder gone,
+// the files of the plant are hashed and replaced.
 func TestPlantedLogOfAnotherUserNotTrusted(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to plant files owned by another user")
@@ -83,6 +84,9 @@ func TestPlantedLogOfAnotherUserNotTrusted(t *testing.T) {
 		return fmt.Sprintf("f %d %d %d", i, fi.Size(), fi.ModTime().UnixNano())
 	})
 	const nobody = 65534
+	if err := os.Lchown(out, 0, 0); err != nil {
+		t.Skipf("cannot chown here (a user namespace?): %v", err)
+	}
 	err := filepath.Walk(out, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || p == out {
 			return err
@@ -94,6 +98,13 @@ func TestPlantedLogOfAnotherUserNotTrusted(t *testing.T) {
 		return os.Chtimes(p, fi.ModTime(), fi.ModTime())
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fetcher.Get(ctx, im.M.Root, out, GetOptions{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "not made by you") {
+		t.Fatalf("a fetch state planted by another user: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(out, StateDir)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{Force: true}); err != nil {

@@ -137,6 +137,7 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 	// fixed time from when it was queued: on a capped or slow link a
 	// chunk, and the chunks queued before it, take longer than that.
 	cl.Timeout = time.Duration(n.cfg.RequestTimeout)
+	cl.FirstByte = firstByteTimeout
 	done := n.addSourcePeer(p.ID)
 	return &source{
 		name:    p.ID.String(),
@@ -150,6 +151,11 @@ func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error)
 		close:   func() { cl.Close(); done() },
 	}, nil
 }
+
+// firstByteTimeout is how long a source that has sent no block yet may
+// send nothing at all after a request before it loses its work to others
+// (request_timeout applies once it has delivered).
+const firstByteTimeout = 5 * time.Second
 
 // directWait bounds the wait for hole punching to turn a relayed
 // connection into a direct one before a source settles for the relay.

@@ -49,6 +49,11 @@ const minProgress = 32 << 10
 // behind other replies on a slow link.
 type Client struct {
 	Timeout time.Duration
+	// FirstByte, if set (before the first request) and shorter than
+	// Timeout, fails a stream that has delivered no block yet and sends
+	// nothing at all within FirstByte of a request: a peer that claims a
+	// model and stalls loses its work to others in seconds.
+	FirstByte time.Duration
 
 	reopen func(context.Context) (Stream, error) // nil: one stream only
 
@@ -62,8 +67,9 @@ type session struct {
 	s     Stream
 	bw    *bufio.Writer
 	wmu   sync.Mutex
-	recv  atomic.Int64 // bytes read
-	slots chan struct{}
+	recv   atomic.Int64 // bytes read
+	blocks atomic.Int64 // blocks delivered
+	slots  chan struct{}
 
 	mu      sync.Mutex
 	pending map[uint64]*call
@@ -173,7 +179,7 @@ func (c *Client) roundTrip(ctx context.Context, kind byte, id cid.Cid, max int) 
 		if err != nil {
 			return Response{}, err
 		}
-		r, err := ss.roundTrip(ctx, c.Timeout, kind, id, max)
+		r, err := ss.roundTrip(ctx, c.Timeout, c.FirstByte, kind, id, max)
 		if try == 0 && c.reopen != nil && errors.Is(err, errPeerClosed) && ctx.Err() == nil {
 			continue
 		}
@@ -181,7 +187,7 @@ func (c *Client) roundTrip(ctx context.Context, kind byte, id cid.Cid, max int) 
 	}
 }
 
-func (ss *session) roundTrip(ctx context.Context, timeout time.Duration, kind byte, id cid.Cid, max int) (Response, error) {
+func (ss *session) roundTrip(ctx context.Context, timeout, firstByte time.Duration, kind byte, id cid.Cid, max int) (Response, error) {
 	select {
 	case ss.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -215,7 +221,12 @@ func (ss *session) roundTrip(ctx context.Context, timeout time.Duration, kind by
 	// the stream delivers nothing.
 	var tick <-chan time.Time
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
+		wait := timeout
+		first := firstByte > 0 && firstByte < timeout && ss.blocks.Load() == 0
+		if first {
+			wait = firstByte
+		}
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		tick = t.C
 		mark := ss.recv.Load()
@@ -228,12 +239,18 @@ func (ss *session) roundTrip(ctx context.Context, timeout time.Duration, kind by
 			case <-tick:
 			}
 			got := ss.recv.Load()
-			if got-mark < minProgress {
+			if first && got == mark && ss.blocks.Load() == 0 {
+				err := fmt.Errorf("%w: nothing sent within %s of a request", ErrStalled, firstByte)
+				ss.fail(err)
+				return Response{}, err
+			}
+			first = false
+			if got-mark < minProgress && wait == timeout {
 				err := fmt.Errorf("%w: %d bytes in %s with requests outstanding", ErrStalled, got-mark, timeout)
 				ss.fail(err)
 				return Response{}, err
 			}
-			mark = got
+			mark, wait = got, timeout
 			t.Reset(timeout)
 		}
 	}
@@ -311,6 +328,9 @@ func (ss *session) readLoop() {
 			<-ss.slots
 			ss.fail(ErrTooLong)
 			return
+		}
+		if r.Err == nil && r.Data != nil {
+			ss.blocks.Add(1)
 		}
 		cl.ch <- r
 		<-ss.slots

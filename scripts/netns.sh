@@ -13,8 +13,12 @@ run_isolated() {
 	if ! command -v ip >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		(apt-get update -qq && apt-get install -y -qq iproute2) >/dev/null 2>&1
 	fi
-	if command -v ip >/dev/null && unshare -rn true 2>/dev/null; then
-		SHOAL_NETNS=1 GOPROXY=off GOFLAGS=-mod=mod unshare -rn bash -c \
+	# As root, a network namespace alone; otherwise inside a user
+	# namespace too (-r), where only this user's own ID maps.
+	local flags=-rn
+	[ "$(id -u)" = 0 ] && flags=-n
+	if command -v ip >/dev/null && unshare $flags true 2>/dev/null; then
+		SHOAL_NETNS=1 GOPROXY=off GOFLAGS=-mod=mod unshare $flags bash -c \
 			'ip link set lo up && ip link set lo multicast on && exec "$@"' run_isolated "$@"
 		return
 	fi
