@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/hostile"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
@@ -299,26 +299,6 @@ func TestBadBootstrapRefused(t *testing.T) {
 	_ = testmodel.Folder
 }
 
-// stallStore answers have-maps as a full holder of root, then never sends
-// a block, a chunk or a record.
-type stallStore struct{ root cid.Cid }
-
-func (s stallStore) Block(cid.Cid) ([]byte, error) {
-	time.Sleep(time.Hour)
-	return nil, content.ErrNotFound
-}
-func (s stallStore) ReadChunk(cid.Cid, []byte) ([]byte, error) {
-	time.Sleep(time.Hour)
-	return nil, content.ErrNotFound
-}
-func (s stallStore) Records(cid.Cid) [][]byte { time.Sleep(time.Hour); return nil }
-func (s stallStore) Have(root cid.Cid) (protocol.HaveMap, error) {
-	if root != s.root {
-		return protocol.HaveMap{}, content.ErrNotFound
-	}
-	return protocol.HaveMap{Complete: true}, nil
-}
-
 // Connected peers are asked at once, so any peer that dials a fetcher can
 // claim a model: four that claim it and then stall, connected before the
 // honest seeder, do not hold the manifest back (it is raced across
@@ -335,7 +315,7 @@ func TestStallersDoNotHoldBackManifest(t *testing.T) {
 	for range 4 {
 		st := newTestNodeCfg(t, clientConfig())
 		st.Host.SetStreamHandler(protocol.ID, func(s network.Stream) {
-			(&protocol.Server{Store: stallStore{root: im.M.Root}}).Handle(s)
+			(&protocol.Server{Store: hostile.Staller{Root: im.M.Root}}).Handle(s)
 		})
 		if err := fetcher.Host.Connect(ctx, peer.AddrInfo{ID: st.Host.ID(), Addrs: st.Host.Addrs()}); err != nil {
 			t.Fatal(err)

@@ -179,6 +179,46 @@ touch -d "$TS" "$F"
 check "get beside a corrupt seeder exits 0" test $? -eq 0
 check "get beside a corrupt seeder is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out3")
 
+echo "# two stalling peers beside the honest seeder and the corrupt copy (threat 25)"
+# Each announces the root, answers have-maps "complete", and never sends
+# a byte of it.
+for k in 1 2; do
+	"$WORK/bin/hostile" --bootstrap "$BOOT" --stall "$CID" >"$WORK/stall$k.out" 2>"$WORK/stall$k.log" &
+	PIDS+=($!)
+done
+for _ in $(seq 300); do [ -s "$WORK/stall1.out" ] && [ -s "$WORK/stall2.out" ] && break; sleep 0.1; done
+check "stallers are up and announced" test -s "$WORK/stall1.out" -a -s "$WORK/stall2.out"
+"$SHOAL" --home "$WORK/getter7" get "$CID" -o "$WORK/out7" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get7.out" 2>"$WORK/get7.err"
+check "get beside two stallers exits 0" test $? -eq 0
+check "get beside two stallers is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out7")
+grep '^fetched' "$WORK/get7.out"
+
+echo "# a symlink out of an added folder (threat 26)"
+mkdir -p "$WORK/linked"
+cp "$WORK/model/config.json" "$WORK/linked/"
+echo "not for sharing" >"$WORK/secret.txt"
+ln -s "$WORK/secret.txt" "$WORK/linked/tokenizer.json"
+"$SHOAL" --home "$WORK/seed" add "$WORK/linked" >"$WORK/link.out" 2>"$WORK/link.err"
+check "add through the daemon exits 0" test $? -eq 0
+check "the link out is named as skipped" grep -q 'skipped tokenizer.json' "$WORK/link.err"
+CIDL=$(tail -1 "$WORK/link.out")
+check "the link out is not in the model" test -z "$("$SHOAL" --home "$WORK/seed" ls "$CIDL" | grep tokenizer.json)"
+
+echo "# 10,000 small files under ulimit -n 1024 (threat 31)"
+for i in $(seq 0 9999); do
+	d="$WORK/many/d$((i % 50))"
+	[ "$i" -lt 50 ] && mkdir -p "$d"
+	printf 'file %05d\n' "$i" >"$d/f$i.txt"
+done
+CIDM=$("$SHOAL" --home "$WORK/seed" add --quiet "$WORK/many")
+(
+	ulimit -n 1024
+	"$SHOAL" --home "$WORK/getter8" get "$CIDM" -o "$WORK/out8" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get8.out" 2>"$WORK/get8.err"
+)
+check "10,000 files under ulimit -n 1024: get exits 0" test $? -eq 0
+check "10,000 files: byte-identical" diff <(tree_sums "$WORK/many") <(tree_sums "$WORK/out8")
+grep '^fetched' "$WORK/get8.out"
+
 echo "# kill -9 and resume"
 "$SHOAL" --home "$WORK/getter3" get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP --max-download 16MB/s >/dev/null 2>&1 &
 KP=$!

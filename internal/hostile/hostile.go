@@ -3,6 +3,8 @@
 package hostile
 
 import (
+	"time"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -66,3 +68,30 @@ func (m Blocks) Have(root cid.Cid) (protocol.HaveMap, error) {
 
 // Records holds none.
 func (m Blocks) Records(cid.Cid) [][]byte { return nil }
+
+// Staller claims, in its have-map, every chunk of Root, then never sends a
+// block, a chunk or a record: a source that would hold a fetch back.
+type Staller struct{ Root cid.Cid }
+
+// Block never answers.
+func (s Staller) Block(cid.Cid) ([]byte, error) {
+	time.Sleep(time.Hour)
+	return nil, content.ErrNotFound
+}
+
+// ReadChunk never answers.
+func (s Staller) ReadChunk(cid.Cid, []byte) ([]byte, error) {
+	time.Sleep(time.Hour)
+	return nil, content.ErrNotFound
+}
+
+// Records never answers.
+func (s Staller) Records(cid.Cid) [][]byte { time.Sleep(time.Hour); return nil }
+
+// Have claims all of Root.
+func (s Staller) Have(root cid.Cid) (protocol.HaveMap, error) {
+	if root != s.Root {
+		return protocol.HaveMap{}, content.ErrNotFound
+	}
+	return protocol.HaveMap{Complete: true}, nil
+}

@@ -33,22 +33,30 @@ func main() {
 	var paths list
 	boot := flag.String("bootstrap", "", "bootstrap multiaddr")
 	flag.Var(&paths, "path", "unsafe path to put in the manifest (repeatable)")
+	stall := flag.String("stall", "", "instead: claim this root in have-maps, announce it, and never send a byte of it")
 	flag.Parse()
 	if len(paths) == 0 {
 		paths = list{"../../evil.txt"}
 	}
-	if err := run(*boot, paths); err != nil {
+	if err := run(*boot, paths, *stall); err != nil {
 		fmt.Fprintln(os.Stderr, "hostile:", err)
 		os.Exit(1)
 	}
 }
 
-func run(boot string, paths []string) error {
+func run(boot string, paths []string, stall string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root, blocks, err := hostile.Manifest(paths...)
 	if err != nil {
 		return err
+	}
+	var store protocol.Store = hostile.Blocks(blocks)
+	if stall != "" {
+		if root, err = content.ParseCID(stall); err != nil {
+			return err
+		}
+		store = hostile.Staller{Root: root}
 	}
 	dir, err := os.MkdirTemp("", "hostile")
 	if err != nil {
@@ -78,7 +86,7 @@ func run(boot string, paths []string) error {
 	if err := n.Bootstrap(ctx); err != nil {
 		return err
 	}
-	srv := &protocol.Server{Store: hostile.Blocks(blocks)}
+	srv := &protocol.Server{Store: store}
 	n.Host.SetStreamHandler(protocol.ID, srv.Handle)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
