@@ -64,9 +64,9 @@ type Client struct {
 
 // session is one stream of a client.
 type session struct {
-	s     Stream
-	bw    *bufio.Writer
-	wmu   sync.Mutex
+	s      Stream
+	bw     *bufio.Writer
+	wmu    sync.Mutex
 	recv   atomic.Int64 // bytes read
 	blocks atomic.Int64 // blocks delivered
 	slots  chan struct{}
