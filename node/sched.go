@@ -321,7 +321,7 @@ func (s *scheduler) fail(j *job, src *source, err error, drop bool) (bool, error
 		delete(s.live, src)
 	}
 	if s.lastErr == nil || errors.Is(err, content.ErrHashMismatch) {
-		s.lastErr = err
+		s.lastErr = fmt.Errorf("peer %s: %w", src.name, err)
 	}
 	s.requeue(j, src)
 	s.check(false)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
@@ -119,17 +120,29 @@ func (c Code) err() error {
 	return ErrRefused
 }
 
+// readLength reads a frame's length prefix. A clean end of the stream is
+// io.EOF; a varint cut short or too long is ErrMalformed; anything else
+// is what the stream said (a reset, a deadline), not a malformed message.
+func readLength(r *bufio.Reader) (uint64, error) {
+	n, err := binary.ReadUvarint(r)
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return n, err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return 0, fmt.Errorf("%w: length cut short", ErrMalformed)
+	case strings.Contains(err.Error(), "overflow"):
+		return 0, fmt.Errorf("%w: length: %v", ErrMalformed, err)
+	}
+	return 0, fmt.Errorf("reading from the stream: %w", err)
+}
+
 // ReadFrame reads one frame body of at most max bytes into buf (grown if
 // needed) and returns it. A length over max fails with ErrFrameTooLarge
 // before the body is read; a short body is io.ErrUnexpectedEOF.
 func ReadFrame(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readLength(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		// Wrapped both ways: a reader's deadline stays visible.
-		return nil, fmt.Errorf("%w: length: %w", ErrMalformed, err)
+		return nil, err
 	}
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, max)
@@ -361,12 +374,9 @@ func (b *byteCounter) ReadByte() (byte, error) {
 // buffer (hand it back with Recycle); the frame's length is checked against
 // MaxFrame before anything is read into memory.
 func ReadResponse(r *bufio.Reader) (Response, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readLength(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return Response{}, err
-		}
-		return Response{}, fmt.Errorf("%w: length: %v", ErrMalformed, err)
+		return Response{}, err
 	}
 	if n > MaxFrame {
 		return Response{}, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, MaxFrame)
