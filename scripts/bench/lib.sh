@@ -2,6 +2,14 @@
 # time things. Sourced, not run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Daemons run with default settings (mDNS, port mapping): run the whole
+# benchmark in a network namespace of its own holding only loopback.
+if [ -z "${SHOAL_NETNS:-}" ]; then
+	(cd "$REPO" && go mod download)
+	. "$REPO/scripts/netns.sh"
+	run_isolated bash "$0" "$@"
+	exit
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
