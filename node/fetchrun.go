@@ -66,7 +66,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	stallAfter := 2*time.Duration(f.n.cfg.RequestTimeout) + time.Duration(f.n.cfg.FindTimeout)
 	lastDone, lastMove := f.done.Load(), time.Now()
 	lastFlush, lastSort := time.Now(), time.Now()
-	recvAt := map[*source]int64{}
+	recvAt, recvNAt := map[*source]int64{}, map[*source]int64{}
 	var err error
 	chunksIn, hashed := s.done, (chan struct{})(nil)
 	for loop := true; loop; {
@@ -96,10 +96,11 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 					if src.peer == "" {
 						continue
 					}
-					r := src.recv.Load()
-					rate := float64(r-recvAt[src]) / now.Sub(lastSort).Seconds()
-					recvAt[src] = r
-					s.pace(src, paceLimit(rate, src.workers))
+					r, rn := src.recv.Load(), src.recvN.Load()
+					secs := now.Sub(lastSort).Seconds()
+					rate, perSec := float64(r-recvAt[src])/secs, float64(rn-recvNAt[src])/secs
+					recvAt[src], recvNAt[src] = r, rn
+					s.pace(src, paceLimit(rate, perSec, src.workers))
 				}
 				lastSort = now
 			}
@@ -218,6 +219,7 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 		}
 		if err == nil {
 			src.recv.Add(int64(j.len))
+			src.recvN.Add(1)
 		}
 		if err != nil {
 			protocol.Recycle(data)

@@ -39,6 +39,7 @@ type source struct {
 	bytes  atomic.Int64 // delivered and used
 	chunks atomic.Int64
 	recv   atomic.Int64 // received and verified, used or not (for its rate)
+	recvN  atomic.Int64 // chunks received and verified, used or not
 }
 
 // Pacing: a source may have as many requests outstanding as it delivers in
@@ -51,9 +52,12 @@ const (
 	startInFlight = 4
 )
 
-// paceLimit is the in-flight limit for a source delivering rate bytes/s.
-func paceLimit(rate float64, workers int) int {
-	n := int(rate*queueTarget.Seconds()/float64(content.MaxChunk)) + minInFlight
+// paceLimit is the in-flight limit for a source delivering rate bytes/s
+// in perSec chunks a second: as many chunks as it delivers in queueTarget,
+// counted in whole chunks, or in the chunks it actually sends when they
+// are small (a model of many small files is latency-bound otherwise).
+func paceLimit(rate, perSec float64, workers int) int {
+	n := int(max(rate/float64(content.MaxChunk), perSec)*queueTarget.Seconds()) + minInFlight
 	return max(minInFlight, min(n, workers))
 }
 
