@@ -345,7 +345,7 @@ var apiLimits = struct {
 	header time.Duration // to read a request's headers
 	idle   time.Duration // a kept-alive connection waiting for a request
 	conns  int           // connections open at once
-}{10 * time.Second, time.Minute, 64}
+}{5 * time.Second, time.Minute, 512}
 
 // ServeAPI serves the API on ln until ctx ends, then closes ln. Headers
 // must arrive promptly and an idle kept-alive connection is closed, but

@@ -41,6 +41,11 @@ func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) 
 		return nil, nil, err
 	}
 	n.Home = home
+	if n.logKey, err = home.FetchKey(); err != nil {
+		n.Close()
+		idx.Close()
+		return nil, nil, fmt.Errorf("fetch log key: %w", err)
+	}
 	return n, func() error { return errors.Join(n.Close(), idx.Close()) }, nil
 }
 

@@ -388,6 +388,16 @@ func (n *Node) checkSigned(root cid.Cid, publisher string) error {
 func fetchManifest(ctx context.Context, s *source, root cid.Cid) (*content.Manifest, []content.Block, error) {
 	get := func(c cid.Cid) ([]byte, error) {
 		data, err := s.get(ctx, c, content.MaxBlock)
+		// A busy peer (its memory taken by others) is asked again a few
+		// times: the manifest is small, and it may be the only holder.
+		for pause := 250 * time.Millisecond; errors.Is(err, protocol.ErrBusy) && pause <= 4*time.Second; pause *= 2 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(pause):
+			}
+			data, err = s.get(ctx, c, content.MaxBlock)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -165,6 +165,9 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	return res, nil
 }
 
+// busyPause is how long a worker waits after its source said it is busy.
+const busyPause = 250 * time.Millisecond
+
 // sortEvery is how often chunks are re-sorted by rarity and partial
 // holders' have-maps are asked again: often for the usual model, so a
 // crowd learns quickly who has what, less for one of many chunks.
@@ -226,6 +229,17 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 			if ctx.Err() != nil {
 				s.release(j, src)
 				return nil
+			}
+			if errors.Is(err, protocol.ErrBusy) {
+				// Overloaded, not wrong: the chunk goes back to the
+				// queue, and this worker pauses before asking again.
+				s.release(j, src)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(busyPause):
+				}
+				continue
 			}
 			// Wrong bytes, or more bytes than the manifest declares, or a
 			// garbled reply: the peer misbehaved, not just failed.

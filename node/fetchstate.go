@@ -115,7 +115,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 		return err
 	}
 	_, resuming := stateRoot(f.dir)
-	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root)
+	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root, f.n.logKey)
 	if err != nil {
 		return err
 	}

@@ -216,6 +216,24 @@ func (h Home) Init() (bool, error) {
 	return created, nil
 }
 
+// FetchKey returns the secret that authenticates this home's fetch logs
+// (HOME/fetch.key, mode 0600), made on first use.
+func (h Home) FetchKey() ([]byte, error) {
+	p := filepath.Join(h.Dir, "fetch.key")
+	b, err := os.ReadFile(p)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, writeFileAtomic(p, b, 0o600)
+}
+
 // Key loads the identity key.
 func (h Home) Key() (crypto.PrivKey, error) {
 	b, err := os.ReadFile(h.KeyPath())

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,7 @@ type Node struct {
 	srcMu           sync.Mutex
 	srcPeers        map[peer.ID]int // peers this node has a source open to
 	reach           atomic.Int32    // network.Reachability from AutoNAT
+	logKey          []byte          // authenticates fetch logs (HOME/fetch.key, or per process)
 	boot            bootState
 
 	closeOnce sync.Once
@@ -170,7 +172,9 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	upRate, _ := ParseRate(cfg.MaxUpload)
 	downRate, _ := ParseRate(cfg.MaxDownload)
 	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
-		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now()}
+		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now(),
+		logKey: make([]byte, 32)}
+	_, _ = rand.Read(n.logKey)
 	srv := &protocol.Server{Store: n.store, Log: log, Asked: n.store.asked}
 	h.SetStreamHandler(protocol.ID, func(s network.Stream) {
 		if !n.isSourcePeer(s.Conn().RemotePeer()) {

@@ -3,6 +3,9 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +27,8 @@ const StateDir = content.StateDirName
 // ErrFolderBusy reports an output folder another fetch is writing to.
 var ErrFolderBusy = errors.New("another fetch is writing to this folder")
 
-// fetchState is the durable progress of one fetch. The log holds lines
+// fetchState is the durable progress of one fetch. The log holds lines,
+// each ending in a tag only this home can make (logTagger),
 // "c <i>" (chunk reference i of the manifest is written to its temporary
 // file) and "f <i> <size> <mtime>" (file i is complete under its final
 // name, which then had that size and modification time). A chunk is
@@ -35,6 +39,7 @@ var ErrFolderBusy = errors.New("another fetch is writing to this folder")
 type fetchState struct {
 	dir string
 	log *os.File
+	tag logTagger
 
 	mu      sync.Mutex
 	pending []byte
@@ -74,7 +79,8 @@ func (m fileMark) matches(fi os.FileInfo) bool {
 // returns the chunks and files its log names as done. A state left by a
 // fetch of another root, or not made by this user, is discarded, never
 // merged: the fetch starts clean.
-func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]fileMark, error) {
+func openState(dir string, root cid.Cid, key []byte) (*fetchState, map[int]bool, map[int]fileMark, error) {
+	tag := logTagger{key: key, prefix: root.String() + "\x00" + dir + "\x00"}
 	sd := filepath.Join(dir, StateDir)
 	if fi, err := os.Lstat(sd); err == nil && (!fi.IsDir() || !ownedByUs(fi)) {
 		return nil, nil, nil, fmt.Errorf("%s was not made by you: remove it, or fetch into another folder", sd)
@@ -108,7 +114,9 @@ func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]fil
 	if b, err := os.ReadFile(logPath); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
-			parseLogLine(sc.Text(), chunks, files)
+			if body, ok := tag.check(sc.Text()); ok {
+				parseLogLine(body, chunks, files)
+			}
 		}
 		// A torn last line (no newline) was not fully written: drop it by
 		// rewriting the log up to the last newline.
@@ -126,7 +134,36 @@ func openState(dir string, root cid.Cid) (*fetchState, map[int]bool, map[int]fil
 		f.Close()
 		return nil, nil, nil, err
 	}
-	return &fetchState{dir: dir, log: f}, chunks, files, nil
+	return &fetchState{dir: dir, log: f, tag: tag}, chunks, files, nil
+}
+
+// logTagger authenticates log lines: each ends in an HMAC, keyed by a
+// secret of this node's home, of the root, the folder and the line. A
+// log planted by anyone without the key (another user, or a copy from
+// elsewhere) names nothing: what it claims is re-hashed.
+type logTagger struct {
+	key    []byte
+	prefix string
+}
+
+func (t logTagger) sum(body string) string {
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte(t.prefix))
+	m.Write([]byte(body))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// line returns body with its tag, newline-ended.
+func (t logTagger) line(body string) string { return body + " " + t.sum(body) + "\n" }
+
+// check returns a line's body if its tag is right.
+func (t logTagger) check(line string) (string, bool) {
+	k := strings.LastIndexByte(line, ' ')
+	if k < 0 || len(t.key) == 0 {
+		return "", false
+	}
+	body := line[:k]
+	return body, hmac.Equal([]byte(line[k+1:]), []byte(t.sum(body)))
 }
 
 // parseLogLine reads one log line: "c <i>" or "f <i> <size> <mtime>".
@@ -160,16 +197,14 @@ func parseLogLine(line string, chunks map[int]bool, files map[int]fileMark) {
 // addFile queues the line for a file completed under its final name.
 func (s *fetchState) addFile(i int, fi os.FileInfo) {
 	s.mu.Lock()
-	s.pending = fmt.Appendf(s.pending, "f %d %d %d\n", i, fi.Size(), fi.ModTime().UnixNano())
+	s.pending = append(s.pending, s.tag.line(fmt.Sprintf("f %d %d %d", i, fi.Size(), fi.ModTime().UnixNano()))...)
 	s.mu.Unlock()
 }
 
 // add queues a log line; flush writes it.
 func (s *fetchState) add(kind byte, i int) {
 	s.mu.Lock()
-	s.pending = append(s.pending, kind, ' ')
-	s.pending = strconv.AppendInt(s.pending, int64(i), 10)
-	s.pending = append(s.pending, '\n')
+	s.pending = append(s.pending, s.tag.line(string(kind)+" "+strconv.Itoa(i))...)
 	s.mu.Unlock()
 }
 

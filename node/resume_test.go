@@ -47,14 +47,20 @@ func plant(t *testing.T, out string, im *AddResult, lines func(i int, fi os.File
 }
 
 // Threat 24: a planted fetch state (the target root, every file logged as
-// done, files of the right size full of 'E') is not trusted: the fetch
-// writes the model's bytes.
+// done, files of the right size full of 'E'), even by this same user with
+// exact sizes and mtimes, is not trusted: log lines carry a tag only this
+// home's key makes. The fetch writes the model's bytes.
 func TestPlantedLogNotTrusted(t *testing.T) {
 	ctx := ctxT(t)
 	addr, _, model, im := seeders(t, 1, 4, nil)
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
-	plant(t, out, im, func(i int, _ os.FileInfo) string { return fmt.Sprintf("f %d", i) })
+	// Old and current formats, the current one with the planted files'
+	// exact sizes and mtimes, and a made-up tag: none is this home's.
+	plant(t, out, im, func(i int, fi os.FileInfo) string {
+		return fmt.Sprintf("f %d\nf %d %d %d\nf %d %d %d 0123456789abcdef0123456789abcdef",
+			i, i, fi.Size(), fi.ModTime().UnixNano(), i, fi.Size(), fi.ModTime().UnixNano())
+	})
 	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,9 @@ func (a *app) connect(ctx context.Context) (node.Home, *node.Client, error) {
 			return h, nil, nil
 		}
 		if time.Now().After(deadline) {
+			if addr, err := os.ReadFile(h.APIPath()); err == nil {
+				return h, nil, fmt.Errorf("a daemon holds this home, but its API at %s does not answer (overloaded by connections, or stuck)", strings.TrimSpace(string(addr)))
+			}
 			return h, nil, node.ErrDaemonRunning
 		}
 		select {
