@@ -235,9 +235,20 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 
 	// Who vouches for this root: the records the early sources hold (asked
 	// all at once, briefly), those given, and those kept here. A required
-	// publisher is checked before any chunk moves.
+	// publisher is checked before any chunk moves; otherwise the records
+	// are gathered while the chunks move (a source that never answers
+	// must not hold the fetch back), and the result lists the signers
+	// known by the end. Records asked of sources still pending when Get
+	// returns fail as the sources close.
 	n.takeRecords(root, opt.Records)
-	n.gatherRecords(ctx, root, early)
+	recordsIn := make(chan struct{})
+	go func() {
+		defer close(recordsIn)
+		n.gatherRecords(ctx, root, early)
+	}()
+	if opt.Publisher != "" {
+		<-recordsIn
+	}
 	if err := n.checkSigned(root, opt.Publisher); err != nil {
 		return nil, err
 	}
@@ -264,6 +275,10 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		return nil, err
 	}
 	res.Root, res.Dir, res.Manifest = root.String(), dir, m
+	select { // records still on their way get a moment more
+	case <-recordsIn:
+	case <-time.After(500 * time.Millisecond):
+	}
 	res.Elapsed = time.Since(start)
 	res.Signers = signers(n.Home, n.Index, root)
 	res.Pickle = m.PicklePaths()
