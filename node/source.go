@@ -221,14 +221,7 @@ func (n *Node) discover(ctx context.Context, root cid.Cid) *discovery {
 // offer proposes a peer met otherwise than through the DHT (it asked us
 // for this root) as a source.
 func (d *discovery) offer(p peer.ID) {
-	d.mu.Lock()
-	skip := d.seen[p] || d.n.banned(p) || d.ctx.Err() != nil || d.closing
-	d.seen[p] = true
-	if !skip {
-		d.senders.Add(1)
-	}
-	d.mu.Unlock()
-	if skip {
+	if !d.claim(d.ctx, p) {
 		return
 	}
 	go func() {
@@ -236,9 +229,7 @@ func (d *discovery) offer(p peer.ID) {
 		ai := d.n.Host.Peerstore().PeerInfo(p)
 		s, err := d.n.peerSource(d.ctx, ai)
 		if err != nil {
-			d.mu.Lock()
-			delete(d.seen, p)
-			d.mu.Unlock()
+			d.forget(p)
 			return
 		}
 		select {
@@ -247,6 +238,27 @@ func (d *discovery) offer(p peer.ID) {
 			s.close()
 		}
 	}()
+}
+
+// claim marks p as seen and reports whether the caller is to try it as a
+// source: not seen before, not banned, discovery still running. A caller
+// told yes sends on out (or not) from a goroutine counted in senders.
+func (d *discovery) claim(ctx context.Context, p peer.ID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	skip := d.seen[p] || d.n.banned(p) || ctx.Err() != nil || d.closing
+	d.seen[p] = true
+	if !skip {
+		d.senders.Add(1)
+	}
+	return !skip
+}
+
+// forget lets a peer that could not be used be offered again later.
+func (d *discovery) forget(p peer.ID) {
+	d.mu.Lock()
+	delete(d.seen, p)
+	d.mu.Unlock()
 }
 
 // setKeys adds the file keys to search for, once the manifest is known.
@@ -361,20 +373,8 @@ func (d *discovery) askConnected(ctx context.Context) *sync.WaitGroup {
 // a source if it holds any of the model (or is fetching it). A peer that
 // holds nothing is forgotten again, so a DHT round may offer it later.
 func (d *discovery) probe(ctx context.Context, p peer.ID, wg *sync.WaitGroup) {
-	d.mu.Lock()
-	skip := d.seen[p] || d.n.banned(p) || ctx.Err() != nil || d.closing
-	d.seen[p] = true
-	if !skip {
-		d.senders.Add(1)
-	}
-	d.mu.Unlock()
-	if skip {
+	if !d.claim(ctx, p) {
 		return
-	}
-	forget := func() {
-		d.mu.Lock()
-		delete(d.seen, p)
-		d.mu.Unlock()
 	}
 	if wg != nil {
 		wg.Add(1)
@@ -388,13 +388,13 @@ func (d *discovery) probe(ctx context.Context, p peer.ID, wg *sync.WaitGroup) {
 		defer cancel()
 		s, err := d.n.peerSource(pctx, d.n.Host.Peerstore().PeerInfo(p))
 		if err != nil {
-			forget()
+			d.forget(p)
 			return
 		}
 		hm, err := s.have(pctx, d.root)
 		if err != nil || (!hm.Complete && len(hm.Bits) == 0 && len(hm.Coming) == 0) {
 			s.close()
-			forget()
+			d.forget(p)
 			return
 		}
 		d.n.log.Debug("connected peer holds root", "peer", p, "root", d.root)
@@ -433,9 +433,7 @@ func (d *discovery) round(ctx context.Context, timeout time.Duration) bool {
 					s, err := d.n.peerSource(ctx, p)
 					if err != nil {
 						d.n.log.Debug("provider unreachable", "peer", p.ID, "err", err)
-						d.mu.Lock()
-						delete(d.seen, p.ID) // try again next round
-						d.mu.Unlock()
+						d.forget(p.ID) // try again next round
 						return
 					}
 					if files != nil {

@@ -111,6 +111,21 @@ wait_for() {
 # last_error FILE: the command's own error line ("shoal: ..."), else its last line.
 last_error() { { grep '^shoal:' "$1" || tail -1 "$1"; } | tail -1; }
 
+# check_fetch WHAT TREE RC ERRFILE OUT: the get exited 0, and OUT is the
+# model byte for byte.
+check_fetch() {
+	if [ "$3" -eq 0 ]; then
+		ok "$1 exits 0"
+	else
+		bad "$1 exits 0 (exit $3: $(last_error "$4"))"
+	fi
+	if [ -d "$5" ] && diff <(tree_sums "$WORK/model") <(tree_sums "$5") >/dev/null 2>&1; then
+		ok "$2 is byte-identical (sha256 of every file)"
+	else
+		bad "$2 is byte-identical (sha256 of every file)"
+	fi
+}
+
 tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 
 # ---------------------------------------------------------------- setup
@@ -422,16 +437,7 @@ case_two_nats() {
 			--bootstrap "$MIRROR" >"$get_out" 2>"$WORK/get1.err"
 		rc=$?
 	fi
-	if [ $rc -eq 0 ]; then
-		ok "get across two NATs exits 0"
-	else
-		bad "get across two NATs exits 0 (exit $rc: $(last_error "$WORK/get1.err"))"
-	fi
-	if [ -d "$WORK/out1" ] && diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out1") >/dev/null 2>&1; then
-		ok "fetched tree is byte-identical (sha256 of every file)"
-	else
-		bad "fetched tree is byte-identical (sha256 of every file)"
-	fi
+	check_fetch "get across two NATs" "fetched tree" $rc "$WORK/get1.err" "$WORK/out1"
 
 	# How did the bytes travel?
 	local res
@@ -513,17 +519,7 @@ case_mdns() {
 		bad "lanB's status shows a LAN peer within 20 s ($(head -1 "$WORK/lanB.status.err" 2>/dev/null))"
 	fi
 	in_ns "$NS_LANB" timeout 60 "$SHOAL" --home "$WORK/lanB" --json get "$cid" -o "$WORK/out2" >"$WORK/get2.out" 2>"$WORK/get2.err"
-	local rc=$?
-	if [ $rc -eq 0 ]; then
-		ok "get on the LAN through lanB's daemon exits 0"
-	else
-		bad "get on the LAN through lanB's daemon exits 0 (exit $rc: $(last_error "$WORK/get2.err"))"
-	fi
-	if [ -d "$WORK/out2" ] && diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out2") >/dev/null 2>&1; then
-		ok "LAN fetch is byte-identical (sha256 of every file)"
-	else
-		bad "LAN fetch is byte-identical (sha256 of every file)"
-	fi
+	check_fetch "get on the LAN through lanB's daemon" "LAN fetch" $? "$WORK/get2.err" "$WORK/out2"
 	local res
 	res=$(grep '"event":"result"' "$WORK/get2.out" | tail -1 | jq -c '.result' 2>/dev/null)
 	[ -n "$res" ] && report_sources "$res"
