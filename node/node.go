@@ -190,7 +190,11 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	})
 	n.watchReachability()
 	if cfg.MDNS {
-		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n: n, sem: make(chan struct{}, mdnsDials)})
+		queue := make(chan mdnsFound, mdnsQueue)
+		for range mdnsDials {
+			n.wg.Go(func() { n.mdnsDialer(queue) })
+		}
+		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n: n, queue: queue})
 		if err := n.mdns.Start(); err != nil {
 			// No multicast interface is no reason not to run.
 			log.Info("mDNS off", "err", err)
@@ -253,42 +257,83 @@ func newDHT(h host.Host, mode string, boot []peer.AddrInfo) (*dual.DHT, error) {
 	return dual.New(h, dual.DHTOption(common...), dual.LanDHTOption(lan...), dual.WanDHTOption(wan...))
 }
 
-// mdnsDials caps the dials to peers found by mDNS at once: a flood of
-// forged answers costs a few goroutines, not one per answer.
-const mdnsDials = 8
+// mDNS answers are dialled by mdnsDials workers from a queue of at most
+// mdnsQueue peers: a flood of forged answers costs a bounded queue, not a
+// goroutine each. An answer is queued, never dropped while there is room:
+// the mDNS browser reports each peer once until its entry expires, so an
+// answer skipped because dials were busy (a LAN with many nodes, a loaded
+// machine) would leave that peer unmet for minutes.
+const (
+	mdnsDials = 8
+	mdnsQueue = 256
+)
 
-// mdnsNotifee connects to the Shoal peers that mDNS finds.
+// mdnsYield is how long the node with the greater peer ID waits for the
+// other to dial it before it dials itself. Both find each other at once,
+// and go-libp2p dials TCP from its listen port: two dials at the same
+// moment become one TCP connection opened from both ends (simultaneous
+// open), on which both sides send a TLS ClientHello and both fail.
+const mdnsYield = 2 * time.Second
+
+// mdnsFound is a peer that mDNS found; yielded once it has waited.
+type mdnsFound struct {
+	ai      peer.AddrInfo
+	yielded bool
+}
+
+// mdnsNotifee queues the Shoal peers that mDNS finds for the dialers.
 type mdnsNotifee struct {
-	n   *Node
-	sem chan struct{}
+	n     *Node
+	queue chan mdnsFound
 }
 
 func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	n := m.n
-	if ai.ID == n.Host.ID() || n.ctx.Err() != nil || n.Host.Network().Connectedness(ai.ID) == network.Connected {
+	if ai.ID == m.n.Host.ID() {
 		return
 	}
+	m.n.queueMDNS(m.queue, mdnsFound{ai: ai})
+}
+
+func (n *Node) queueMDNS(queue chan mdnsFound, f mdnsFound) {
 	select {
-	case m.sem <- struct{}{}:
+	case queue <- f:
+	case <-n.ctx.Done():
 	default:
-		n.log.Debug("mDNS peer skipped: too many dials", "peer", ai.ID)
-		return
+		n.log.Debug("mDNS peer skipped: dial queue full", "peer", f.ai.ID)
 	}
-	n.wg.Go(func() {
-		defer func() { <-m.sem }()
-		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		defer cancel()
-		if err := n.Host.Connect(ctx, ai); err != nil {
-			n.log.Debug("mDNS peer unreachable", "peer", ai.ID, "err", err)
+}
+
+// mdnsDialer connects to the peers queued by mDNS until the node closes.
+func (n *Node) mdnsDialer(queue chan mdnsFound) {
+	for {
+		var f mdnsFound
+		select {
+		case f = <-queue:
+		case <-n.ctx.Done():
 			return
+		}
+		if n.Host.Network().Connectedness(f.ai.ID) == network.Connected {
+			continue
+		}
+		if !f.yielded && n.Host.ID() > f.ai.ID {
+			f.yielded = true
+			time.AfterFunc(mdnsYield, func() { n.queueMDNS(queue, f) })
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := n.Host.Connect(ctx, f.ai)
+		cancel()
+		if err != nil {
+			n.log.Debug("mDNS peer unreachable", "peer", f.ai.ID, "err", err)
+			continue
 		}
 		// A peer that answered under our service name but speaks no
 		// Shoal is never asked for anything (fetches ask only peers that
 		// speak the exchange protocol); the connection manager trims it.
 		// It is not closed here: identify may still be running on a
 		// connection the peer opened to us at the same moment.
-		n.log.Debug("mDNS peer", "peer", ai.ID)
-	})
+		n.log.Debug("mDNS peer", "peer", f.ai.ID)
+	}
 }
 
 // Close stops the node: mDNS, announcing, DHT, host. The index is the
