@@ -53,6 +53,12 @@ func DigestCID(codec uint64, digest []byte) cid.Cid {
 // block).
 func FileKey(sum [32]byte) cid.Cid { return DigestCID(CodecRaw, sum[:]) }
 
+// FileKeyMin is the least size of a file whose key is announced and
+// looked up beside the root: a file of at least one whole chunk. Smaller
+// files come from the root's providers; a key for each of 10,000 tiny
+// files would cost 10,000 DHT records and lookups for a few hundred KiB.
+const FileKeyMin = MaxChunk
+
 // CheckCID enforces the allowlist: CIDv1, codec raw or dag-cbor, and a
 // sha2-256 multihash with a 32-byte digest.
 func CheckCID(c cid.Cid) error {

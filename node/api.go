@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 )
 
 // ErrNotLoopback reports an API address that is not on loopback.
@@ -78,7 +79,7 @@ func addrRank(a ma.Multiaddr) int {
 // result or an error.
 type Event struct {
 	Event    string          `json:"event"` // "progress", "result", "error"
-	Progress *Progress       `json:"progress,omitempty"`
+	Progress *fetch.Progress `json:"progress,omitempty"`
 	Result   json.RawMessage `json:"result,omitempty"`
 	Error    string          `json:"error,omitempty"`
 }
@@ -141,19 +142,19 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, files)
 	})
-	mux.HandleFunc("POST /v1/add", streamed(func(ctx context.Context, req addRequest, progress func(Progress)) (any, error) {
+	mux.HandleFunc("POST /v1/add", streamed(func(ctx context.Context, req addRequest, progress func(fetch.Progress)) (any, error) {
 		if !filepath.IsAbs(req.Path) {
 			return nil, fmt.Errorf("path %s is not absolute", content.Quote(req.Path))
 		}
 		opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks}
 		total := content.ImportSize(req.Path, opt)
 		var done atomic.Int64
-		stop := ticker(func() { progress(Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
+		stop := ticker(func() { progress(fetch.Progress{Phase: "hashing", Done: done.Load(), Total: total}) })
 		defer stop()
 		opt.Progress = func(k int64) { done.Add(k) }
 		return n.Add(ctx, req.Path, opt)
 	}))
-	mux.HandleFunc("POST /v1/get", streamed(func(ctx context.Context, req getRequest, progress func(Progress)) (any, error) {
+	mux.HandleFunc("POST /v1/get", streamed(func(ctx context.Context, req getRequest, progress func(fetch.Progress)) (any, error) {
 		if !filepath.IsAbs(req.Dir) {
 			return nil, fmt.Errorf("output folder %s is not absolute", content.Quote(req.Dir))
 		}
@@ -179,17 +180,17 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		return res, nil
 	}))
-	mux.HandleFunc("POST /v1/verify", streamed(func(ctx context.Context, req verifyRequest, progress func(Progress)) (any, error) {
+	mux.HandleFunc("POST /v1/verify", streamed(func(ctx context.Context, req verifyRequest, progress func(fetch.Progress)) (any, error) {
 		root, err := content.ParseCID(req.CID)
 		if err != nil {
 			return nil, err
 		}
 		var done atomic.Int64
-		stop := ticker(func() { progress(Progress{Phase: "verifying", Done: done.Load()}) })
+		stop := ticker(func() { progress(fetch.Progress{Phase: "verifying", Done: done.Load()}) })
 		defer stop()
 		return Verify(ctx, n.Home, n.Index, root, func(k int64) { done.Add(k) })
 	}))
-	mux.HandleFunc("POST /v1/publish", streamed(func(ctx context.Context, req publishRequest, _ func(Progress)) (any, error) {
+	mux.HandleFunc("POST /v1/publish", streamed(func(ctx context.Context, req publishRequest, _ func(fetch.Progress)) (any, error) {
 		root, err := content.ParseCID(req.CID)
 		if err != nil {
 			return nil, err
@@ -211,7 +212,7 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		return res, nil
 	}))
-	mux.HandleFunc("POST /v1/resolve", streamed(func(ctx context.Context, req resolveRequest, _ func(Progress)) (any, error) {
+	mux.HandleFunc("POST /v1/resolve", streamed(func(ctx context.Context, req resolveRequest, _ func(fetch.Progress)) (any, error) {
 		s, err := n.Resolve(ctx, req.Publisher, req.Name)
 		if err != nil {
 			return nil, err
@@ -305,19 +306,19 @@ func ticker(f func()) (stop func()) {
 
 // streamed makes a handler that decodes a JSON request of type T and
 // streams op's progress and result.
-func streamed[T any](op func(ctx context.Context, req T, progress func(Progress)) (any, error)) http.HandlerFunc {
+func streamed[T any](op func(ctx context.Context, req T, progress func(fetch.Progress)) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req T
 		if !readJSON(w, r, &req) {
 			return
 		}
-		stream(w, r, func(ctx context.Context, progress func(Progress)) (any, error) { return op(ctx, req, progress) })
+		stream(w, r, func(ctx context.Context, progress func(fetch.Progress)) (any, error) { return op(ctx, req, progress) })
 	}
 }
 
 // stream runs op and writes its progress, then its result or error, as
 // NDJSON events. The operation stops if the client goes away.
-func stream(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, progress func(Progress)) (any, error)) {
+func stream(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, progress func(fetch.Progress)) (any, error)) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	fl, _ := w.(http.Flusher)
 	var mu sync.Mutex
@@ -330,7 +331,7 @@ func stream(w http.ResponseWriter, r *http.Request, op func(ctx context.Context,
 			fl.Flush()
 		}
 	}
-	res, err := op(r.Context(), func(p Progress) { send(Event{Event: "progress", Progress: &p}) })
+	res, err := op(r.Context(), func(p fetch.Progress) { send(Event{Event: "progress", Progress: &p}) })
 	if err != nil {
 		send(Event{Event: "error", Error: err.Error()})
 		return

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 )
 
 // ErrNoDaemon reports that no daemon runs on a home.
@@ -107,7 +108,7 @@ func (c *Client) getJSON(ctx context.Context, path string, out any) error {
 
 // stream posts body and reads NDJSON events, passing progress on and
 // decoding the result into out.
-func (c *Client) stream(ctx context.Context, path string, body any, progress func(Progress), out any) error {
+func (c *Client) stream(ctx context.Context, path string, body any, progress func(fetch.Progress), out any) error {
 	resp, err := c.do(ctx, http.MethodPost, path, body)
 	if err != nil {
 		return err
@@ -160,7 +161,7 @@ func (c *Client) Ls(ctx context.Context) ([]content.RootInfo, error) {
 type AddRequest = addRequest
 
 // Add asks the daemon to import a file or folder and announce it.
-func (c *Client) Add(ctx context.Context, req AddRequest, progress func(Progress)) (*AddResult, error) {
+func (c *Client) Add(ctx context.Context, req AddRequest, progress func(fetch.Progress)) (*AddResult, error) {
 	var out AddResult
 	return &out, c.stream(ctx, "/v1/add", req, progress, &out)
 }
@@ -170,7 +171,7 @@ func (c *Client) Add(ctx context.Context, req AddRequest, progress func(Progress
 type GetRequest = getRequest
 
 // Get asks the daemon to fetch a root or a name into dir (absolute).
-func (c *Client) Get(ctx context.Context, req GetRequest, progress func(Progress)) (*GetResult, error) {
+func (c *Client) Get(ctx context.Context, req GetRequest, progress func(fetch.Progress)) (*GetResult, error) {
 	var out GetResult
 	return &out, c.stream(ctx, "/v1/get", req, progress, &out)
 }
@@ -188,7 +189,7 @@ func (c *Client) Resolve(ctx context.Context, keyID, name string) (*Signer, erro
 }
 
 // Verify asks the daemon to re-hash a held root.
-func (c *Client) Verify(ctx context.Context, root string, progress func(Progress)) (*VerifyReport, error) {
+func (c *Client) Verify(ctx context.Context, root string, progress func(fetch.Progress)) (*VerifyReport, error) {
 	var out VerifyReport
 	return &out, c.stream(ctx, "/v1/verify", verifyRequest{CID: root}, progress, &out)
 }

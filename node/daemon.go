@@ -41,11 +41,13 @@ func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) 
 		return nil, nil, err
 	}
 	n.Home = home
-	if n.logKey, err = home.FetchKey(); err != nil {
+	fkey, err := home.FetchKey()
+	if err != nil {
 		n.Close()
 		idx.Close()
 		return nil, nil, fmt.Errorf("fetch log key: %w", err)
 	}
+	n.fetcher.SetLogKey(fkey)
 	return n, func() error { return errors.Join(n.Close(), idx.Close()) }, nil
 }
 

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
@@ -66,7 +67,7 @@ type Node struct {
 	// Home, when set, gives petnames to signers in results.
 	Home Home
 
-	store    *store
+	fetcher  *fetch.Engine // fetches, and serves what they have
 	up, down *rate.Limiter // nil: unlimited
 	strikes  strikes
 	ann      *announcer // nil: this node does not provide (a short-lived fetcher)
@@ -79,7 +80,6 @@ type Node struct {
 	srcMu           sync.Mutex
 	srcPeers        map[peer.ID]int // peers this node has a source open to
 	reach           atomic.Int32    // network.Reachability from AutoNAT
-	logKey          []byte          // authenticates fetch logs (HOME/fetch.key, or per process)
 	boot            bootState
 
 	closeOnce sync.Once
@@ -172,10 +172,14 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 	upRate, _ := ParseRate(cfg.MaxUpload)
 	downRate, _ := ParseRate(cfg.MaxDownload)
 	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
-		store: &store{idx: idx}, up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now(),
-		logKey: make([]byte, 32)}
-	_, _ = rand.Read(n.logKey)
-	srv := &protocol.Server{Store: n.store, Log: log, Asked: n.store.asked}
+		up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now(),
+	}
+	// A process's own fetch logs, until Open gives the home's key.
+	logKey := make([]byte, 32)
+	_, _ = rand.Read(logKey)
+	n.fetcher = fetch.New(n, idx, fetch.Config{RequestTimeout: time.Duration(cfg.RequestTimeout),
+		FindTimeout: time.Duration(cfg.FindTimeout), LogKey: logKey}, log)
+	srv := &protocol.Server{Store: n.fetcher, Log: log, Asked: n.fetcher.Asked}
 	h.SetStreamHandler(protocol.ID, func(s network.Stream) {
 		if !n.isSourcePeer(s.Conn().RemotePeer()) {
 			if n.strangers.Add(1) > strangerStreams {
@@ -478,15 +482,8 @@ func (n *Node) provide(ctx context.Context, k cid.Cid) error {
 	return lerr
 }
 
-// FileKeyMin is the least size of a file whose key (its sha256) is
-// announced and looked up beside the root: a file of at least one whole
-// chunk. Smaller files come from the root's providers; a key for each of
-// 10,000 tiny files would cost 10,000 DHT records and lookups for a few
-// hundred KiB.
-const FileKeyMin = content.MaxChunk
-
 // Keys returns the DHT keys announced for a held root: the root itself and
-// the sha256 of each file of at least FileKeyMin bytes.
+// the sha256 of each file of at least content.FileKeyMin bytes.
 func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	files, err := n.Index.Files(root)
 	if err != nil && !errors.Is(err, content.ErrNotFound) {
@@ -495,7 +492,7 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	keys := []cid.Cid{root}
 	seen := map[cid.Cid]bool{root: true}
 	for _, f := range files {
-		if len(f.SHA256) != 32 || f.Size < FileKeyMin {
+		if len(f.SHA256) != 32 || f.Size < content.FileKeyMin {
 			continue
 		}
 		k := content.FileKey([32]byte(f.SHA256))

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/internal/hostile"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -202,8 +202,8 @@ func TestCorruptSeeder(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "out")
 	_, err = fetcher.Get(ctx, im.M.Root, out, GetOptions{})
-	if !errors.Is(err, ErrIntegrity) {
-		t.Fatalf("err = %v, want ErrIntegrity", err)
+	if !errors.Is(err, fetch.ErrIntegrity) {
+		t.Fatalf("err = %v, want fetch.ErrIntegrity", err)
 	}
 	// The corrupted file never reaches its final path; files that verified
 	// whole are kept, byte-identical, and so is the verified part of the
@@ -213,7 +213,7 @@ func TestCorruptSeeder(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(out, p)
-		if strings.HasPrefix(rel, StateDir) || strings.HasSuffix(rel, content.PartialExt) {
+		if strings.HasPrefix(rel, fetch.StateDir) || strings.HasSuffix(rel, content.PartialExt) {
 			return nil
 		}
 		want, _ := os.ReadFile(filepath.Join(model, rel))
@@ -249,12 +249,12 @@ func TestGetRefusals(t *testing.T) {
 	n := nodes[1]
 	n.cfg.FindTimeout = Duration(2 * time.Second)
 	nobody := content.SumCID(content.CodecDagCBOR, []byte("nobody provides this"))
-	if _, err := n.Get(ctx, nobody, t.TempDir()+"/x", GetOptions{}); !errors.Is(err, ErrNoProviders) {
+	if _, err := n.Get(ctx, nobody, t.TempDir()+"/x", GetOptions{}); !errors.Is(err, fetch.ErrNoProviders) {
 		t.Fatalf("unprovided CID: err = %v", err)
 	}
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644)
-	if _, err := n.Get(ctx, nobody, full, GetOptions{}); !errors.Is(err, ErrNotEmpty) {
+	if _, err := n.Get(ctx, nobody, full, GetOptions{}); !errors.Is(err, fetch.ErrNotEmpty) {
 		t.Fatalf("non-empty folder: err = %v", err)
 	}
 	if _, err := n.Get(ctx, content.SumCID(content.CodecRaw, []byte("x")), t.TempDir()+"/y", GetOptions{}); err == nil {
@@ -324,45 +324,6 @@ func TestHostileManifestPaths(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Fatalf("written outside the target: %v", ents)
-	}
-}
-
-// Threat 18: each fetched file is fsynced under its temporary name, then
-// renamed, then its folder is fsynced, all before Get reports success.
-func TestDurableOrder(t *testing.T) {
-	ctx := ctxT(t)
-	nodes := cluster(t, 2)
-	model := filepath.Join(t.TempDir(), "model")
-	if _, err := testmodel.Folder(model, 2, 3); err != nil {
-		t.Fatal(err)
-	}
-	im, err := nodes[0].Add(ctx, model, content.ImportOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var steps []string
-	durableTrace = func(op, path string) {
-		mu.Lock()
-		steps = append(steps, op+" "+filepath.ToSlash(path))
-		mu.Unlock()
-	}
-	defer func() { durableTrace = nil }()
-	if _, err := nodes[1].Get(ctx, im.M.Root, filepath.Join(t.TempDir(), "out"), GetOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	pos := map[string]int{}
-	for i, s := range steps {
-		pos[s] = i + 1
-	}
-	for _, f := range im.M.Files {
-		dir := filepath.ToSlash(filepath.Dir(f.Path))
-		s, r, d := pos["sync "+f.Path+content.PartialExt], pos["rename "+f.Path], pos["syncdir "+dir]
-		if s == 0 || r == 0 || d == 0 || !(s < r && r < d) {
-			t.Errorf("%s: sync at %d, rename at %d, folder sync at %d; steps:\n%s", f.Path, s, r, d, strings.Join(steps, "\n"))
-		}
 	}
 }
 

@@ -136,7 +136,6 @@ func verifyFile(fi content.FileInfo, chunks []content.ChunkRef, progress func(in
 
 // loadManifest reassembles a held manifest from the index.
 func loadManifest(idx *content.Index, root cid.Cid) (*content.Manifest, error) {
-	src := &source{get: func(_ context.Context, c cid.Cid, _ int) ([]byte, error) { return idx.Block(c) }}
-	m, _, err := fetchManifest(context.Background(), src, root)
+	m, _, err := idx.Manifest(root)
 	return m, err
 }

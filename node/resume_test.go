@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 )
 
@@ -19,7 +20,7 @@ import (
 // planted file's size and mtime.
 func plant(t *testing.T, out string, im *AddResult, lines func(i int, fi os.FileInfo) string) {
 	t.Helper()
-	sd := filepath.Join(out, StateDir)
+	sd := filepath.Join(out, fetch.StateDir)
 	if err := os.MkdirAll(sd, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestPlantedLogOfAnotherUserNotTrusted(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not made by you") {
 		t.Fatalf("a fetch state planted by another user: %v", err)
 	}
-	if err := os.RemoveAll(filepath.Join(out, StateDir)); err != nil {
+	if err := os.RemoveAll(filepath.Join(out, fetch.StateDir)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{Force: true}); err != nil {
@@ -137,7 +138,7 @@ func TestForceOverAnotherRootStartsClean(t *testing.T) {
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
 	cctx, cancel := context.WithCancel(ctx)
-	_, err = fetcher.Get(cctx, imA.M.Root, out, GetOptions{Progress: func(p Progress) {
+	_, err = fetcher.Get(cctx, imA.M.Root, out, GetOptions{Progress: func(p fetch.Progress) {
 		if p.Total > 0 && p.Done > p.Total/2 {
 			cancel()
 		}
@@ -145,7 +146,7 @@ func TestForceOverAnotherRootStartsClean(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled fetch of A: err = %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(out, StateDir, "done")); err != nil {
+	if _, err := os.Stat(filepath.Join(out, fetch.StateDir, "done")); err != nil {
 		t.Fatalf("the interrupted fetch left no log: the test proves nothing (%v)", err)
 	}
 	if _, err := fetcher.Get(ctx, imB.M.Root, out, GetOptions{Force: true}); err != nil {

@@ -155,8 +155,8 @@ func (n *Node) Status() Status {
 		}
 		sort.Slice(st.Roots, func(i, j int) bool { return st.Roots[i].Root < st.Roots[j].Root })
 	}
-	for _, f := range n.store.fetches() {
-		st.Fetching = append(st.Fetching, FetchStatus{Root: f.m.Root.String(), Dir: f.dir, Done: f.done.Load(), Total: f.m.Size()})
+	for _, f := range n.fetcher.Running() {
+		st.Fetching = append(st.Fetching, FetchStatus{Root: f.Root.String(), Dir: f.Dir, Done: f.Done, Total: f.Total})
 	}
 	sort.Slice(st.Fetching, func(i, j int) bool { return st.Fetching[i].Root < st.Fetching[j].Root })
 	if n.relay != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
@@ -107,7 +108,7 @@ func TestBadPeerAmongGood(t *testing.T) {
 	ctx := ctxT(t)
 	addr, seeds, model, im := seeders(t, 3, 16, nil)
 	bad := seeds[0]
-	srv := &protocol.Server{Store: &corruptStore{Store: bad.store, n: 3}}
+	srv := &protocol.Server{Store: &corruptStore{Store: bad.fetcher, n: 3}}
 	bad.Host.SetStreamHandler(protocol.ID, srv.Handle)
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
@@ -131,7 +132,7 @@ func TestSeederKilledMidFetch(t *testing.T) {
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
 	var once sync.Once
-	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{Progress: func(p Progress) {
+	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{Progress: func(p fetch.Progress) {
 		if p.Phase == "fetching" && p.Done > 0 {
 			once.Do(func() { seeds[1].Close() })
 		}
@@ -150,7 +151,7 @@ func TestResumeAfterCancel(t *testing.T) {
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
 	cctx, cancel := context.WithCancel(ctx)
-	_, err := fetcher.Get(cctx, im.M.Root, out, GetOptions{Progress: func(p Progress) {
+	_, err := fetcher.Get(cctx, im.M.Root, out, GetOptions{Progress: func(p fetch.Progress) {
 		if p.Total > 0 && p.Done > p.Total/2 {
 			cancel()
 		}
@@ -355,7 +356,7 @@ func TestChunkOfAnotherModelRefused(t *testing.T) {
 	addr, seeds, model, im := seeders(t, 2, 8, func(c *Config) { c.MaxUpload = "4MB/s" })
 	liar := seeds[0]
 	other := testmodel.Bytes(1<<20, 99) // a whole, valid chunk of something else
-	srv := &protocol.Server{Store: swapStore{Store: liar.store, other: other}}
+	srv := &protocol.Server{Store: swapStore{Store: liar.fetcher, other: other}}
 	liar.Host.SetStreamHandler(protocol.ID, srv.Handle)
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
@@ -392,7 +393,7 @@ func (g *gateStore) ReadChunk(id cid.Cid, buf []byte) ([]byte, error) {
 func TestSecondGetIntoFolderRefused(t *testing.T) {
 	ctx := ctxT(t)
 	addr, seeds, model, im := seeders(t, 1, 4, nil)
-	gate := &gateStore{Store: seeds[0].store, asked: make(chan struct{}), open: make(chan struct{})}
+	gate := &gateStore{Store: seeds[0].fetcher, asked: make(chan struct{}), open: make(chan struct{})}
 	seeds[0].Host.SetStreamHandler(protocol.ID, (&protocol.Server{Store: gate}).Handle)
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
@@ -412,8 +413,8 @@ func TestSecondGetIntoFolderRefused(t *testing.T) {
 	_, err := fetcher.Get(sctx, im.M.Root, out, GetOptions{})
 	cancel()
 	close(gate.open)
-	if !errors.Is(err, ErrFolderBusy) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
-		t.Errorf("second get into the folder: %v; want %v naming process %d", err, ErrFolderBusy, os.Getpid())
+	if !errors.Is(err, fetch.ErrFolderBusy) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
+		t.Errorf("second get into the folder: %v; want %v naming process %d", err, fetch.ErrFolderBusy, os.Getpid())
 	}
 	if err := <-first; err != nil {
 		t.Fatalf("first get: %v", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -49,7 +50,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			} else {
 				err = withIndex(h, func(idx *content.Index) error {
 					var done atomic.Int64
-					opt.Progress = func(n int64) { b.update(node.Progress{Done: done.Add(n)}) }
+					opt.Progress = func(n int64) { b.update(fetch.Progress{Done: done.Add(n)}) }
 					res, err = node.AddOffline(cmd.Context(), idx, path, opt)
 					return err
 				})

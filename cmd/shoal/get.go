@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -84,7 +85,7 @@ printed one JSON object per line.`,
 				if err != nil {
 					return err
 				}
-				if err := node.CheckRoot(root); err != nil {
+				if err := fetch.CheckRoot(root); err != nil {
 					return err
 				}
 				req.CID = root.String()
@@ -166,7 +167,7 @@ func (a *app) getProgress() *getProgress {
 	return &getProgress{bar: a.newBar("fetching", 0), a: a}
 }
 
-func (p *getProgress) update(pr node.Progress) {
+func (p *getProgress) update(pr fetch.Progress) {
 	if p.a.json {
 		_ = json.NewEncoder(p.a.stdout).Encode(node.Event{Event: "progress", Progress: &pr})
 		return
@@ -200,7 +201,7 @@ func (a *app) printSigners(ss []node.Signer) {
 	}
 }
 
-func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest, g getFlags, progress func(node.Progress)) (*node.GetResult, error) {
+func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest, g getFlags, progress func(fetch.Progress)) (*node.GetResult, error) {
 	cfg, err := h.Config()
 	if err != nil {
 		return nil, err

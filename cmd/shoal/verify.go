@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -38,10 +39,10 @@ unless every file is ok.`,
 			} else {
 				err = withIndex(h, func(idx *content.Index) error {
 					if ri, err := idx.Root(root); err == nil {
-						b.update(node.Progress{Total: ri.Size})
+						b.update(fetch.Progress{Total: ri.Size})
 					}
 					var done atomic.Int64
-					rep, err = node.Verify(cmd.Context(), h, idx, root, func(n int64) { b.update(node.Progress{Done: done.Add(n)}) })
+					rep, err = node.Verify(cmd.Context(), h, idx, root, func(n int64) { b.update(fetch.Progress{Done: done.Add(n)}) })
 					return err
 				})
 			}

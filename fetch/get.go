@@ -1,21 +1,23 @@
-package node
+package fetch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
-// Fetch errors.
+// Errors a fetch ends with.
 var (
 	// ErrNoProviders reports a root nobody was found to provide in time.
 	ErrNoProviders = errors.New("no providers found")
@@ -25,7 +27,86 @@ var (
 	ErrIntegrity = errors.New("integrity check failed")
 	// ErrStalled reports a fetch during which nothing arrived for too long.
 	ErrStalled = errors.New("fetch stalled")
+	// ErrFolderBusy reports an output folder another fetch is writing to.
+	ErrFolderBusy = errors.New("another fetch is writing to this folder")
 )
+
+// Network is what a fetch needs of the peer-to-peer network. The node
+// implements it; a fetch never sees the host or the DHT.
+type Network interface {
+	// Self is this node's peer ID.
+	Self() peer.ID
+	// Dial connects to p and opens an exchange client to it. relayed
+	// says the connection goes through a relay.
+	Dial(ctx context.Context, p peer.AddrInfo) (c Conn, relayed bool, err error)
+	// PeerInfo is what the network knows of how to reach p.
+	PeerInfo(p peer.ID) peer.AddrInfo
+	// FindProviders streams the providers of key until ctx ends.
+	FindProviders(ctx context.Context, key cid.Cid) <-chan peer.AddrInfo
+	// ExchangePeers lists the connected peers that speak the exchange
+	// now, and tells joined of those that start to, until ctx ends.
+	ExchangePeers(ctx context.Context, joined func(peer.ID)) []peer.ID
+	// Strike records that p sent bad data; Banned reports a peer with
+	// too many recent strikes.
+	Strike(p peer.ID)
+	Banned(p peer.ID) bool
+	// Provide announces that this node can serve key (a fetch announces
+	// its root once it holds a chunk). It may do nothing.
+	Provide(ctx context.Context, key cid.Cid) error
+}
+
+// Conn is an exchange client to one peer (protocol.Client).
+type Conn interface {
+	Get(ctx context.Context, c cid.Cid, max int) ([]byte, error)
+	Have(ctx context.Context, root cid.Cid) (protocol.HaveMap, error)
+	Records(ctx context.Context, root cid.Cid) ([][]byte, error)
+	Close() error
+}
+
+// Config tunes every fetch of an Engine.
+type Config struct {
+	// RequestTimeout bounds a request that stopped delivering.
+	RequestTimeout time.Duration
+	// FindTimeout bounds the first search for sources.
+	FindTimeout time.Duration
+	// LogKey authenticates the resume log (threat 24): a log not tagged
+	// with it is not trusted.
+	LogKey []byte
+}
+
+// Engine runs a node's fetches and serves what they have so far, beside
+// what the index holds: it is the node's protocol.Store.
+type Engine struct {
+	net Network
+	idx *content.Index
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.RWMutex
+	active map[cid.Cid]*fetch
+}
+
+// New returns an engine fetching over net into folders recorded in idx.
+func New(net Network, idx *content.Index, cfg Config, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{net: net, idx: idx, cfg: cfg, log: log, active: map[cid.Cid]*fetch{}}
+}
+
+// SetLogKey sets the key that authenticates resume logs, before the
+// first fetch (a daemon keeps one in its home, so its logs outlive it).
+func (e *Engine) SetLogKey(k []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.LogKey = k
+}
+
+func (e *Engine) logKey() []byte {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.cfg.LogKey
+}
 
 // lateSourceGrace is the least a fetch that found no source in its first
 // discovery round waits for one before it gives up (it waits until
@@ -41,19 +122,20 @@ type Progress struct {
 	Files int    `json:"files"` // files in the model
 }
 
-// GetOptions tune a fetch.
-type GetOptions struct {
+// Options tune one fetch.
+type Options struct {
 	// Force writes into an existing non-empty folder, replacing files of
 	// the same names.
 	Force bool
 	// Progress, if set, is called now and then with a snapshot.
 	Progress func(Progress)
-	// Publisher, if set, is a key ID that must have signed a record
-	// naming the root; otherwise the fetch stops before any chunk moves.
-	Publisher string
-	// Records are signed records to consider beside those peers hand
-	// over (the one a name resolved to).
-	Records [][]byte
+	// Records, if set, is handed the signed records the first sources
+	// hold for the root (asked all at once, for a few seconds at most).
+	Records func(envs [][]byte)
+	// Vouch, if set, is called before any chunk moves; an error stops the
+	// fetch. With WaitRecords it is called once the records are in.
+	Vouch       func() error
+	WaitRecords bool
 }
 
 // SourceStat is what one source delivered.
@@ -65,9 +147,9 @@ type SourceStat struct {
 	Relayed bool `json:"relayed"`
 }
 
-// GetResult describes a finished fetch.
-type GetResult struct {
-	Root    string        `json:"root"`
+// Result describes a finished fetch.
+type Result struct {
+	Root    cid.Cid       `json:"root"`
 	Dir     string        `json:"dir"`
 	Files   int           `json:"files"`
 	Size    int64         `json:"size"`
@@ -78,8 +160,10 @@ type GetResult struct {
 	Refetch int           `json:"refetched"` // chunks asked again after a failure
 	Local   int64         `json:"local"`     // bytes copied from what this node already held
 	Sources []SourceStat  `json:"sources"`
-	Signers []Signer      `json:"signers"` // valid records naming the root
-	Pickle  []string      `json:"pickle,omitempty"`
+	// Held: the root was already held in this folder, unchanged; nothing
+	// was fetched.
+	Held   bool     `json:"held,omitempty"`
+	Pickle []string `json:"pickle,omitempty"`
 
 	Manifest *content.Manifest `json:"-"`
 }
@@ -123,7 +207,7 @@ func CheckRoot(root cid.Cid) error {
 // CheckGet checks, before any network traffic, that root can be fetched
 // into dir. It reports done when this node already holds root in dir,
 // every file unchanged: then Get has nothing to do.
-func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err error) {
+func (e *Engine) CheckGet(root cid.Cid, dir string, force bool) (done bool, err error) {
 	if err := CheckRoot(root); err != nil {
 		return false, err
 	}
@@ -131,7 +215,7 @@ func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err er
 	if err != nil {
 		return false, err
 	}
-	if n.heldAt(root, dir) {
+	if e.heldAt(root, dir) {
 		return true, nil
 	}
 	if err := CheckGetDir(dir, root, force); err != nil {
@@ -145,12 +229,12 @@ func (n *Node) CheckGet(root cid.Cid, dir string, force bool) (done bool, err er
 
 // heldAt reports whether the index holds root in dir with every file
 // unchanged since it was recorded.
-func (n *Node) heldAt(root cid.Cid, dir string) bool {
-	info, err := n.Index.Root(root)
+func (e *Engine) heldAt(root cid.Cid, dir string) bool {
+	info, err := e.idx.Root(root)
 	if err != nil || info.Dir != dir {
 		return false
 	}
-	files, err := n.Index.Files(root)
+	files, err := e.idx.Files(root)
 	if err != nil {
 		return false
 	}
@@ -168,12 +252,12 @@ func (n *Node) heldAt(root cid.Cid, dir string) bool {
 // it runs), fetches and checks the whole manifest before writing anything,
 // then fetches chunks from every source at once, verifying each before it
 // is written. Each file is written under a temporary name and renamed into
-// place once its whole-file sha256 matches. Progress is logged in
-// dir/.shoal-fetch so that running Get again after an interruption (a
-// kill -9 included) fetches only what is missing. While it runs, the node
-// announces the root and serves the chunks it has; when it ends, the model
-// is recorded in the index and served from dir.
-func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions) (*GetResult, error) {
+// place once complete. Progress is logged in dir/.shoal-fetch so that
+// running Get again after an interruption (a kill -9 included) fetches
+// only what is missing. While it runs, the engine serves the chunks it
+// has; when it ends, the model is recorded in the index and served from
+// dir.
+func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options) (*Result, error) {
 	start := time.Now()
 	if err := CheckRoot(root); err != nil {
 		return nil, err
@@ -182,19 +266,19 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	if err != nil {
 		return nil, err
 	}
-	if n.heldAt(root, dir) {
+	if e.heldAt(root, dir) {
 		// Fetched here before and untouched since: nothing to do.
-		m, err := loadManifest(n.Index, root)
+		m, _, err := e.idx.Manifest(root)
 		if err != nil {
 			return nil, err
 		}
-		n.takeRecords(root, opt.Records)
-		if err := n.checkSigned(root, opt.Publisher); err != nil {
-			return nil, err
+		if opt.Vouch != nil {
+			if err := opt.Vouch(); err != nil {
+				return nil, err
+			}
 		}
-		return &GetResult{Root: root.String(), Dir: dir, Files: len(m.Files), Size: m.Size(),
-			Elapsed: time.Since(start), Resumed: int64(m.Distinct()), Manifest: m,
-			Signers: signers(n.Home, n.Index, root), Pickle: m.PicklePaths()}, nil
+		return &Result{Root: root, Dir: dir, Files: len(m.Files), Size: m.Size(), Held: true,
+			Elapsed: time.Since(start), Resumed: int64(m.Distinct()), Manifest: m, Pickle: m.PicklePaths()}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
@@ -215,7 +299,9 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	report(Progress{Phase: "finding"})
 	dctx, stopDiscovery := context.WithCancel(ctx)
 	defer stopDiscovery()
-	disc := n.discover(dctx, root)
+	disc := e.discover(dctx, root)
+	// Discovery's goroutines end before Get returns.
+	defer func() { stopDiscovery(); disc.wait() }()
 
 	// The manifest, raced across every source as it is found: the first
 	// to serve all of it wins, so a source that stalls costs nothing
@@ -223,64 +309,65 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 	// fetch; closing them again when Get returns is harmless.
 	var early []*source
 	defer func() {
-		for _, e := range early {
-			e.close()
+		for _, s := range early {
+			s.close()
 		}
 	}()
-	m, blocks, err := n.raceManifest(ctx, root, disc, start, &early, report)
+	m, blocks, err := e.raceManifest(ctx, root, disc, start, &early, report)
 	if err != nil {
 		return nil, err
 	}
 	disc.setKeys(m)
 
 	// Who vouches for this root: the records the early sources hold (asked
-	// all at once, briefly), those given, and those kept here. A required
-	// publisher is checked before any chunk moves; otherwise the records
-	// are gathered while the chunks move (a source that never answers
-	// must not hold the fetch back), and the result lists the signers
-	// known by the end. Records asked of sources still pending when Get
-	// returns fail as the sources close.
-	n.takeRecords(root, opt.Records)
+	// all at once, briefly). A vouch that waits for them is checked before
+	// any chunk moves; otherwise the records are gathered while the
+	// chunks move (a source that never answers must not hold the fetch
+	// back). Records asked of sources still pending when Get returns fail
+	// as the sources close.
 	recordsIn := make(chan struct{})
-	go func() {
+	var records sync.WaitGroup
+	defer records.Wait()
+	records.Go(func() {
 		defer close(recordsIn)
-		n.gatherRecords(ctx, root, early)
-	}()
-	if opt.Publisher != "" {
+		e.gatherRecords(ctx, root, early, opt.Records)
+	})
+	if opt.WaitRecords {
 		<-recordsIn
 	}
-	if err := n.checkSigned(root, opt.Publisher); err != nil {
-		return nil, err
+	if opt.Vouch != nil {
+		if err := opt.Vouch(); err != nil {
+			return nil, err
+		}
 	}
 
-	f := newFetch(n, m, blocks, dir, report)
+	f := newFetch(e, m, blocks, dir, report)
 	f.disc, f.lock = disc, &lock
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		return nil, err
 	}
-	n.store.register(f)
-	defer n.store.unregister(f)
+	e.register(f)
+	defer e.unregister(f)
 	res, err := f.run(ctx, early, disc, stopDiscovery)
 	if err != nil {
 		f.close()
 		return nil, err
 	}
 	info := content.RootInfo{Name: filepath.Base(dir), Dir: dir, Size: m.Size(), Files: len(m.Files), Source: "fetched", Time: time.Now().UTC()}
-	if err := n.Index.Put(&content.Held{Info: info, Blocks: blocks, Files: f.infos, M: m}); err != nil {
+	if err := e.idx.Put(&content.Held{Info: info, Blocks: blocks, Files: f.infos, M: m}); err != nil {
 		f.close()
 		return nil, fmt.Errorf("files written, but recording them failed: %w", err)
 	}
 	if err := f.complete(); err != nil {
 		return nil, err
 	}
-	res.Root, res.Dir, res.Manifest = root.String(), dir, m
+	res.Root, res.Dir, res.Manifest = root, dir, m
 	select { // records still on their way get a moment more
 	case <-recordsIn:
 	case <-time.After(500 * time.Millisecond):
 	}
 	res.Elapsed = time.Since(start)
-	res.Signers = signers(n.Home, n.Index, root)
 	res.Pickle = m.PicklePaths()
 	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files)})
 	return res, nil
@@ -300,7 +387,7 @@ type manifestResult struct {
 // found has failed and no other comes; a manifest that is malformed or
 // unsafe is refused at once (the root CID covers it: it is bad
 // everywhere).
-func (n *Node) raceManifest(ctx context.Context, root cid.Cid, disc *discovery, start time.Time,
+func (e *Engine) raceManifest(ctx context.Context, root cid.Cid, disc *discovery, start time.Time,
 	early *[]*source, report func(Progress)) (*content.Manifest, []content.Block, error) {
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -313,7 +400,7 @@ func (n *Node) raceManifest(ctx context.Context, root cid.Cid, disc *discovery, 
 		select {
 		case s, ok := <-disc.out:
 			if !ok {
-				return nil, nil, n.noManifest(root, lastErr)
+				return nil, nil, noManifest(root, lastErr)
 			}
 			*early = append(*early, s)
 			pending++
@@ -340,7 +427,7 @@ func (n *Node) raceManifest(ctx context.Context, root cid.Cid, disc *discovery, 
 			// peers that connect): while nobody is left trying, wait
 			// for it until find_timeout, and a moment at least.
 			first = nil
-			t := time.NewTimer(max(lateSourceGrace, time.Until(start.Add(time.Duration(n.cfg.FindTimeout)))))
+			t := time.NewTimer(max(lateSourceGrace, time.Until(start.Add(e.cfg.FindTimeout))))
 			defer t.Stop()
 			late = t.C
 		case <-late:
@@ -349,14 +436,14 @@ func (n *Node) raceManifest(ctx context.Context, root cid.Cid, disc *discovery, 
 			return nil, nil, ctx.Err()
 		}
 		if first == nil && late == nil && pending == 0 {
-			return nil, nil, n.noManifest(root, lastErr)
+			return nil, nil, noManifest(root, lastErr)
 		}
 	}
 }
 
 // noManifest says why no manifest came: nobody found, or every source
 // failed.
-func (n *Node) noManifest(root cid.Cid, lastErr error) error {
+func noManifest(root cid.Cid, lastErr error) error {
 	if lastErr != nil {
 		return fmt.Errorf("manifest of %s: %w", root, lastErr)
 	}
@@ -367,41 +454,31 @@ func (n *Node) noManifest(root cid.Cid, lastErr error) error {
 const recordsWait = 2 * time.Second
 
 // gatherRecords asks every source for the signed records naming root, all
-// at once and for a few seconds at most, and keeps the valid ones.
-func (n *Node) gatherRecords(ctx context.Context, root cid.Cid, sources []*source) {
+// at once and for a few seconds at most, and hands them to take.
+func (e *Engine) gatherRecords(ctx context.Context, root cid.Cid, sources []*source, take func([][]byte)) {
+	if take == nil {
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, recordsWait)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range sources {
-		if s.records == nil {
+		if s.conn == nil {
 			continue
 		}
 		wg.Go(func() {
-			if envs, err := s.records(rctx, root); err == nil {
-				n.takeRecords(root, envs)
+			if envs, err := s.conn.Records(rctx, root); err == nil {
+				take(envs)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// checkSigned fails with ErrNotSigned unless publisher (if set) has a
-// valid, live record naming root kept here.
-func (n *Node) checkSigned(root cid.Cid, publisher string) error {
-	if publisher == "" {
-		return nil
-	}
-	for _, s := range n.Index.RecordsFor(root) {
-		if s.Key == publisher && s.Live(time.Now()) == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: no valid record of %s names %s; nothing was fetched", ErrNotSigned, publisher, root)
-}
-
-// fetchManifest fetches, verifies and decodes every block of a manifest.
+// fetchManifest fetches, verifies and decodes every block of a manifest
+// from one source.
 func fetchManifest(ctx context.Context, s *source, root cid.Cid) (*content.Manifest, []content.Block, error) {
-	get := func(c cid.Cid) ([]byte, error) {
+	return content.AssembleManifest(root, func(c cid.Cid) ([]byte, error) {
 		data, err := s.get(ctx, c, content.MaxBlock)
 		// A busy peer (its memory taken by others) is asked again a few
 		// times: the manifest is small, and it may be the only holder.
@@ -416,53 +493,9 @@ func fetchManifest(ctx context.Context, s *source, root cid.Cid) (*content.Manif
 		if err != nil {
 			return nil, err
 		}
-		if err := content.VerifyBlock(c, data); err != nil {
-			return nil, err
-		}
 		// Blocks are kept; give back the receive buffer.
 		out := append([]byte(nil), data...)
 		protocol.Recycle(data)
 		return out, nil
-	}
-	data, err := get(root)
-	if err != nil {
-		return nil, nil, err
-	}
-	blocks := []content.Block{{CID: root, Data: data}}
-	r, err := content.DecodeRoot(data)
-	if err != nil {
-		return nil, nil, err
-	}
-	files, err := collect(r.Files, get, func(i int, b []byte) ([]content.File, error) { return content.DecodeFileList(r, i, b) }, &blocks)
-	if err != nil {
-		return nil, nil, err
-	}
-	chunks, err := collect(r.Chunks, get, func(i int, b []byte) ([]content.ChunkRef, error) { return content.DecodeChunkList(r, i, b) }, &blocks)
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := content.NewManifest(root, files, chunks)
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, blocks, nil
-}
-
-// collect fetches and decodes the list blocks behind links, in order,
-// keeping each block.
-func collect[T any](links []content.Link, get func(cid.Cid) ([]byte, error), decode func(int, []byte) ([]T, error), blocks *[]content.Block) ([]T, error) {
-	var out []T
-	for i, l := range links {
-		data, err := get(l.Cid)
-		if err != nil {
-			return nil, err
-		}
-		items, err := decode(i, data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-		*blocks = append(*blocks, content.Block{CID: l.Cid, Data: data})
-	}
-	return out, nil
+	})
 }

@@ -1,4 +1,4 @@
-package node
+package fetch
 
 import (
 	"errors"
@@ -373,7 +373,7 @@ func (s *scheduler) supplied(j *job) bool {
 		if j.failed[src] {
 			continue
 		}
-		if src.has(j) || (src.files == nil && !src.hm.Complete && src.have != nil) {
+		if src.has(j) || (src.files == nil && !src.hm.Complete && src.conn != nil) {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package node
+package fetch
 
 import (
 	"container/list"
@@ -21,7 +21,7 @@ import (
 
 // fetch is one Get's state once the manifest is known.
 type fetch struct {
-	n      *Node
+	e      *Engine
 	m      *content.Manifest
 	blocks map[cid.Cid][]byte
 	dir    string
@@ -52,6 +52,7 @@ type fetch struct {
 	resumed   atomic.Int64
 	refetch   atomic.Int64
 	announced atomic.Bool
+	bg        sync.WaitGroup // the partial root's announce
 }
 
 // outFile is a file being written: its temporary file and the sha256 of
@@ -87,8 +88,8 @@ type target struct {
 	off   int64
 }
 
-func newFetch(n *Node, m *content.Manifest, blocks []content.Block, dir string, report func(Progress)) *fetch {
-	f := &fetch{n: n, m: m, dir: dir, report: report, blocks: map[cid.Cid][]byte{}, byCID: map[cid.Cid]*job{},
+func newFetch(e *Engine, m *content.Manifest, blocks []content.Block, dir string, report func(Progress)) *fetch {
+	f := &fetch{e: e, m: m, dir: dir, report: report, blocks: map[cid.Cid][]byte{}, byCID: map[cid.Cid]*job{},
 		have: make([]byte, (len(m.Chunks)+7)/8), dirty: map[*outFile]bool{}, renamed: map[string]bool{},
 		hashed: make(chan struct{})}
 	for _, b := range blocks {
@@ -115,7 +116,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 		return err
 	}
 	_, resuming := stateRoot(f.dir)
-	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root, f.n.logKey)
+	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root, f.e.logKey())
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package node
+package fetch
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,15 +16,13 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/fsx"
 )
 
 // StateDir is the folder, inside a fetch's output folder, that records an
 // unfinished fetch: the root it is for and a log of what is done. It is
 // removed when the fetch completes.
 const StateDir = content.StateDirName
-
-// ErrFolderBusy reports an output folder another fetch is writing to.
-var ErrFolderBusy = errors.New("another fetch is writing to this folder")
 
 // fetchState is the durable progress of one fetch. The log holds lines,
 // each ending in a tag only this home can make (logTagger),
@@ -101,7 +98,7 @@ func openState(dir string, root cid.Cid, key []byte) (*fetchState, map[int]bool,
 	if err := os.MkdirAll(sd, 0o700); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(sd, "root"), []byte(root.String()+"\n"), 0o644); err != nil {
+	if err := fsx.WriteFileAtomic(filepath.Join(sd, "root"), []byte(root.String()+"\n"), 0o644); err != nil {
 		return nil, nil, nil, err
 	}
 	chunks, files := map[int]bool{}, map[int]fileMark{}
@@ -130,7 +127,7 @@ func openState(dir string, root cid.Cid, key []byte) (*fetchState, map[int]bool,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsx.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, nil, nil, err
 	}
@@ -236,5 +233,5 @@ func (s *fetchState) remove() error {
 	if err := os.RemoveAll(filepath.Join(s.dir, StateDir)); err != nil {
 		return fmt.Errorf("removing fetch state: %w", err)
 	}
-	return syncDir(s.dir)
+	return fsx.SyncDir(s.dir)
 }

@@ -1,4 +1,4 @@
-package node
+package fetch
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/fsx"
 )
 
 // write puts a verified chunk in every place it goes, logs it, and
@@ -49,7 +50,7 @@ func (f *fetch) flush() error {
 			}
 		}
 		for d := range dirs {
-			if err := syncDir(filepath.Join(f.dir, d)); err != nil {
+			if err := fsx.SyncDir(filepath.Join(f.dir, d)); err != nil {
 				return err
 			}
 			traceDurable("syncdir", d)
@@ -234,9 +235,9 @@ func syncTree(dir string, m *content.Manifest) error {
 		}
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Join(dir, filepath.FromSlash(dirs[i]))); err != nil {
+		if err := fsx.SyncDir(filepath.Join(dir, filepath.FromSlash(dirs[i]))); err != nil {
 			return err
 		}
 	}
-	return syncDir(filepath.Dir(dir))
+	return fsx.SyncDir(filepath.Dir(dir))
 }

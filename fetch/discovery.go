@@ -1,15 +1,12 @@
-package node
+package fetch
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/event"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -22,13 +19,10 @@ type source struct {
 	peer    peer.ID // empty for this node
 	relayed bool    // reached through a relay
 	workers int
-	get     func(ctx context.Context, c cid.Cid, max int) ([]byte, error)
-	// have asks for the source's have-map of a root; nil means the source
-	// holds everything it is asked for.
-	have func(ctx context.Context, root cid.Cid) (protocol.HaveMap, error)
-	// records asks for the signed records naming a root (nil: none).
-	records func(ctx context.Context, root cid.Cid) ([][]byte, error)
-	close   func()
+	// conn is the exchange with a peer; nil for this node, whose index
+	// (idx) holds everything it is asked for.
+	conn Conn
+	idx  *content.Index
 
 	// Guarded by the scheduler's mutex.
 	hm       protocol.HaveMap
@@ -94,109 +88,44 @@ func (s *source) soon(j *job) bool {
 	return false
 }
 
-func (n *Node) localSource() *source {
-	return &source{
-		name:    "local",
-		workers: 2,
-		hm:      protocol.HaveMap{Complete: true},
-		get: func(_ context.Context, c cid.Cid, max int) ([]byte, error) {
-			if c.Type() == content.CodecDagCBOR {
-				return n.Index.Block(c)
-			}
-			return n.Index.ReadChunk(c, make([]byte, max))
-		},
-		close: func() {},
+// get asks the source for block or chunk c of at most max bytes.
+func (s *source) get(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
+	if s.conn != nil {
+		return s.conn.Get(ctx, c, max)
+	}
+	if c.Type() == content.CodecDagCBOR {
+		return s.idx.Block(c)
+	}
+	return s.idx.ReadChunk(c, make([]byte, max))
+}
+
+// close closes the connection to a peer source.
+func (s *source) close() {
+	if s.conn != nil {
+		s.conn.Close()
 	}
 }
 
-func (n *Node) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error) {
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := n.Host.Connect(cctx, p); err != nil {
-		return nil, err
-	}
-	n.awaitDirect(cctx, p.ID)
-	// Over a relay's limited connection only when no direct one came: a
-	// relay without relay_data cuts it after 128 KiB, enough for
-	// have-maps and manifests, not for a model.
-	s, err := n.Host.NewStream(network.WithAllowLimitedConn(cctx, "shoal"), p.ID, protocol.ID)
+// localSource is this node's index: it holds whatever it holds whole.
+func (e *Engine) localSource() *source {
+	return &source{name: "local", workers: 2, hm: protocol.HaveMap{Complete: true}, idx: e.idx}
+}
+
+// peerSource dials p and makes it a source.
+func (e *Engine) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error) {
+	conn, relayed, err := e.net.Dial(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	relayed := isRelayAddr(s.Conn().RemoteMultiaddr())
-	// The peer closes a stream left idle for a few seconds (a worker with
-	// nothing to take, a have-map asked now and then): the client then
-	// opens another.
-	reopen := func(ctx context.Context) (protocol.Stream, error) {
-		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		s, err := n.Host.NewStream(network.WithAllowLimitedConn(rctx, "shoal"), p.ID, protocol.ID)
-		if err != nil {
-			return nil, err
-		}
-		return limitStream(s, nil, n.down, nil, &n.fetched), nil
-	}
-	cl := protocol.NewReopeningClient(limitStream(s, nil, n.down, nil, &n.fetched), reopen)
-	// A request times out when the stream stops delivering, not after a
-	// fixed time from when it was queued: on a capped or slow link a
-	// chunk, and the chunks queued before it, take longer than that.
-	cl.Timeout = time.Duration(n.cfg.RequestTimeout)
-	cl.FirstByte = firstByteTimeout
-	done := n.addSourcePeer(p.ID)
-	return &source{
-		name:    p.ID.String(),
-		peer:    p.ID,
-		relayed: relayed,
-		workers: protocol.MaxInFlight / 2,
-		limit:   startInFlight,
-		get:     cl.Get,
-		have:    cl.Have,
-		records: cl.Records,
-		close:   func() { cl.Close(); done() },
-	}, nil
-}
-
-// firstByteTimeout is how long a source that has sent no block yet may
-// send nothing at all after a request before it loses its work to others
-// (request_timeout applies once it has delivered).
-const firstByteTimeout = 5 * time.Second
-
-// directWait bounds the wait for hole punching to turn a relayed
-// connection into a direct one before a source settles for the relay.
-const directWait = 8 * time.Second
-
-// awaitDirect waits, at most directWait, while every connection to p goes
-// through a relay: DCUtR is usually punching a hole meanwhile.
-func (n *Node) awaitDirect(ctx context.Context, p peer.ID) {
-	direct := func() bool {
-		for _, c := range n.Host.Network().ConnsToPeer(p) {
-			if !isRelayAddr(c.RemoteMultiaddr()) {
-				return true
-			}
-		}
-		return false
-	}
-	if direct() || !n.cfg.HolePunching {
-		return
-	}
-	deadline := time.Now().Add(directWait)
-	for !direct() && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if !direct() {
-		n.log.Info("no direct connection; using the relay", "peer", p)
-	}
+	return &source{name: p.ID.String(), peer: p.ID, relayed: relayed, conn: conn,
+		workers: protocol.MaxInFlight / 2, limit: startInFlight}, nil
 }
 
 // discovery finds sources for a root, and later for its file keys, in
 // rounds: at once, then again and again with a growing pause, so peers
 // that start holding the model while a fetch runs are found too.
 type discovery struct {
-	n     *Node
+	e     *Engine
 	ctx   context.Context
 	root  cid.Cid
 	out   chan *source
@@ -209,14 +138,18 @@ type discovery struct {
 	// set no new one starts, and out is closed after the last ends.
 	senders sync.WaitGroup
 	closing bool
+	ended   chan struct{} // closed when loop has closed out
 	rounds  func(foundNew bool)
 }
 
-func (n *Node) discover(ctx context.Context, root cid.Cid) *discovery {
-	d := &discovery{n: n, ctx: ctx, root: root, out: make(chan *source), first: make(chan struct{}), seen: map[peer.ID]bool{n.Host.ID(): true}}
+func (e *Engine) discover(ctx context.Context, root cid.Cid) *discovery {
+	d := &discovery{e: e, ctx: ctx, root: root, out: make(chan *source), first: make(chan struct{}), ended: make(chan struct{}), seen: map[peer.ID]bool{e.net.Self(): true}}
 	go d.loop(ctx)
 	return d
 }
+
+// wait waits, once ctx has ended, for every goroutine of the discovery.
+func (d *discovery) wait() { <-d.ended }
 
 // offer proposes a peer met otherwise than through the DHT (it asked us
 // for this root) as a source.
@@ -226,8 +159,8 @@ func (d *discovery) offer(p peer.ID) {
 	}
 	go func() {
 		defer d.senders.Done()
-		ai := d.n.Host.Peerstore().PeerInfo(p)
-		s, err := d.n.peerSource(d.ctx, ai)
+		ai := d.e.net.PeerInfo(p)
+		s, err := d.e.peerSource(d.ctx, ai)
 		if err != nil {
 			d.forget(p)
 			return
@@ -246,7 +179,7 @@ func (d *discovery) offer(p peer.ID) {
 func (d *discovery) claim(ctx context.Context, p peer.ID) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	skip := d.seen[p] || d.n.banned(p) || ctx.Err() != nil || d.closing
+	skip := d.seen[p] || d.e.net.Banned(p) || ctx.Err() != nil || d.closing
 	d.seen[p] = true
 	if !skip {
 		d.senders.Add(1)
@@ -267,7 +200,7 @@ func (d *discovery) setKeys(m *content.Manifest) {
 	defer d.mu.Unlock()
 	d.keys = map[cid.Cid][]int{}
 	for i, f := range m.Files {
-		if f.Size < FileKeyMin {
+		if f.Size < content.FileKeyMin {
 			continue
 		}
 		k := content.FileKey([32]byte(f.SHA256))
@@ -289,10 +222,11 @@ func (d *discovery) loop(ctx context.Context) {
 		d.mu.Unlock()
 		d.senders.Wait()
 		close(d.out)
+		close(d.ended)
 	}()
-	if _, err := d.n.Index.Block(d.root); err == nil {
+	if _, err := d.e.idx.Block(d.root); err == nil {
 		select {
-		case d.out <- d.n.localSource():
+		case d.out <- d.e.localSource():
 		case <-ctx.Done():
 			return
 		}
@@ -303,7 +237,7 @@ func (d *discovery) loop(ctx context.Context) {
 	probes := d.askConnected(ctx)
 	pause := 250 * time.Millisecond
 	for round := 0; ; round++ {
-		timeout := time.Duration(d.n.cfg.FindTimeout)
+		timeout := d.e.cfg.FindTimeout
 		if round > 0 {
 			timeout = min(timeout, 20*time.Second)
 		}
@@ -336,35 +270,8 @@ const probeTimeout = 10 * time.Second
 // (the wait group), and goes on watching in the background.
 func (d *discovery) askConnected(ctx context.Context) *sync.WaitGroup {
 	var now sync.WaitGroup
-	sub, err := d.n.Host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerProtocolsUpdated)})
-	if err != nil {
-		d.n.log.Warn("peer events", "err", err)
-	} else {
-		go func() {
-			defer sub.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case e := <-sub.Out():
-					switch ev := e.(type) {
-					case event.EvtPeerIdentificationCompleted:
-						if slices.Contains(ev.Protocols, protocol.ID) {
-							d.probe(ctx, ev.Peer, nil)
-						}
-					case event.EvtPeerProtocolsUpdated:
-						if slices.Contains(ev.Added, protocol.ID) {
-							d.probe(ctx, ev.Peer, nil)
-						}
-					}
-				}
-			}
-		}()
-	}
-	for _, p := range d.n.Host.Network().Peers() {
-		if ok, _ := d.n.Host.Peerstore().SupportsProtocols(p, protocol.ID); len(ok) > 0 {
-			d.probe(ctx, p, &now)
-		}
+	for _, p := range d.e.net.ExchangePeers(ctx, func(p peer.ID) { d.probe(ctx, p, nil) }) {
+		d.probe(ctx, p, &now)
 	}
 	return &now
 }
@@ -386,18 +293,18 @@ func (d *discovery) probe(ctx context.Context, p peer.ID, wg *sync.WaitGroup) {
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		defer cancel()
-		s, err := d.n.peerSource(pctx, d.n.Host.Peerstore().PeerInfo(p))
+		s, err := d.e.peerSource(pctx, d.e.net.PeerInfo(p))
 		if err != nil {
 			d.forget(p)
 			return
 		}
-		hm, err := s.have(pctx, d.root)
+		hm, err := s.conn.Have(pctx, d.root)
 		if err != nil || (!hm.Complete && len(hm.Bits) == 0 && len(hm.Coming) == 0) {
 			s.close()
 			d.forget(p)
 			return
 		}
-		d.n.log.Debug("connected peer holds root", "peer", p, "root", d.root)
+		d.e.log.Debug("connected peer holds root", "peer", p, "root", d.root)
 		select {
 		case d.out <- s:
 		case <-ctx.Done():
@@ -421,18 +328,18 @@ func (d *discovery) round(ctx context.Context, timeout time.Duration) bool {
 	var wg sync.WaitGroup
 	for key, files := range queries {
 		wg.Go(func() {
-			for p := range d.n.DHT.FindProvidersAsync(rctx, key, 0) {
+			for p := range d.e.net.FindProviders(rctx, key) {
 				d.mu.Lock()
-				skip := d.seen[p.ID] || d.n.banned(p.ID)
+				skip := d.seen[p.ID] || d.e.net.Banned(p.ID)
 				d.seen[p.ID] = true
 				d.mu.Unlock()
 				if skip {
 					continue
 				}
 				wg.Go(func() {
-					s, err := d.n.peerSource(ctx, p)
+					s, err := d.e.peerSource(ctx, p)
 					if err != nil {
-						d.n.log.Debug("provider unreachable", "peer", p.ID, "err", err)
+						d.e.log.Debug("provider unreachable", "peer", p.ID, "err", err)
 						d.forget(p.ID) // try again next round
 						return
 					}
@@ -454,40 +361,4 @@ func (d *discovery) round(ctx context.Context, timeout time.Duration) bool {
 	}
 	wg.Wait()
 	return found.Load()
-}
-
-// Strikes: a peer that sent bad data is dropped from the fetch at once and
-// not used again by this node for a while once it has a few strikes.
-const (
-	maxStrikes   = 3
-	strikeMemory = time.Hour
-)
-
-type strikes struct {
-	mu sync.Mutex
-	m  map[peer.ID][]time.Time
-}
-
-func (n *Node) strike(p peer.ID) {
-	if p == "" {
-		return
-	}
-	n.strikes.mu.Lock()
-	defer n.strikes.mu.Unlock()
-	if n.strikes.m == nil {
-		n.strikes.m = map[peer.ID][]time.Time{}
-	}
-	n.strikes.m[p] = append(n.strikes.m[p], time.Now())
-}
-
-func (n *Node) banned(p peer.ID) bool {
-	n.strikes.mu.Lock()
-	defer n.strikes.mu.Unlock()
-	recent := 0
-	for _, t := range n.strikes.m[p] {
-		if time.Since(t) < strikeMemory {
-			recent++
-		}
-	}
-	return recent >= maxStrikes
 }

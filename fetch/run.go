@@ -1,4 +1,4 @@
-package node
+package fetch
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 )
 
 // run fetches every chunk still missing and finishes every file.
-func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopDiscovery func()) (*GetResult, error) {
+func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopDiscovery func()) (*Result, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	total := f.m.Size()
@@ -38,7 +38,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 		if !s.addSource(src) {
 			return
 		}
-		if src.have != nil && src.files == nil {
+		if src.conn != nil && src.files == nil {
 			workers.Go(func() { f.watchHave(ctx, s, src) })
 		}
 		for range src.workers {
@@ -63,7 +63,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	stallAfter := 2*time.Duration(f.n.cfg.RequestTimeout) + time.Duration(f.n.cfg.FindTimeout)
+	stallAfter := 2*f.e.cfg.RequestTimeout + f.e.cfg.FindTimeout
 	lastDone, lastMove := f.done.Load(), time.Now()
 	lastFlush, lastSort := time.Now(), time.Now()
 	recvAt, recvNAt := map[*source]int64{}, map[*source]int64{}
@@ -125,6 +125,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 	<-searching
 	workers.Wait()
 	hashers.Wait()
+	f.bg.Wait()
 	if ferr := f.flush(); err == nil {
 		err = ferr
 	}
@@ -148,7 +149,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 		}
 		f.infos[i] = content.FileInfo{Rel: f.m.Files[i].Path, Path: abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.m.Files[i].SHA256}
 	}
-	res := &GetResult{Files: len(f.files), Size: total, Refetch: int(f.refetch.Load()),
+	res := &Result{Files: len(f.files), Size: total, Refetch: int(f.refetch.Load()),
 		Chunks: f.moved.Load(), Resumed: f.resumed.Load()}
 	for _, src := range s.sources() {
 		st := SourceStat{Peer: src.name, Bytes: src.bytes.Load(), Chunks: src.chunks.Load(), Relayed: src.relayed}
@@ -178,7 +179,7 @@ func sortEvery(chunks int) time.Duration {
 // watchHave keeps a partial holder's have-map fresh.
 func (f *fetch) watchHave(ctx context.Context, s *scheduler, src *source) {
 	for {
-		hm, err := src.have(ctx, f.m.Root)
+		hm, err := src.conn.Have(ctx, f.m.Root)
 		switch {
 		case err == nil:
 			s.setHave(src, hm)
@@ -251,10 +252,10 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 				errors.Is(err, content.ErrNotFound) || errors.Is(err, content.ErrChanged))
 			dropped, ferr := s.fail(j, src, err, drop)
 			if dropped && bad {
-				f.n.log.Warn("peer sent a bad chunk; dropped", "peer", src.name, "cid", j.cid)
-				f.n.strike(src.peer)
+				f.e.log.Warn("peer sent a bad chunk; dropped", "peer", src.name, "cid", j.cid)
+				f.e.net.Strike(src.peer)
 			} else if dropped {
-				f.n.log.Info("peer dropped from fetch", "peer", src.name, "err", err)
+				f.e.log.Info("peer dropped from fetch", "peer", src.name, "err", err)
 			}
 			if ferr != nil {
 				return ferr
@@ -279,15 +280,14 @@ func (f *fetch) work(ctx context.Context, s *scheduler, src *source) error {
 		src.bytes.Add(int64(j.len))
 		src.chunks.Add(1)
 		f.moved.Add(1)
-		if f.n.ann != nil && f.announced.CompareAndSwap(false, true) {
-			// Able to serve part of the model: tell the swarm.
-			go func() {
-				actx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := f.n.provide(actx, f.m.Root); err != nil {
-					f.n.log.Debug("announcing a partial root", "root", f.m.Root, "err", err)
+		if f.announced.CompareAndSwap(false, true) {
+			// Able to serve part of the model: tell the swarm, within
+			// the fetch (its end cancels the announce).
+			f.bg.Go(func() {
+				if err := f.e.net.Provide(ctx, f.m.Root); err != nil {
+					f.e.log.Debug("announcing a partial root", "root", f.m.Root, "err", err)
 				}
-			}()
+			})
 		}
 	}
 }

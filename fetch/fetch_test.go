@@ -1,0 +1,185 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// fakeNet is a network of in-memory peers, each serving an engine's store:
+// the fetch engine over no libp2p at all.
+type fakeNet struct {
+	self  peer.ID
+	peers map[peer.ID]protocol.Store
+	// providers lists who provides what; every peer provides every key
+	// when nil.
+	mu      sync.Mutex
+	strikes map[peer.ID]int
+}
+
+func (n *fakeNet) Self() peer.ID                          { return n.self }
+func (n *fakeNet) PeerInfo(p peer.ID) peer.AddrInfo       { return peer.AddrInfo{ID: p} }
+func (n *fakeNet) Provide(context.Context, cid.Cid) error { return nil }
+func (n *fakeNet) Banned(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.strikes[p] >= 3
+}
+func (n *fakeNet) Strike(p peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.strikes[p]++
+}
+func (n *fakeNet) ExchangePeers(context.Context, func(peer.ID)) []peer.ID { return nil }
+
+func (n *fakeNet) FindProviders(ctx context.Context, key cid.Cid) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, len(n.peers))
+	for p, st := range n.peers {
+		if _, err := st.Have(key); err == nil || key.Type() == content.CodecRaw {
+			out <- peer.AddrInfo{ID: p}
+		}
+	}
+	close(out)
+	return out
+}
+
+func (n *fakeNet) Dial(_ context.Context, p peer.AddrInfo) (Conn, bool, error) {
+	st, ok := n.peers[p.ID]
+	if !ok {
+		return nil, false, errors.New("no such peer")
+	}
+	return storeConn{st}, false, nil
+}
+
+// storeConn answers requests straight from a store.
+type storeConn struct{ st protocol.Store }
+
+func (c storeConn) Get(ctx context.Context, k cid.Cid, max int) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if k.Type() == content.CodecDagCBOR {
+		return c.st.Block(k)
+	}
+	return c.st.ReadChunk(k, make([]byte, max))
+}
+func (c storeConn) Have(_ context.Context, root cid.Cid) (protocol.HaveMap, error) {
+	return c.st.Have(root)
+}
+func (c storeConn) Records(context.Context, cid.Cid) ([][]byte, error) { return nil, nil }
+func (c storeConn) Close() error                                       { return nil }
+
+// seeded returns a fake network with one seeder holding a model of mib
+// MiB, an engine to fetch with, and the model's folder and root.
+func seeded(t *testing.T, mib int64) (*Engine, string, cid.Cid) {
+	t.Helper()
+	ctx := context.Background()
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, mib, 1); err != nil {
+		t.Fatal(err)
+	}
+	seedIdx := openIndex(t)
+	im, err := content.Import(ctx, model, content.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seedIdx.Put(im.Held("added")); err != nil {
+		t.Fatal(err)
+	}
+	seeder := New(&fakeNet{self: "seeder"}, seedIdx, Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second}, nil)
+	net := &fakeNet{self: "fetcher", peers: map[peer.ID]protocol.Store{"seeder": seeder}, strikes: map[peer.ID]int{}}
+	e := New(net, openIndex(t), Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second, LogKey: []byte("k")}, nil)
+	return e, model, im.M.Root
+}
+
+func openIndex(t *testing.T) *content.Index {
+	t.Helper()
+	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	return idx
+}
+
+func sameFiles(t *testing.T, want, got string) {
+	t.Helper()
+	err := filepath.WalkDir(want, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		a, _ := os.ReadFile(p)
+		b, err := os.ReadFile(filepath.Join(got, rel))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs (%v)", rel, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A fetch over the fake network writes the model byte for byte, and a
+// second Get into the same folder finds it held.
+func TestEngineGet(t *testing.T) {
+	e, model, root := seeded(t, 3)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := e.Get(context.Background(), root, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, model, out)
+	if res.Peers != 1 || res.Held {
+		t.Errorf("result %+v", res)
+	}
+	again, err := e.Get(context.Background(), root, out, Options{})
+	if err != nil || !again.Held {
+		t.Fatalf("second get: %+v %v", again, err)
+	}
+}
+
+// Threat 18: each fetched file is fsynced under its temporary name, then
+// renamed, then its folder is fsynced, all before Get reports success.
+func TestDurableOrder(t *testing.T) {
+	e, _, root := seeded(t, 2)
+	var mu sync.Mutex
+	var steps []string
+	durableTrace = func(op, path string) {
+		mu.Lock()
+		steps = append(steps, op+" "+filepath.ToSlash(path))
+		mu.Unlock()
+	}
+	defer func() { durableTrace = nil }()
+	res, err := e.Get(context.Background(), root, filepath.Join(t.TempDir(), "out"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	pos := map[string]int{}
+	for i, s := range steps {
+		pos[s] = i + 1
+	}
+	for _, f := range res.Manifest.Files {
+		dir := filepath.ToSlash(filepath.Dir(f.Path))
+		s, r, d := pos["sync "+f.Path+content.PartialExt], pos["rename "+f.Path], pos["syncdir "+dir]
+		if s == 0 || r == 0 || d == 0 || !(s < r && r < d) {
+			t.Errorf("%s: sync at %d, rename at %d, folder sync at %d; steps:\n%s", f.Path, s, r, d, strings.Join(steps, "\n"))
+		}
+	}
+}
