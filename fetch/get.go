@@ -192,23 +192,11 @@ func CheckGetDir(dir string, root cid.Cid, force bool) error {
 	return CheckOutputDir(dir, force)
 }
 
-// CheckRoot accepts a CID that can name a model: allowed (content.CheckCID)
-// and a manifest (dag-cbor), not a chunk.
-func CheckRoot(root cid.Cid) error {
-	if err := content.CheckCID(root); err != nil {
-		return err
-	}
-	if root.Type() != content.CodecDagCBOR {
-		return fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
-	}
-	return nil
-}
-
 // CheckGet checks, before any network traffic, that root can be fetched
 // into dir. It reports done when this node already holds root in dir,
 // every file unchanged: then Get has nothing to do.
 func (e *Engine) CheckGet(root cid.Cid, dir string, force bool) (done bool, err error) {
-	if err := CheckRoot(root); err != nil {
+	if err := content.CheckRoot(root); err != nil {
 		return false, err
 	}
 	dir, err = filepath.Abs(dir)
@@ -259,7 +247,7 @@ func (e *Engine) heldAt(root cid.Cid, dir string) bool {
 // dir.
 func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options) (*Result, error) {
 	start := time.Now()
-	if err := CheckRoot(root); err != nil {
+	if err := content.CheckRoot(root); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(dir)

@@ -9,8 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -39,7 +44,7 @@ func TestDaemonAPI(t *testing.T) {
 
 	bad := cfg
 	bad.API = "0.0.0.0:0"
-	if err := RunDaemon(ctx, home, bad, nil, nil); !errors.Is(err, ErrNotLoopback) {
+	if err := RunDaemon(ctx, home, bad, nil, nil); !errors.Is(err, api.ErrNotLoopback) {
 		t.Fatalf("non-loopback API: err = %v", err)
 	}
 
@@ -98,8 +103,19 @@ func TestDaemonAPI(t *testing.T) {
 	if _, err := cl.ID(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Get(ctx, GetRequest{CID: "not-a-cid", Dir: t.TempDir()}, nil); err == nil {
-		t.Fatal("API accepted a malformed CID")
+	// Typed errors survive the API: a request without a root is a bad
+	// request, and a root nobody holds is fetch.ErrNoProviders, as in
+	// process.
+	if _, err := cl.Get(ctx, api.GetRequest{Dir: t.TempDir()}, nil); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("get without a root: %v, want api.ErrBadRequest", err)
+	}
+	nobody := content.SumCID(content.CodecDagCBOR, []byte("nobody holds this"))
+	if _, err := cl.Get(ctx, api.GetRequest{Root: nobody, Dir: filepath.Join(t.TempDir(), "x")}, nil); !errors.Is(err, fetch.ErrNoProviders) {
+		t.Fatalf("get of a root nobody holds: %v, want fetch.ErrNoProviders", err)
+	}
+	var ae *api.Error
+	if _, err := cl.Get(ctx, api.GetRequest{Root: nobody, Dir: t.TempDir() + "/y"}, nil); !errors.As(err, &ae) || ae.Code != "no_providers" {
+		t.Fatalf("error code: %v", err)
 	}
 	stop()
 	if err := <-done; err != nil {
@@ -108,7 +124,7 @@ func TestDaemonAPI(t *testing.T) {
 	if _, err := os.Stat(home.APIPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("api file left after shutdown")
 	}
-	if _, err := Dial(ctx, home); !errors.Is(err, ErrNoDaemon) {
+	if _, err := Dial(ctx, home); !errors.Is(err, api.ErrNoDaemon) {
 		t.Fatalf("dial after shutdown: %v", err)
 	}
 }
@@ -167,9 +183,9 @@ func closedWithin(conn net.Conn, d time.Duration) error {
 // request at all), and a request whose Host is not a loopback name or
 // address is refused (DNS rebinding); the typed client still works.
 func TestAPIIdleAndHost(t *testing.T) {
-	old := apiLimits
-	apiLimits.header, apiLimits.idle = 300*time.Millisecond, 300*time.Millisecond
-	defer func() { apiLimits = old }()
+	old := api.Limits
+	api.Limits.Header, api.Limits.Idle = 300*time.Millisecond, 300*time.Millisecond
+	defer func() { api.Limits = old }()
 	home, addr := startDaemon(t)
 	tok, _ := os.ReadFile(home.TokenPath())
 	good := "Bearer " + trimToken(tok)

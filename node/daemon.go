@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 )
 
@@ -65,7 +66,7 @@ func (n *Node) startDaemonLoops() {
 // network: bootstrapping goes on in the background and Status reports it.
 // ready, if set, is called once the API listens.
 func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, ready func(*Node, string)) error {
-	if err := checkLoopback(cfg.API); err != nil {
+	if err := api.CheckLoopback(cfg.API); err != nil {
 		return err
 	}
 	n, closeNode, err := Open(home, cfg, log)
@@ -100,5 +101,5 @@ func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, rea
 	if ready != nil {
 		ready(n, ln.Addr().String())
 	}
-	return n.ServeAPI(ctx, ln, token)
+	return api.Serve(ctx, ln, api.Handler(n.Service(), token, Codes))
 }

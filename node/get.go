@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/fetch"
 )
 
@@ -28,7 +29,7 @@ type GetOptions struct {
 // GetResult describes a finished fetch and who vouches for its root.
 type GetResult struct {
 	fetch.Result
-	Signers []Signer `json:"signers"` // valid records naming the root
+	Signers []api.Signer `json:"signers"` // valid records naming the root
 }
 
 // Get fetches the model root into dir (fetch.Engine.Get), keeping the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/shoal-p2p/shoal/api"
 )
 
 // Home is a node's folder: identity key, config, index and, while a daemon
@@ -302,3 +305,20 @@ func syncDir(dir string) error {
 
 // trimToken reads a token file's content.
 func trimToken(b []byte) string { return strings.TrimSpace(string(b)) }
+
+// checkLoopback accepts host:port where host is a loopback IP or
+// "localhost".
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("api address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: %q", api.ErrNotLoopback, addr)
+	}
+	return nil
+}

@@ -509,7 +509,7 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 // announce failed, are left to the announcer, which retries until they
 // are out. A node without an announcer (a short-lived fetcher) announces
 // nothing. opt says how to import (progress, links out of the folder).
-func (n *Node) Add(ctx context.Context, path string, opt content.ImportOptions) (*AddResult, error) {
+func (n *Node) Add(ctx context.Context, path string, opt content.ImportOptions) (*Added, error) {
 	res, err := AddOffline(ctx, n.Index, path, opt)
 	if err != nil {
 		return nil, err

@@ -3,39 +3,32 @@ package node
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 )
 
-// AddResult reports an import.
-type AddResult struct {
-	Root      string            `json:"root"`
-	Name      string            `json:"name"`
-	Files     int               `json:"files"`
-	Size      int64             `json:"size"`
-	Skipped   []content.Skipped `json:"skipped,omitempty"`
-	Warnings  []content.Skipped `json:"warnings,omitempty"`
-	Pickle    []string          `json:"pickle,omitempty"`
-	Announced bool              `json:"announced"`
-	// M is the manifest, for callers in this process.
+// Added reports an import, with its manifest for callers in this
+// process.
+type Added struct {
+	api.AddResult
 	M *content.Manifest `json:"-"`
 }
 
-// newAddResult summarizes an import.
-func newAddResult(im *content.Imported) *AddResult {
-	return &AddResult{Root: im.M.Root.String(), Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
-		Skipped: im.Skipped, Warnings: im.Warnings, Pickle: im.M.PicklePaths(), M: im.M}
+// newAdded summarizes an import.
+func newAdded(im *content.Imported) *Added {
+	return &Added{M: im.M, AddResult: api.AddResult{Root: im.M.Root, Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
+		Skipped: im.Skipped, Warnings: im.Warnings, Pickle: im.M.PicklePaths()}}
 }
 
 // AddOffline imports path into the index without a running node: it is
 // announced when a daemon next starts.
-func AddOffline(ctx context.Context, idx *content.Index, path string, opt content.ImportOptions) (*AddResult, error) {
+func AddOffline(ctx context.Context, idx *content.Index, path string, opt content.ImportOptions) (*Added, error) {
 	im, err := content.Import(ctx, path, opt)
 	if err != nil {
 		return nil, err
@@ -43,31 +36,13 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, opt conten
 	if err := idx.Put(im.Held("added")); err != nil {
 		return nil, err
 	}
-	return newAddResult(im), nil
+	return newAdded(im), nil
 }
-
-// VerifyFile is one file's verdict.
-type VerifyFile struct {
-	Path   string `json:"path"`
-	Status string `json:"status"` // "ok", "missing", "changed", "corrupt"
-	Detail string `json:"detail,omitempty"`
-}
-
-// VerifyReport is the result of re-hashing a held root.
-type VerifyReport struct {
-	Root    string       `json:"root"`
-	OK      bool         `json:"ok"`
-	Files   []VerifyFile `json:"files"`
-	Signers []Signer     `json:"signers"` // records naming the root whose signatures verify
-}
-
-// ErrVerify reports a root some of whose files no longer verify.
-var ErrVerify = errors.New("verification failed")
 
 // Verify re-reads every file of a held root and checks each chunk and the
 // whole-file sha256 against the manifest, and every kept record naming
 // the root against its signature. progress is told of bytes read.
-func Verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progress func(int64)) (*VerifyReport, error) {
+func Verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progress func(int64)) (*api.VerifyReport, error) {
 	files, err := idx.Files(root)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)
@@ -76,12 +51,12 @@ func Verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progr
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Root: root.String(), OK: true, Signers: signers(h, idx, root)}
+	rep := &api.VerifyReport{Root: root, OK: true, Signers: signers(h, idx, root)}
 	for i, fi := range files {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		v := VerifyFile{Path: fi.Rel, Status: "ok"}
+		v := api.VerifyFile{Path: fi.Rel, Status: "ok"}
 		if err := verifyFile(fi, m.FileChunks(i), progress); err != nil {
 			v.Status, v.Detail = err.status, err.detail
 			rep.OK = false

@@ -22,7 +22,7 @@ func keyOf(t *testing.T, n *Node) (crypto.PrivKey, string) {
 	return k, n.Host.ID().String()
 }
 
-func addModel(t *testing.T, n *Node, seed uint64) (string, *AddResult) {
+func addModel(t *testing.T, n *Node, seed uint64) (string, *Added) {
 	t.Helper()
 	model := filepath.Join(t.TempDir(), "model")
 	if _, err := testmodel.Folder(model, 2, seed); err != nil {
@@ -167,12 +167,12 @@ func TestRollbackRefused(t *testing.T) {
 		t.Fatalf("resolve: %+v %v", got, err)
 	}
 	// Replaying the old record to bob is refused.
-	if err := bob.Index.PutRecord(s1); !errors.Is(err, content.ErrRollback) {
+	if err := bob.Index.PutRecord(s1.Record); !errors.Is(err, content.ErrRollback) {
 		t.Fatalf("replay: err = %v", err)
 	}
 	// A DHT that serves only the old record: a fresh network holding s1.
 	other := cluster(t, 2)
-	other[0].DHT.PutValue(ctx, content.RecordKey(id, "m"), s1.Envelope)
+	other[0].DHT.PutValue(ctx, content.RecordKey(id, "m"), s1.Record.Envelope)
 	cfg := testConfig(other[0].Addrs()[0].String())
 	bob2 := newTestNodeCfg(t, cfg)
 	if err := bob2.Index.PutRecord(mustOpen(t, bob, id)); err != nil {
@@ -229,8 +229,8 @@ func TestRecordRepublished(t *testing.T) {
 	alice := newTestNode(t)
 	k, id := keyOf(t, alice)
 	_, im := addModel(t, alice, 27)
-	if s, err := alice.Publish(ctx, k, "m", im.M.Root, 0); s == nil || err == nil {
-		t.Fatalf("publish with no peers: %v, %v (want kept, not on the DHT)", s, err)
+	if p, err := alice.Publish(ctx, k, "m", im.M.Root, 0); err != nil || p.Record == nil || p.NotOnDHT == nil {
+		t.Fatalf("publish with no peers: %+v, %v (want kept, not on the DHT)", p, err)
 	}
 	carol := newTestNode(t, alice.Addrs()[0].String())
 	newTestNode(t, alice.Addrs()[0].String())

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 )
 
@@ -32,23 +33,12 @@ var (
 	ErrNoRecord = errors.New("no record found")
 )
 
-// Signer describes a valid record naming a root.
-type Signer struct {
-	Key     string    `json:"key"`               // publisher key ID
-	Petname string    `json:"petname,omitempty"` // local name, if trusted
-	Name    string    `json:"name"`
-	Root    string    `json:"root"`
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	Expires time.Time `json:"expires,omitzero"`
-}
-
 // Signer describes a verified record, with the petname this home gives
 // its key.
-func (h Home) Signer(s *content.Signed) Signer { return h.signer(s) }
+func (h Home) Signer(s *content.Signed) api.Signer { return h.signer(s) }
 
-func (h Home) signer(s *content.Signed) Signer {
-	sg := Signer{Key: s.Key, Name: s.Name, Root: s.Root.String(), Seq: s.Seq, Time: time.Unix(s.Time, 0).UTC()}
+func (h Home) signer(s *content.Signed) api.Signer {
+	sg := api.Signer{Key: s.Key, Name: s.Name, Root: s.Root.Cid, Seq: s.Seq, Time: time.Unix(s.Time, 0).UTC()}
 	if s.Expires != 0 {
 		sg.Expires = time.Unix(s.Expires, 0).UTC()
 	}
@@ -58,13 +48,6 @@ func (h Home) signer(s *content.Signed) Signer {
 		}
 	}
 	return sg
-}
-
-// PublishResult reports a publish.
-type PublishResult struct {
-	Signer
-	OnDHT   bool   `json:"on_dht"`
-	Warning string `json:"warning,omitempty"`
 }
 
 // KeysDir holds the publisher keys of a home (the node identity is the key
@@ -235,7 +218,15 @@ const recordTimeout = 30 * time.Second
 // Publish signs a record naming root as name with key, keeps it, and puts
 // it on the DHT. The sequence is one above the highest this node has seen
 // for that name, locally or on the DHT.
-func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, root cid.Cid, ttl time.Duration) (*content.Signed, error) {
+// Published is a record signed and kept here, and whether it reached the
+// DHT: NotOnDHT says why not (no DHT peers yet, say). A daemon's
+// announcer keeps putting kept records on the DHT.
+type Published struct {
+	Record   *content.Signed
+	NotOnDHT error
+}
+
+func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, root cid.Cid, ttl time.Duration) (*Published, error) {
 	if err := content.CheckName(name); err != nil {
 		return nil, err
 	}
@@ -260,9 +251,9 @@ func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, roo
 	pctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	if err := n.putValue(pctx, content.RecordKey(s.Key, name), s.Envelope); err != nil {
-		return s, fmt.Errorf("signed and kept, but not yet on the DHT: %w", err)
+		return &Published{Record: s, NotOnDHT: fmt.Errorf("signed and kept, but not yet on the DHT: %w", err)}, nil
 	}
-	return s, nil
+	return &Published{Record: s}, nil
 }
 
 // lookupRecord asks the DHT for a name's best record and checks it.
@@ -341,7 +332,7 @@ func (n *Node) takeRecords(root cid.Cid, envs [][]byte) {
 // here, one entry per key (its newest record): a key that signs twice is
 // still one signer. Each signature is checked again (RecordsFor does not):
 // this is what verify and get report to the user, once per command.
-func signers(h Home, idx *content.Index, root cid.Cid) []Signer {
+func signers(h Home, idx *content.Index, root cid.Cid) []api.Signer {
 	best := map[string]*content.Signed{}
 	for _, s := range idx.RecordsFor(root) {
 		if s.Live(time.Now()) != nil {
@@ -354,7 +345,7 @@ func signers(h Home, idx *content.Index, root cid.Cid) []Signer {
 			best[s.Key] = s
 		}
 	}
-	out := make([]Signer, 0, len(best))
+	out := make([]api.Signer, 0, len(best))
 	for _, s := range best {
 		out = append(out, h.signer(s))
 	}

@@ -141,10 +141,10 @@ func TestFailedAnnounceRetried(t *testing.T) {
 	if im.Announced {
 		t.Fatal("announced with no peers at all")
 	}
-	root := im.M.Root.String()
+	root := im.M.Root
 	waitFor(t, 10*time.Second, "a failed announce in status", func() bool {
 		for _, r := range holder.Status().Roots {
-			if r.Root == root && r.Err != "" && r.Last.IsZero() {
+			if r.Root.Equals(root) && r.Err != "" && r.Last.IsZero() {
 				return true
 			}
 		}

@@ -18,7 +18,7 @@ import (
 // state naming root and logging every file as done, beside files of the
 // right sizes full of 'E'. lines makes the log line for file i from the
 // planted file's size and mtime.
-func plant(t *testing.T, out string, im *AddResult, lines func(i int, fi os.FileInfo) string) {
+func plant(t *testing.T, out string, im *Added, lines func(i int, fi os.FileInfo) string) {
 	t.Helper()
 	sd := filepath.Join(out, fetch.StateDir)
 	if err := os.MkdirAll(sd, 0o755); err != nil {
@@ -39,7 +39,7 @@ func plant(t *testing.T, out string, im *AddResult, lines func(i int, fi os.File
 		}
 		log.WriteString(lines(i, fi) + "\n")
 	}
-	if err := os.WriteFile(filepath.Join(sd, "root"), []byte(im.Root+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(sd, "root"), []byte(im.Root.String()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(sd, "done"), []byte(log.String()), 0o644); err != nil {

@@ -68,7 +68,7 @@ func TestHundredNodes(t *testing.T) {
 	root := im.M.Root
 	waitFor(t, time.Minute, "the root announced in a network of 100", func() bool {
 		for _, r := range holder.Status().Roots {
-			if r.Root == root.String() && !r.Last.IsZero() {
+			if r.Root.Equals(root) && !r.Last.IsZero() {
 				return true
 			}
 		}

@@ -25,7 +25,7 @@ import (
 // seeders starts a bootstrap node and k seeders of one model (seeded
 // from seed), each with cfg, and returns the bootstrap address, the
 // seeders and the model's folder and manifest.
-func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node, string, *AddResult) {
+func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node, string, *Added) {
 	t.Helper()
 	ctx := ctxT(t)
 	boot := newTestNode(t)
@@ -35,7 +35,7 @@ func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node
 		t.Fatal(err)
 	}
 	var nodes []*Node
-	var res *AddResult
+	var res *Added
 	for range k {
 		c := testConfig(addr)
 		if cfg != nil {

@@ -3,13 +3,11 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
-	"github.com/shoal-p2p/shoal/fetch"
-	"github.com/shoal-p2p/shoal/node"
 )
 
 func (a *app) addCmd() *cobra.Command {
@@ -35,7 +33,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			if err != nil {
 				return err
 			}
-			h, c, err := a.connect(cmd.Context())
+			_, svc, daemon, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -44,17 +42,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			if quiet {
 				b = &bar{}
 			}
-			var res *node.AddResult
-			if c != nil {
-				res, err = c.Add(cmd.Context(), node.AddRequest{Path: path, FollowExternalLinks: followExternal}, b.update)
-			} else {
-				err = withIndex(h, func(idx *content.Index) error {
-					var done atomic.Int64
-					opt.Progress = func(n int64) { b.update(fetch.Progress{Done: done.Add(n)}) }
-					res, err = node.AddOffline(cmd.Context(), idx, path, opt)
-					return err
-				})
-			}
+			res, err := svc.Add(cmd.Context(), api.AddRequest{Path: path, FollowExternalLinks: followExternal}, b.update)
 			b.finish()
 			if err != nil {
 				return err
@@ -78,7 +66,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			state := "announced"
 			if !res.Announced {
 				state = "not announced yet (start `shoal daemon` to seed it)"
-				if c != nil {
+				if daemon {
 					state = "not announced yet; the daemon keeps trying (shoal status)"
 				}
 			}

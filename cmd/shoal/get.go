@@ -3,15 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
-	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -76,7 +74,7 @@ printed one JSON object per line.`,
 					return err
 				}
 			}
-			req := node.GetRequest{Dir: dir, Force: g.force}
+			req := api.GetRequest{Dir: dir, Force: g.force}
 			pub, name, byName := node.SplitName(args[0])
 			if !byName {
 				// A malformed CID, or a chunk's, is refused before
@@ -85,12 +83,12 @@ printed one JSON object per line.`,
 				if err != nil {
 					return err
 				}
-				if err := fetch.CheckRoot(root); err != nil {
+				if err := content.CheckRoot(root); err != nil {
 					return err
 				}
-				req.CID = root.String()
+				req.Root = root
 			}
-			h, c, err := a.connect(cmd.Context())
+			h, svc, daemon, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -109,22 +107,20 @@ printed one JSON object per line.`,
 					return err
 				}
 			}
-			progress := a.getProgress()
-			var res *node.GetResult
-			if c != nil {
-				if g.maxUp != "" || g.maxDown != "" || len(g.boot) > 0 {
-					fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap and rate limits come from its configuration")
-				}
-				res, err = c.Get(cmd.Context(), req, progress.update)
-			} else {
-				res, err = a.getInProcess(cmd, h, req, g, progress.update)
+			if daemon && (g.maxUp != "" || g.maxDown != "" || len(g.boot) > 0) {
+				fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap and rate limits come from its configuration")
 			}
+			if l, ok := svc.(*node.Local); ok {
+				g.apply(l)
+			}
+			progress := a.getProgress()
+			res, err := svc.Get(cmd.Context(), req, progress.update)
 			progress.finish()
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return json.NewEncoder(a.stdout).Encode(node.Event{Event: "result", Result: mustJSON(res)})
+				return a.printEvent(api.Event{Event: "result", Result: mustJSON(res)})
 			}
 			for _, p := range res.Pickle {
 				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
@@ -167,9 +163,9 @@ func (a *app) getProgress() *getProgress {
 	return &getProgress{bar: a.newBar("fetching", 0), a: a}
 }
 
-func (p *getProgress) update(pr fetch.Progress) {
+func (p *getProgress) update(pr api.Progress) {
 	if p.a.json {
-		_ = json.NewEncoder(p.a.stdout).Encode(node.Event{Event: "progress", Progress: &pr})
+		_ = p.a.printEvent(api.Event{Event: "progress", Progress: &pr})
 		return
 	}
 	p.bar.update(pr)
@@ -178,12 +174,12 @@ func (p *getProgress) update(pr fetch.Progress) {
 func (p *getProgress) finish() { p.bar.finish() }
 
 func mustJSON(v any) json.RawMessage {
-	b, _ := json.Marshal(v)
+	b, _ := edgeJSON(v)
 	return b
 }
 
 // printSigners says who vouches for a root, trusted names first.
-func (a *app) printSigners(ss []node.Signer) {
+func (a *app) printSigners(ss []api.Signer) {
 	trusted := false
 	for _, s := range ss {
 		who := s.Key
@@ -201,67 +197,22 @@ func (a *app) printSigners(ss []node.Signer) {
 	}
 }
 
-func (a *app) getInProcess(cmd *cobra.Command, h node.Home, req node.GetRequest, g getFlags, progress func(fetch.Progress)) (*node.GetResult, error) {
-	cfg, err := h.Config()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
-	if len(g.listen) > 0 {
-		cfg.Listen = g.listen
-	}
+// apply sets the flags of a get without a daemon on its in-process node.
+func (g getFlags) apply(l *node.Local) {
+	l.Listen = g.listen
 	if len(g.boot) > 0 {
-		cfg.Bootstrap = g.boot
+		l.Config.Bootstrap = g.boot
 	}
 	if g.timeout > 0 {
-		cfg.FindTimeout = node.Duration(g.timeout)
+		l.Config.FindTimeout = node.Duration(g.timeout)
 	}
 	if g.maxUp != "" {
-		cfg.MaxUpload = g.maxUp
+		l.Config.MaxUpload = g.maxUp
 	}
 	if g.maxDown != "" {
-		cfg.MaxDownload = g.maxDown
+		l.Config.MaxDownload = g.maxDown
 	}
 	if g.noMDNS {
-		cfg.MDNS = false
+		l.Config.MDNS = false
 	}
-	cfg = cfg.ShortLived()
-	if len(cfg.Bootstrap) == 0 && len(h.RememberedPeers()) == 0 {
-		where := "only what this node already holds can be found (pass --bootstrap ADDR)"
-		if cfg.MDNS {
-			where = "only peers on this LAN (mDNS) and what this node holds can be found (pass --bootstrap ADDR)"
-		}
-		fmt.Fprintln(a.stderr, "note: no daemon and no bootstrap peers: "+where)
-	}
-	n, closeNode, err := node.Open(h, cfg, slog.Default())
-	if err != nil {
-		return nil, err
-	}
-	defer closeNode()
-	opt := node.GetOptions{Force: g.force, Progress: progress, Publisher: req.Publisher}
-	var root cid.Cid
-	if req.CID != "" {
-		if root, err = content.ParseCID(req.CID); err != nil {
-			return nil, err
-		}
-		// Refuse a bad output folder before any network traffic.
-		if done, err := n.CheckGet(root, req.Dir, g.force); err != nil {
-			return nil, err
-		} else if done {
-			return n.Get(cmd.Context(), root, req.Dir, opt)
-		}
-	}
-	if err := n.Bootstrap(cmd.Context()); err != nil {
-		// Peers on the LAN, and those that connect, may still have it.
-		fmt.Fprintf(a.stderr, "warning: %s\n", content.Escape(err.Error()))
-	}
-	if req.Name != "" {
-		keyID, name, _ := node.SplitName(req.Name)
-		rec, err := n.Resolve(cmd.Context(), keyID, name)
-		if err != nil {
-			return nil, err
-		}
-		root, opt.Publisher, opt.Records = rec.Root.Cid, rec.Key, [][]byte{rec.Envelope}
-	}
-	return n.Get(cmd.Context(), root, req.Dir, opt)
 }

@@ -6,8 +6,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
-
-	"github.com/shoal-p2p/shoal/node"
 )
 
 func peerID(k crypto.PrivKey) (string, error) {
@@ -25,35 +23,16 @@ the configured listen addresses.`,
 		Example: exampleBlock("shoal id", "shoal id --json"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, c, err := a.connect(cmd.Context())
+			_, svc, running, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var info node.IDInfo
-			running := c != nil
-			if running {
-				if info, err = c.ID(cmd.Context()); err != nil {
-					return err
-				}
-			} else {
-				key, err := h.Key()
-				if err != nil {
-					return err
-				}
-				if info.PeerID, err = peerID(key); err != nil {
-					return err
-				}
-				cfg, err := h.Config()
-				if err != nil {
-					return err
-				}
-				info.Addrs = cfg.Listen
+			info, err := svc.ID(cmd.Context())
+			if err != nil {
+				return err
 			}
 			if a.json {
-				return a.printJSON(struct {
-					node.IDInfo
-					Running bool `json:"daemon_running"`
-				}{info, running})
+				return a.printJSON(info)
 			}
 			fmt.Fprintf(a.stdout, "peer %s\n", info.PeerID)
 			if !running {

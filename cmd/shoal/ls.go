@@ -20,7 +20,7 @@ loaded, are marked.`,
 		Example: exampleBlock("shoal ls", "shoal ls --json", "shoal ls bafyrei..."),
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, c, err := a.connect(cmd.Context())
+			_, svc, _, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -29,29 +29,13 @@ loaded, are marked.`,
 				if err != nil {
 					return err
 				}
-				var files []content.FileInfo
-				if c != nil {
-					files, err = c.Files(cmd.Context(), root.String())
-				} else {
-					err = withIndex(h, func(idx *content.Index) error {
-						files, err = idx.Files(root)
-						return err
-					})
-				}
+				files, err := svc.Files(cmd.Context(), root)
 				if err != nil {
 					return fmt.Errorf("%s: %w", root, err)
 				}
 				return a.printFiles(files)
 			}
-			var roots []content.RootInfo
-			if c != nil {
-				roots, err = c.Ls(cmd.Context())
-			} else {
-				err = withIndex(h, func(idx *content.Index) error {
-					roots, err = idx.Roots()
-					return err
-				})
-			}
+			roots, err := svc.Ls(cmd.Context())
 			if err != nil {
 				return err
 			}

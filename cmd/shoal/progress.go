@@ -6,7 +6,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/api"
 )
 
 // bar draws a progress bar on a terminal; elsewhere it draws nothing.
@@ -38,7 +38,7 @@ func (a *app) newBar(desc string, total int64) *bar {
 }
 
 // update moves the bar to a snapshot.
-func (b *bar) update(p fetch.Progress) {
+func (b *bar) update(p api.Progress) {
 	if b.pb == nil {
 		return
 	}

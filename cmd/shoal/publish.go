@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/node"
 )
@@ -42,16 +42,14 @@ until you publish again.`,
 			if err := node.CheckTTL(ttl); err != nil {
 				return fmt.Errorf("--ttl: %w", err)
 			}
-			h, c, err := a.connect(cmd.Context())
+			_, svc, _, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var res *node.PublishResult
-			if c != nil {
-				res, err = c.Publish(cmd.Context(), key, name, root.String(), ttl)
-			} else {
-				res, err = a.publishInProcess(cmd, h, key, name, root.String(), ttl, boot)
+			if l, ok := svc.(*node.Local); ok && len(boot) > 0 {
+				l.Config.Bootstrap = boot
 			}
+			res, err := svc.Publish(cmd.Context(), api.PublishRequest{Key: key, Name: name, Root: root, TTL: ttl})
 			if err != nil {
 				return err
 			}
@@ -61,7 +59,7 @@ until you publish again.`,
 			if res.Warning != "" {
 				fmt.Fprintf(a.stderr, "note: %s\n", res.Warning)
 			}
-			fmt.Fprintf(a.stdout, "published %s/%s -> %s (sequence %d)\n", res.Key, res.Name, res.Root, res.Seq)
+			fmt.Fprintf(a.stdout, "published %s/%s -> %s (sequence %d)\n", res.Record.Key, res.Record.Name, res.Record.Root, res.Record.Seq)
 			return nil
 		},
 	}
@@ -69,51 +67,6 @@ until you publish again.`,
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "make the record expire after this long, at least 1m (default: never)")
 	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
 	return cmd
-}
-
-func (a *app) publishInProcess(cmd *cobra.Command, h node.Home, key, name, root string, ttl time.Duration, boot []string) (*node.PublishResult, error) {
-	n, closeNode, err := a.openNode(cmd, h, boot)
-	if err != nil {
-		return nil, err
-	}
-	defer closeNode()
-	k, err := h.PublisherKey(key)
-	if err != nil {
-		return nil, err
-	}
-	r, _ := content.ParseCID(root)
-	s, err := n.Publish(cmd.Context(), k, name, r, ttl)
-	if s == nil {
-		return nil, err
-	}
-	res := &node.PublishResult{Signer: h.Signer(s), OnDHT: err == nil}
-	if err != nil {
-		res.Warning = err.Error()
-	}
-	return res, nil
-}
-
-// openNode starts a short-lived in-process node on the home, a DHT
-// client, bootstrapped from boot or else its config.
-func (a *app) openNode(cmd *cobra.Command, h node.Home, boot []string) (*node.Node, func() error, error) {
-	cfg, err := h.Config()
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg = cfg.ShortLived()
-	if len(boot) > 0 {
-		cfg.Bootstrap = boot
-	}
-	n, closeNode, err := node.Open(h, cfg, slog.Default())
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := n.Bootstrap(cmd.Context()); err != nil {
-		closeNode()
-		return nil, nil, err
-	}
-	return n, closeNode, nil
 }
 
 func (a *app) resolveCmd() *cobra.Command {
@@ -135,7 +88,7 @@ before (a rollback, even if every DHT peer serves it) is refused.`,
 			if err := content.CheckName(name); err != nil {
 				return err
 			}
-			h, c, err := a.connect(cmd.Context())
+			h, svc, _, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -143,12 +96,10 @@ before (a rollback, even if every DHT peer serves it) is refused.`,
 			if err != nil {
 				return err
 			}
-			var sg *node.Signer
-			if c != nil {
-				sg, err = c.Resolve(cmd.Context(), keyID, name)
-			} else {
-				sg, err = a.resolveInProcess(cmd, h, keyID, name, boot)
+			if l, ok := svc.(*node.Local); ok && len(boot) > 0 {
+				l.Config.Bootstrap = boot
 			}
+			sg, err := svc.Resolve(cmd.Context(), api.ResolveRequest{Publisher: keyID, Name: name})
 			if err != nil {
 				return err
 			}
@@ -165,18 +116,4 @@ before (a rollback, even if every DHT peer serves it) is refused.`,
 	}
 	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
 	return cmd
-}
-
-func (a *app) resolveInProcess(cmd *cobra.Command, h node.Home, keyID, name string, boot []string) (*node.Signer, error) {
-	n, closeNode, err := a.openNode(cmd, h, boot)
-	if err != nil {
-		return nil, err
-	}
-	defer closeNode()
-	s, err := n.Resolve(cmd.Context(), keyID, name)
-	if err != nil {
-		return nil, err
-	}
-	sg := h.Signer(s)
-	return &sg, nil
 }

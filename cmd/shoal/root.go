@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/node"
 )
@@ -121,31 +124,41 @@ func (a *app) home() (node.Home, error) {
 // home but has not written its API file yet (it is starting).
 const daemonStartWait = 5 * time.Second
 
-// connect resolves the home and returns a client of its daemon, or a nil
-// client when none runs. A daemon that is still starting is waited for.
-func (a *app) connect(ctx context.Context) (node.Home, *node.Client, error) {
+// connect resolves the home and returns the Service to talk to: the
+// client of its daemon (daemon true), or, when none runs, an in-process
+// node (*node.Local) over the home's configuration, which the command may
+// adjust with its flags. A daemon that is still starting is waited for.
+func (a *app) connect(ctx context.Context) (node.Home, api.Service, bool, error) {
 	h, err := a.home()
 	if err != nil {
-		return h, nil, err
+		return h, nil, false, err
 	}
 	deadline := time.Now().Add(daemonStartWait)
 	for {
 		c, err := node.Dial(ctx, h)
-		if !errors.Is(err, node.ErrNoDaemon) {
-			return h, c, err
+		if err == nil {
+			return h, c, true, nil
+		}
+		if !errors.Is(err, api.ErrNoDaemon) {
+			return h, nil, false, err
 		}
 		if !homeLocked(h) {
-			return h, nil, nil
+			cfg, err := h.Config()
+			if err != nil {
+				return h, nil, false, err
+			}
+			return h, &node.Local{Home: h, Config: cfg, Log: slog.Default(),
+				Note: func(msg string) { fmt.Fprintf(a.stderr, "note: %s\n", msg) }}, false, nil
 		}
 		if time.Now().After(deadline) {
 			if addr, err := os.ReadFile(h.APIPath()); err == nil {
-				return h, nil, fmt.Errorf("a daemon holds this home, but its API at %s does not answer (overloaded by connections, or stuck)", strings.TrimSpace(string(addr)))
+				return h, nil, false, fmt.Errorf("a daemon holds this home, but its API at %s does not answer (overloaded by connections, or stuck)", strings.TrimSpace(string(addr)))
 			}
-			return h, nil, node.ErrDaemonRunning
+			return h, nil, false, node.ErrDaemonRunning
 		}
 		select {
 		case <-ctx.Done():
-			return h, nil, ctx.Err()
+			return h, nil, false, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -161,23 +174,44 @@ func homeLocked(h node.Home) bool {
 	return false
 }
 
-// withIndex opens the home's index for an offline command.
-func withIndex(h node.Home, f func(*content.Index) error) error {
-	idx, err := content.OpenIndex(h.IndexPath())
-	if errors.Is(err, content.ErrLocked) {
-		return node.ErrDaemonRunning
-	}
+// printJSON prints v as indented JSON, CIDs as plain strings.
+func (a *app) printJSON(v any) error {
+	b, err := edgeJSON(v)
 	if err != nil {
 		return err
 	}
-	defer idx.Close()
-	return f(idx)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = a.stdout.Write(out.Bytes())
+	return err
 }
 
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// printEvent prints one event as a line of JSON (NDJSON), CIDs as plain
+// strings.
+func (a *app) printEvent(e api.Event) error {
+	b, err := edgeJSON(e)
+	if err != nil {
+		return err
+	}
+	_, err = a.stdout.Write(append(b, '\n'))
+	return err
+}
+
+// cidLink is a CID as Go's JSON encodes a cid.Cid: a dag-json link.
+var cidLink = regexp.MustCompile(`\{"/":"([a-z0-9]+)"\}`)
+
+// edgeJSON encodes v for people and scripts: Go types keep CIDs as
+// cid.Cid, whose JSON is the dag-json link {"/":"bafy..."}; at the edge a
+// CID is its string, as "shoal get" takes it.
+func edgeJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return cidLink.ReplaceAll(b, []byte(`"$1"`)), nil
 }
 
 // isTerminal reports whether stderr is a terminal (for progress bars).

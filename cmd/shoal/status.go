@@ -1,14 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-p2p/shoal/node"
+	"github.com/shoal-p2p/shoal/api"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -24,14 +23,11 @@ Needs a running daemon.`,
 		Example: exampleBlock("shoal status", "shoal status --json"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, c, err := a.connect(cmd.Context())
+			_, svc, _, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if c == nil {
-				return errors.New("no daemon running on this home (start one with 'shoal daemon')")
-			}
-			st, err := c.Status(cmd.Context())
+			st, err := svc.Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -52,7 +48,7 @@ func count(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-func (a *app) printStatus(st node.Status) {
+func (a *app) printStatus(st *api.Status) {
 	w := a.stdout
 	fmt.Fprintf(w, "peer          %s (up %s)\n", st.PeerID, st.Uptime)
 	fmt.Fprintf(w, "reachability  %s\n", st.Reachability)

@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
-	"github.com/shoal-p2p/shoal/fetch"
-	"github.com/shoal-p2p/shoal/node"
 )
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -28,24 +26,12 @@ unless every file is ok.`,
 			if err != nil {
 				return err
 			}
-			h, c, err := a.connect(cmd.Context())
+			_, svc, _, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			b := a.newBar("verifying", 0)
-			var rep *node.VerifyReport
-			if c != nil {
-				rep, err = c.Verify(cmd.Context(), root.String(), b.update)
-			} else {
-				err = withIndex(h, func(idx *content.Index) error {
-					if ri, err := idx.Root(root); err == nil {
-						b.update(fetch.Progress{Total: ri.Size})
-					}
-					var done atomic.Int64
-					rep, err = node.Verify(cmd.Context(), h, idx, root, func(n int64) { b.update(fetch.Progress{Done: done.Add(n)}) })
-					return err
-				})
-			}
+			rep, err := svc.Verify(cmd.Context(), root, b.update)
 			b.finish()
 			if err != nil {
 				return err
@@ -65,7 +51,7 @@ unless every file is ok.`,
 				a.printSigners(rep.Signers)
 			}
 			if !rep.OK {
-				return fmt.Errorf("%w: %s", node.ErrVerify, root)
+				return fmt.Errorf("%w: %s", api.ErrVerify, root)
 			}
 			return nil
 		},

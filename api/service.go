@@ -1,0 +1,35 @@
+package api
+
+import (
+	"context"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// Service is everything a node does for its user. Progress callbacks may
+// be nil.
+type Service interface {
+	// ID says who the node is and where others reach it.
+	ID(ctx context.Context) (*IDInfo, error)
+	// Status says where the node stands (a running daemon only).
+	Status(ctx context.Context) (*Status, error)
+	// Ls lists the held roots.
+	Ls(ctx context.Context) ([]content.RootInfo, error)
+	// Files lists the files of a held root.
+	Files(ctx context.Context, root cid.Cid) ([]content.FileInfo, error)
+	// Add imports a file or folder in place and announces it.
+	Add(ctx context.Context, req AddRequest, progress func(Progress)) (*AddResult, error)
+	// Get fetches a model into a folder, verified.
+	Get(ctx context.Context, req GetRequest, progress func(Progress)) (*GetResult, error)
+	// Verify re-hashes a held root. A report with OK false comes with an
+	// error wrapping ErrVerify.
+	Verify(ctx context.Context, root cid.Cid, progress func(Progress)) (*VerifyReport, error)
+	// Publish signs a record binding a name to a root and puts it on the
+	// DHT. A record signed and kept here but not stored on the DHT is a
+	// result with OnDHT false, not an error.
+	Publish(ctx context.Context, req PublishRequest) (*PublishResult, error)
+	// Resolve finds the newest valid record of a publisher's name.
+	Resolve(ctx context.Context, req ResolveRequest) (*Signer, error)
+}

@@ -1,0 +1,19 @@
+package content
+
+import (
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+)
+
+// CheckRoot accepts a CID that can name a model: allowed (CheckCID) and a
+// manifest (dag-cbor), not a chunk.
+func CheckRoot(root cid.Cid) error {
+	if err := CheckCID(root); err != nil {
+		return err
+	}
+	if root.Type() != CodecDagCBOR {
+		return fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
+	}
+	return nil
+}

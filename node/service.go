@@ -1,0 +1,214 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// Codes are the sentinels that keep their identity across the local API:
+// errors.Is(err, fetch.ErrNoProviders) holds for an error a daemon sent.
+var Codes = api.Codes{
+	{Name: "no_providers", Err: fetch.ErrNoProviders},
+	{Name: "not_empty", Err: fetch.ErrNotEmpty},
+	{Name: "integrity", Err: fetch.ErrIntegrity},
+	{Name: "stalled", Err: fetch.ErrStalled},
+	{Name: "folder_busy", Err: fetch.ErrFolderBusy},
+	{Name: "not_signed", Err: ErrNotSigned},
+	{Name: "unknown_publisher", Err: ErrUnknownPublisher},
+	{Name: "no_record", Err: ErrNoRecord},
+	{Name: "bad_ttl", Err: ErrBadTTL},
+	{Name: "petname_taken", Err: ErrPetnameTaken},
+	{Name: "daemon_running", Err: ErrDaemonRunning},
+	{Name: "not_loopback", Err: api.ErrNotLoopback},
+	{Name: "bad_manifest", Err: content.ErrBadManifest},
+	{Name: "bad_path", Err: content.ErrBadPath},
+	{Name: "hash_mismatch", Err: content.ErrHashMismatch},
+	{Name: "not_found", Err: content.ErrNotFound},
+	{Name: "busy", Err: protocol.ErrBusy},
+}
+
+// Service is the node as an api.Service: what the daemon serves on its
+// local API, and what a short-lived node does in process.
+func (n *Node) Service() api.Service { return service{n} }
+
+type service struct{ n *Node }
+
+// ID describes the node, its addresses worth giving to others first:
+// public direct ones, then LAN ones, then relayed ones, loopback last.
+func (n *Node) ID() *api.IDInfo {
+	info := &api.IDInfo{PeerID: n.Host.ID().String(), Daemon: n.ann != nil}
+	addrs := n.Addrs()
+	sort.SliceStable(addrs, func(i, j int) bool { return addrRank(addrs[i]) < addrRank(addrs[j]) })
+	for _, a := range addrs {
+		info.Addrs = append(info.Addrs, a.String())
+	}
+	return info
+}
+
+// addrRank orders addresses by how useful they are to a stranger.
+func addrRank(a ma.Multiaddr) int {
+	switch {
+	case isRelayAddr(a):
+		return 2
+	case manet.IsIPLoopback(a):
+		return 3
+	case manet.IsPublicAddr(a):
+		return 0
+	}
+	return 1
+}
+
+func (s service) ID(context.Context) (*api.IDInfo, error)     { return s.n.ID(), nil }
+func (s service) Status(context.Context) (*api.Status, error) { return s.n.Status(), nil }
+
+func (s service) Ls(context.Context) ([]content.RootInfo, error) { return s.n.Index.Roots() }
+
+func (s service) Files(_ context.Context, root cid.Cid) ([]content.FileInfo, error) {
+	return s.n.Index.Files(root)
+}
+
+func (s service) Add(ctx context.Context, req api.AddRequest, progress func(api.Progress)) (*api.AddResult, error) {
+	if !filepath.IsAbs(req.Path) {
+		return nil, fmt.Errorf("%w: path %s is not absolute", api.ErrBadRequest, content.Quote(req.Path))
+	}
+	opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks}
+	total := content.ImportSize(req.Path, opt)
+	var done atomic.Int64
+	stop := ticker(progress, func() api.Progress { return api.Progress{Phase: "hashing", Done: done.Load(), Total: total} })
+	defer stop()
+	opt.Progress = func(k int64) { done.Add(k) }
+	res, err := s.n.Add(ctx, req.Path, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &res.AddResult, nil
+}
+
+func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.Progress)) (*api.GetResult, error) {
+	if !filepath.IsAbs(req.Dir) {
+		return nil, fmt.Errorf("%w: output folder %s is not absolute", api.ErrBadRequest, content.Quote(req.Dir))
+	}
+	opt := GetOptions{Force: req.Force, Publisher: req.Publisher}
+	if progress != nil {
+		opt.Progress = func(p fetch.Progress) { progress(api.Progress(p)) }
+	}
+	root := req.Root
+	if req.Name != "" {
+		keyID, name, _ := SplitName(req.Name)
+		rec, err := s.n.Resolve(ctx, keyID, name)
+		if err != nil {
+			return nil, err
+		}
+		root, opt.Publisher, opt.Records = rec.Root.Cid, rec.Key, [][]byte{rec.Envelope}
+	} else if !root.Defined() {
+		return nil, fmt.Errorf("%w: neither a root nor a name to fetch", api.ErrBadRequest)
+	}
+	res, err := s.n.Get(ctx, root, req.Dir, opt)
+	if err != nil {
+		return nil, err
+	}
+	if s.n.ann != nil {
+		s.n.ann.add(root)
+	}
+	return res.api(), nil
+}
+
+// api is the result as the API gives it.
+func (r *GetResult) api() *api.GetResult {
+	out := &api.GetResult{Root: r.Root, Dir: r.Dir, Files: r.Files, Size: r.Size, Elapsed: r.Elapsed, Peers: r.Peers,
+		Chunks: r.Chunks, Resumed: r.Resumed, Refetch: r.Refetch, Local: r.Local, Held: r.Held, Signers: r.Signers, Pickle: r.Pickle,
+		Sources: []api.SourceStat{}}
+	for _, s := range r.Sources {
+		out.Sources = append(out.Sources, api.SourceStat(s))
+	}
+	return out
+}
+
+func (s service) Verify(ctx context.Context, root cid.Cid, progress func(api.Progress)) (*api.VerifyReport, error) {
+	return verify(ctx, s.n.Home, s.n.Index, root, progress)
+}
+
+// verify is Verify with progress snapshots.
+func verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progress func(api.Progress)) (*api.VerifyReport, error) {
+	var total int64
+	if ri, err := idx.Root(root); err == nil {
+		total = ri.Size
+	}
+	var done atomic.Int64
+	stop := ticker(progress, func() api.Progress { return api.Progress{Phase: "verifying", Done: done.Load(), Total: total} })
+	defer stop()
+	return Verify(ctx, h, idx, root, func(k int64) { done.Add(k) })
+}
+
+func (s service) Publish(ctx context.Context, req api.PublishRequest) (*api.PublishResult, error) {
+	if err := CheckTTL(req.TTL); err != nil {
+		return nil, err
+	}
+	key, err := s.n.Home.PublisherKey(req.Key)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.n.Publish(ctx, key, req.Name, req.Root, req.TTL)
+	if err != nil {
+		return nil, err
+	}
+	res := &api.PublishResult{Record: s.n.Home.signer(p.Record), OnDHT: p.NotOnDHT == nil}
+	if p.NotOnDHT != nil {
+		res.Warning = p.NotOnDHT.Error()
+	}
+	return res, nil
+}
+
+func (s service) Resolve(ctx context.Context, req api.ResolveRequest) (*api.Signer, error) {
+	rec, err := s.n.Resolve(ctx, req.Publisher, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	sg := s.n.Home.signer(rec)
+	return &sg, nil
+}
+
+// ticker sends snap() to progress every 200 ms until stopped (nothing if
+// progress is nil).
+func ticker(progress func(api.Progress), snap func() api.Progress) (stop func()) {
+	if progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				progress(snap())
+			case <-done:
+				return
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// Dial connects to the daemon running on home, with the sentinels of
+// Codes mapped back onto its errors. It fails with api.ErrNoDaemon when
+// none runs.
+func Dial(ctx context.Context, h Home) (*api.Client, error) {
+	return api.Dial(ctx, h.APIPath(), h.TokenPath(), Codes)
+}
