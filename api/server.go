@@ -179,9 +179,6 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ErrNotLoopback reports an API address that is not on loopback.
-var ErrNotLoopback = errors.New("the local API binds only to a loopback address")
-
 // CheckLoopback refuses an API listen address that is not on loopback.
 func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)

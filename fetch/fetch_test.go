@@ -28,6 +28,10 @@ type fakeNet struct {
 	// when nil.
 	mu      sync.Mutex
 	strikes map[peer.ID]int
+	// dialDelay is how long a dial takes.
+	dialDelay time.Duration
+	// fallback serves a peer not in peers (nil: unreachable).
+	fallback protocol.Store
 }
 
 func (n *fakeNet) Self() peer.ID                          { return n.self }
@@ -57,7 +61,11 @@ func (n *fakeNet) FindProviders(ctx context.Context, key cid.Cid) <-chan peer.Ad
 }
 
 func (n *fakeNet) Dial(_ context.Context, p peer.AddrInfo) (Conn, bool, error) {
+	time.Sleep(n.dialDelay)
 	st, ok := n.peers[p.ID]
+	if !ok && n.fallback != nil {
+		st, ok = n.fallback, true
+	}
 	if !ok {
 		return nil, false, errors.New("no such peer")
 	}
