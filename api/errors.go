@@ -13,8 +13,6 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrVerify reports a held root some of whose files no longer verify.
 	ErrVerify = errors.New("verification failed")
-	// ErrNotLoopback reports an API address that is not on loopback.
-	ErrNotLoopback = errors.New("the local API binds only to a loopback address")
 )
 
 // Code names a sentinel error for the wire.

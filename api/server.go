@@ -179,18 +179,6 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// CheckLoopback refuses an API listen address that is not on loopback.
-func CheckLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("api address %q: %w", addr, err)
-	}
-	if !loopbackHost(host) {
-		return fmt.Errorf("api address %q: %w", addr, ErrNotLoopback)
-	}
-	return nil
-}
-
 // Limits bound the local API's connections (variables so tests can
 // shorten them).
 var Limits = struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -21,10 +20,6 @@ const MaxChunk = 1 << 20
 // MaxSafetensorsHeader caps the JSON header of a safetensors file (the
 // reference implementation's own limit).
 const MaxSafetensorsHeader = 100 << 20
-
-// ErrBadSafetensors reports a safetensors header that fails validation; the
-// file is then chunked as a plain file.
-var ErrBadSafetensors = errors.New("invalid safetensors header")
 
 // Span is one chunk's place in a file.
 type Span struct {
@@ -77,20 +72,29 @@ func FixedSpans(spans []Span, off, n int64) []Span {
 	return spans
 }
 
-// Plan returns the chunk spans of a file of the given size. A file whose
-// name ends in .safetensors and whose header validates is cut on tensor
-// boundaries; otherwise it is cut at fixed 1 MiB. When a safetensors header
-// is invalid, Plan still returns the fixed plan, together with the reason
-// wrapped in ErrBadSafetensors, for the caller to report.
-func Plan(name string, r io.ReaderAt, size int64) ([]Span, Layout, error) {
+// Chunking is how a file is cut into chunks.
+type Chunking struct {
+	Spans  []Span
+	Layout Layout
+	// Fallback says why a .safetensors file is cut at fixed 1 MiB (its
+	// header did not validate; it wraps ErrBadSafetensors), for the caller
+	// to report as a warning; nil otherwise. The spans are valid either
+	// way.
+	Fallback error
+}
+
+// Plan cuts a file of the given size. A file whose name ends in
+// .safetensors and whose header validates is cut on tensor boundaries;
+// otherwise it is cut at fixed 1 MiB.
+func Plan(name string, r io.ReaderAt, size int64) Chunking {
 	if !IsSafetensorsName(name) {
-		return FixedSpans(nil, 0, size), LayoutFixed, nil
+		return Chunking{Spans: FixedSpans(nil, 0, size), Layout: LayoutFixed}
 	}
 	spans, err := safetensorsPlan(r, size)
 	if err != nil {
-		return FixedSpans(nil, 0, size), LayoutFixed, err
+		return Chunking{Spans: FixedSpans(nil, 0, size), Layout: LayoutFixed, Fallback: err}
 	}
-	return spans, LayoutSafetensors, nil
+	return Chunking{Spans: spans, Layout: LayoutSafetensors}
 }
 
 func safetensorsPlan(r io.ReaderAt, size int64) ([]Span, error) {
@@ -99,7 +103,7 @@ func safetensorsPlan(r io.ReaderAt, size int64) ([]Span, error) {
 		return nil, fmt.Errorf("%w: file shorter than 8 bytes", ErrBadSafetensors)
 	}
 	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSafetensors, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > MaxSafetensorsHeader || int64(n) > size-8 {
@@ -107,7 +111,7 @@ func safetensorsPlan(r io.ReaderAt, size int64) ([]Span, error) {
 	}
 	hdr := make([]byte, n)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSafetensors, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
 	}
 	tensors, err := ParseSafetensorsHeader(hdr, size-8-int64(n))
 	if err != nil {

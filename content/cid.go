@@ -2,7 +2,6 @@ package content
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
@@ -13,18 +12,6 @@ import (
 const (
 	CodecRaw     = cid.Raw     // 0x55: a chunk of file bytes
 	CodecDagCBOR = cid.DagCBOR // 0x71: a manifest block
-)
-
-// Errors returned when a CID or digest is refused.
-var (
-	// ErrBadCID reports a CID that does not parse.
-	ErrBadCID = errors.New("malformed CID")
-	// ErrHashNotAllowed reports a CID whose version, codec or hash function
-	// is not on the allowlist (CIDv1, raw or dag-cbor, sha2-256/32).
-	ErrHashNotAllowed = errors.New("CID not allowed")
-	// ErrHashMismatch reports bytes that do not hash to the CID they were
-	// sent for.
-	ErrHashMismatch = errors.New("hash mismatch")
 )
 
 // MaxCIDLen bounds the binary length of any CID Shoal accepts.
@@ -73,7 +60,7 @@ func CheckCID(c cid.Cid) error {
 	}
 	dm, err := mh.Decode(c.Hash())
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadCID, err)
+		return fmt.Errorf("%w: %w", ErrBadCID, err)
 	}
 	if dm.Code != mh.SHA2_256 {
 		return fmt.Errorf("%w: hash function 0x%x (want sha2-256)", ErrHashNotAllowed, dm.Code)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 )
 
@@ -73,9 +75,10 @@ func TestGoldenCIDs(t *testing.T) {
 
 func TestSafetensorsChunking(t *testing.T) {
 	data := testmodel.Safetensors(goldenTensors, 7)
-	spans, layout, err := Plan("m.safetensors", bytes.NewReader(data), int64(len(data)))
-	if err != nil || layout != LayoutSafetensors {
-		t.Fatalf("layout %v err %v", layout, err)
+	ch := Plan("m.safetensors", bytes.NewReader(data), int64(len(data)))
+	spans := ch.Spans
+	if ch.Fallback != nil || ch.Layout != LayoutSafetensors {
+		t.Fatalf("layout %v fallback %v", ch.Layout, ch.Fallback)
 	}
 	hlen := 8 + int64(binary.LittleEndian.Uint64(data))
 	want := []Span{{0, hlen}, {hlen, 10}, {hlen + 10, 1 << 20}, {hlen + 10 + 1<<20, 1 << 20}, {hlen + 10 + 2<<20, 1 << 20}, {hlen + 10 + 3<<20, 5000}}
@@ -194,38 +197,28 @@ func firstChunk(files []File, i int) int {
 
 func decodeAll(t *testing.T, blocks []Block) *Manifest {
 	t.Helper()
-	byCID := map[string][]byte{}
-	for _, b := range blocks {
-		if err := VerifyBlock(b.CID, b.Data); err != nil {
-			t.Fatal(err)
-		}
-		byCID[b.CID.KeyString()] = b.Data
-	}
-	r, err := DecodeRoot(blocks[0].Data)
+	m, got, err := AssembleManifest(blocks[0].CID, getter(blocks))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []File
-	var chunks []ChunkRef
-	for i, l := range r.Files {
-		fs, err := DecodeFileList(r, i, byCID[l.KeyString()])
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, fs...)
-	}
-	for i, l := range r.Chunks {
-		cs, err := DecodeChunkList(r, i, byCID[l.KeyString()])
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks = append(chunks, cs...)
-	}
-	m, err := NewManifest(blocks[0].CID, files, chunks)
-	if err != nil {
-		t.Fatal(err)
+	if len(got) != len(blocks) {
+		t.Fatalf("assembled from %d blocks, encoded %d", len(got), len(blocks))
 	}
 	return m
+}
+
+// getter serves blocks by CID.
+func getter(blocks []Block) func(cid.Cid) ([]byte, error) {
+	byCID := map[cid.Cid][]byte{}
+	for _, b := range blocks {
+		byCID[b.CID] = b.Data
+	}
+	return func(c cid.Cid) ([]byte, error) {
+		if b, ok := byCID[c]; ok {
+			return b, nil
+		}
+		return nil, ErrNotFound
+	}
 }
 
 func TestManifestRefusals(t *testing.T) {

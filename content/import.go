@@ -3,7 +3,6 @@ package content
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,9 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// ErrChangedWhileReading reports a file that changed while it was imported.
-var ErrChangedWhileReading = errors.New("file changed while it was read")
 
 // Skipped is something an import left out, and why.
 type Skipped struct {
@@ -103,10 +99,7 @@ func Import(ctx context.Context, path string, opt ImportOptions) (*Imported, err
 		return nil, fmt.Errorf("cannot import: %w", err)
 	}
 
-	files := make([]File, len(srcs))
-	chunks := make([][]ChunkRef, len(srcs))
-	infos := make([]FileInfo, len(srcs))
-	warns := make([]error, len(srcs))
+	hashed := make([]*hashedFile, len(srcs))
 	errs := make([]error, len(srcs))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -119,19 +112,23 @@ func Import(ctx context.Context, path string, opt ImportOptions) (*Imported, err
 				errs[i] = ctx.Err()
 				return
 			}
-			files[i], chunks[i], infos[i], warns[i], errs[i] = importFile(s, opt.Progress)
+			hashed[i], errs[i] = importFile(s, opt.Progress)
 		}()
 	}
 	wg.Wait()
 	var all []ChunkRef
+	files := make([]File, len(srcs))
+	infos := make([]FileInfo, len(srcs))
 	for i := range srcs {
 		if errs[i] != nil {
 			return nil, fmt.Errorf("%s: %w", Escape(srcs[i].rel), errs[i])
 		}
-		if warns[i] != nil {
-			im.Warnings = append(im.Warnings, Skipped{Path: srcs[i].rel, Reason: warns[i].Error()})
+		h := hashed[i]
+		if h.warning != nil {
+			im.Warnings = append(im.Warnings, Skipped{Path: srcs[i].rel, Reason: h.warning.Error()})
 		}
-		all = append(all, chunks[i]...)
+		files[i], infos[i] = h.file, h.info
+		all = append(all, h.refs...)
 	}
 	m := &Manifest{Files: files, Chunks: all}
 	if im.Blocks, err = m.Encode(); err != nil {
@@ -261,19 +258,29 @@ type slot struct {
 
 var slotPool = sync.Pool{New: func() any { return &slot{buf: make([]byte, MaxChunk)} }}
 
+// hashedFile is one file imported: its manifest entry, chunks and index
+// record, and a warning to report (nil if none).
+type hashedFile struct {
+	file    File
+	refs    []ChunkRef
+	info    FileInfo
+	warning error
+}
+
 // importFile hashes one file: the calling goroutine reads, one goroutine
 // keeps the whole-file sha256, another hashes each chunk.
-func importFile(s source, progress func(int64)) (File, []ChunkRef, FileInfo, error, error) {
+func importFile(s source, progress func(int64)) (*hashedFile, error) {
 	f, err := os.Open(s.abs)
 	if err != nil {
-		return File{}, nil, FileInfo{}, nil, err
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return File{}, nil, FileInfo{}, nil, err
+		return nil, err
 	}
-	spans, _, warn := Plan(s.rel, f, st.Size())
+	plan := Plan(s.rel, f, st.Size())
+	spans := plan.Spans
 
 	free := make(chan *slot, hashDepth)
 	for range hashDepth {
@@ -323,18 +330,21 @@ func importFile(s source, progress func(int64)) (File, []ChunkRef, FileInfo, err
 		slotPool.Put(<-free)
 	}
 	if rerr != nil {
-		return File{}, nil, FileInfo{}, nil, fmt.Errorf("%w: %v", ErrChangedWhileReading, rerr)
+		return nil, fmt.Errorf("%w: %w", ErrChangedWhileReading, rerr)
 	}
 	// The file must end where it did and look as it did when we started.
 	var one [1]byte
 	if n, _ := f.Read(one[:]); n != 0 {
-		return File{}, nil, FileInfo{}, nil, ErrChangedWhileReading
+		return nil, ErrChangedWhileReading
 	}
 	if after, err := os.Stat(s.abs); err != nil || after.Size() != st.Size() || !after.ModTime().Equal(st.ModTime()) {
-		return File{}, nil, FileInfo{}, nil, ErrChangedWhileReading
+		return nil, ErrChangedWhileReading
 	}
 	sum := whole.Sum(nil)
-	file := File{Path: s.rel, Size: uint64(st.Size()), SHA256: sum, Chunks: uint64(len(refs))}
-	info := FileInfo{Rel: s.rel, Path: s.abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: sum}
-	return file, refs, info, warn, nil
+	return &hashedFile{
+		file:    File{Path: s.rel, Size: uint64(st.Size()), SHA256: sum, Chunks: uint64(len(refs))},
+		refs:    refs,
+		info:    FileInfo{Rel: s.rel, Path: s.abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: sum},
+		warning: plan.Fallback,
+	}, nil
 }

@@ -14,17 +14,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Index errors.
-var (
-	// ErrNotFound reports a block, chunk or root this node does not hold.
-	ErrNotFound = errors.New("not found")
-	// ErrChanged reports a file that was changed or removed on disk after it
-	// was added: its bytes are no longer served.
-	ErrChanged = errors.New("file changed on disk since it was added")
-	// ErrLocked reports an index already open by another process.
-	ErrLocked = errors.New("index in use by another shoal process")
-)
-
 var (
 	bktBlocks = []byte("blocks")    // manifest block CID → bytes
 	bktRoots  = []byte("roots")     // root CID → RootInfo (JSON)

@@ -2,7 +2,6 @@ package content
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
@@ -22,10 +21,6 @@ const (
 	// MaxLinks caps the links of each kind in a root block.
 	MaxLinks = 16384
 )
-
-// ErrBadManifest reports a manifest block that does not decode, is not in
-// canonical dag-cbor form, or is inconsistent with the rest of the manifest.
-var ErrBadManifest = errors.New("bad manifest")
 
 // Link is a CID encoded as a dag-cbor link (CBOR tag 42).
 type Link struct{ cid.Cid }
@@ -160,7 +155,7 @@ func decodeBlock(data []byte, v any) error {
 		return fmt.Errorf("%w: block of %d bytes exceeds %d", ErrBadManifest, len(data), MaxBlock)
 	}
 	if err := decMode.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadManifest, err)
+		return fmt.Errorf("%w: %w", ErrBadManifest, err)
 	}
 	again, err := encMode.Marshal(v)
 	if err != nil || !bytes.Equal(again, data) {

@@ -1,7 +1,6 @@
 package content
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -17,10 +16,6 @@ const (
 // StateDirName is the folder, at the top of a fetch's output folder, that
 // records an unfinished fetch; no manifest path may use it.
 const StateDirName = ".shoal-fetch"
-
-// ErrBadPath reports a manifest path that could write outside the target
-// folder, or that is ambiguous on some file system.
-var ErrBadPath = errors.New("unsafe path in manifest")
 
 // CheckPath accepts only clean relative slash paths: no leading slash, no
 // empty, "." or ".." component, no backslash, no NUL or control character,

@@ -40,19 +40,6 @@ var recordCodec = []byte("/shoal/record/1")
 // tests can count them).
 var consumeEnvelope = record.ConsumeTypedEnvelope
 
-// Record errors.
-var (
-	// ErrInvalidSignature reports an envelope whose signature does not
-	// verify (libp2p's record.ErrInvalidSignature is wrapped).
-	ErrInvalidSignature = errors.New("invalid signature")
-	// ErrBadRecord reports a record that does not decode or breaks a rule.
-	ErrBadRecord = errors.New("bad publisher record")
-	// ErrExpired reports a record past its expiry.
-	ErrExpired = errors.New("record expired")
-	// ErrRollback reports a record older than one already seen.
-	ErrRollback = errors.New("record older than one already seen")
-)
-
 // Record is the signed statement.
 type Record struct {
 	Publisher []byte `cbor:"publisher"` // the signer's peer ID, binary
@@ -81,7 +68,7 @@ func (r *Record) UnmarshalRecord(b []byte) error {
 	}
 	var d Record
 	if err := decMode.Unmarshal(b, &d); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadRecord, err)
+		return fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	again, err := encMode.Marshal(&d)
 	if err != nil || !bytes.Equal(again, b) {
@@ -162,13 +149,13 @@ func OpenRecord(b []byte) (*Signed, error) {
 	env, err := consumeEnvelope(b, &r)
 	if err != nil {
 		if errors.Is(err, record.ErrInvalidSignature) {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidSignature, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidSignature, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrBadRecord, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	signer, err := peer.IDFromPublicKey(env.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRecord, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	if !bytes.Equal([]byte(signer), r.Publisher) {
 		return nil, fmt.Errorf("%w: signed by %s on behalf of another key", ErrInvalidSignature, signer)
@@ -188,7 +175,7 @@ func openKept(b []byte) (*Signed, error) {
 	b = bytes.Clone(b)
 	env, err := record.UnmarshalEnvelope(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRecord, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	if !bytes.Equal(env.PayloadType, recordCodec) {
 		return nil, fmt.Errorf("%w: payload type %q", ErrBadRecord, env.PayloadType)
@@ -199,7 +186,7 @@ func openKept(b []byte) (*Signed, error) {
 	}
 	id, err := r.PublisherID()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRecord, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	return &Signed{Record: r, Envelope: b, Key: id.String()}, nil
 }

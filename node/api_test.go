@@ -10,32 +10,21 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/home"
 )
-
-func TestCheckLoopback(t *testing.T) {
-	for _, a := range []string{"127.0.0.1:0", "[::1]:5001", "localhost:0", "127.0.0.2:80"} {
-		if err := checkLoopback(a); err != nil {
-			t.Errorf("%s refused: %v", a, err)
-		}
-	}
-	for _, a := range []string{"0.0.0.0:0", "[::]:0", "192.168.1.1:80", "10.0.0.1:1", "example.com:80", ":5001", "nonsense"} {
-		if err := checkLoopback(a); err == nil {
-			t.Errorf("%s accepted", a)
-		}
-	}
-}
 
 // Threat 20: the API answers only with the right token, refuses browsers,
 // binds only loopback, and one home runs one daemon.
 func TestDaemonAPI(t *testing.T) {
-	home := Home{Dir: t.TempDir()}
-	if _, err := home.Init(); err != nil {
+	hm := home.Home{Dir: t.TempDir()}
+	if _, err := hm.Init(); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig()
@@ -44,31 +33,31 @@ func TestDaemonAPI(t *testing.T) {
 
 	bad := cfg
 	bad.API = "0.0.0.0:0"
-	if err := RunDaemon(ctx, home, bad, nil, nil); !errors.Is(err, api.ErrNotLoopback) {
+	if err := RunDaemon(ctx, hm, bad, nil, nil); !errors.Is(err, home.ErrNotLoopback) {
 		t.Fatalf("non-loopback API: err = %v", err)
 	}
 
 	dctx, stop := context.WithCancel(ctx)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- RunDaemon(dctx, home, cfg, nil, func(_ *Node, addr string) { ready <- addr }) }()
+	go func() { done <- RunDaemon(dctx, hm, cfg, nil, func(_ *Node, addr string) { ready <- addr }) }()
 	var addr string
 	select {
 	case addr = <-ready:
 	case err := <-done:
 		t.Fatal(err)
 	}
-	if err := RunDaemon(ctx, home, cfg, nil, nil); !errors.Is(err, ErrDaemonRunning) {
+	if err := RunDaemon(ctx, hm, cfg, nil, nil); !errors.Is(err, ErrDaemonRunning) {
 		t.Fatalf("second daemon: err = %v", err)
 	}
-	st, err := os.Stat(home.TokenPath())
+	st, err := os.Stat(hm.TokenPath())
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v %v", st, err)
 	}
 	if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" {
 		t.Fatalf("API on %s", addr)
 	}
-	tok, _ := os.ReadFile(home.TokenPath())
+	tok, _ := os.ReadFile(hm.TokenPath())
 	status := func(auth, origin string) int {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/id", nil)
 		if auth != "" {
@@ -84,19 +73,19 @@ func TestDaemonAPI(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	good := "Bearer " + trimToken(tok)
+	good := "Bearer " + strings.TrimSpace(string(tok))
 	for _, c := range []struct {
 		auth, origin string
 		want         int
 	}{
-		{"", "", 401}, {"Bearer wrong", "", 401}, {trimToken(tok), "", 401},
+		{"", "", 401}, {"Bearer wrong", "", 401}, {strings.TrimSpace(string(tok)), "", 401},
 		{good, "http://evil.example", 403}, {good, "", 200},
 	} {
 		if got := status(c.auth, c.origin); got != c.want {
 			t.Errorf("auth %q origin %q: %d, want %d", c.auth, c.origin, got, c.want)
 		}
 	}
-	cl, err := Dial(ctx, home)
+	cl, err := Dial(ctx, hm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,26 +110,26 @@ func TestDaemonAPI(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(home.APIPath()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(hm.APIPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("api file left after shutdown")
 	}
-	if _, err := Dial(ctx, home); !errors.Is(err, api.ErrNoDaemon) {
+	if _, err := Dial(ctx, hm); !errors.Is(err, api.ErrNoDaemon) {
 		t.Fatalf("dial after shutdown: %v", err)
 	}
 }
 
 // startDaemon runs a daemon on a fresh home until the test ends and
 // returns the home and the API address.
-func startDaemon(t *testing.T) (Home, string) {
+func startDaemon(t *testing.T) (home.Home, string) {
 	t.Helper()
-	home := Home{Dir: t.TempDir()}
-	if _, err := home.Init(); err != nil {
+	hm := home.Home{Dir: t.TempDir()}
+	if _, err := hm.Init(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- RunDaemon(ctx, home, testConfig(), nil, func(_ *Node, addr string) { ready <- addr }) }()
+	go func() { done <- RunDaemon(ctx, hm, testConfig(), nil, func(_ *Node, addr string) { ready <- addr }) }()
 	var addr string
 	select {
 	case addr = <-ready:
@@ -162,7 +151,7 @@ func startDaemon(t *testing.T) (Home, string) {
 			t.Error("daemon did not stop")
 		}
 	})
-	return home, addr
+	return hm, addr
 }
 
 // closedWithin reports whether the server closes conn within d (reading
@@ -186,9 +175,9 @@ func TestAPIIdleAndHost(t *testing.T) {
 	old := api.Limits
 	api.Limits.Header, api.Limits.Idle = 300*time.Millisecond, 300*time.Millisecond
 	defer func() { api.Limits = old }()
-	home, addr := startDaemon(t)
-	tok, _ := os.ReadFile(home.TokenPath())
-	good := "Bearer " + trimToken(tok)
+	hm, addr := startDaemon(t)
+	tok, _ := os.ReadFile(hm.TokenPath())
+	good := "Bearer " + strings.TrimSpace(string(tok))
 
 	// A kept-alive connection after a request, and one that never sends
 	// anything: both closed by the server.
@@ -246,7 +235,7 @@ func TestAPIIdleAndHost(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := Dial(ctx, home)
+	cl, err := Dial(ctx, hm)
 	if err != nil {
 		t.Fatal(err)
 	}

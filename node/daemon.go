@@ -11,27 +11,26 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
+	"github.com/shoal-p2p/shoal/internal/fsx"
 )
 
 // ReannounceInterval is how often a daemon announces what it holds again
 // (provider records live 48 hours on the DHT).
 const ReannounceInterval = 12 * time.Hour
 
-// ErrDaemonRunning reports a second daemon on the same home.
-var ErrDaemonRunning = errors.New("another shoal process is using this home (is a daemon running?)")
-
 // Open opens a home's index and starts a node on it (not yet
 // bootstrapped). The returned close function stops the node and closes the
 // index.
-func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) {
-	idx, err := content.OpenIndex(home.IndexPath())
+func Open(hm home.Home, cfg home.Config, log *slog.Logger) (*Node, func() error, error) {
+	idx, err := content.OpenIndex(hm.IndexPath())
 	if err != nil {
 		if errors.Is(err, content.ErrLocked) {
 			return nil, nil, ErrDaemonRunning
 		}
 		return nil, nil, err
 	}
-	key, err := home.Key()
+	key, err := hm.Key()
 	if err != nil {
 		idx.Close()
 		return nil, nil, fmt.Errorf("identity key: %w", err)
@@ -41,8 +40,8 @@ func Open(home Home, cfg Config, log *slog.Logger) (*Node, func() error, error) 
 		idx.Close()
 		return nil, nil, err
 	}
-	n.Home = home
-	fkey, err := home.FetchKey()
+	n.Home = hm
+	fkey, err := hm.FetchKey()
 	if err != nil {
 		n.Close()
 		idx.Close()
@@ -65,11 +64,11 @@ func (n *Node) startDaemonLoops() {
 // to the home (mode 0600). The API is up before anything touches the
 // network: bootstrapping goes on in the background and Status reports it.
 // ready, if set, is called once the API listens.
-func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, ready func(*Node, string)) error {
-	if err := api.CheckLoopback(cfg.API); err != nil {
+func RunDaemon(ctx context.Context, hm home.Home, cfg home.Config, log *slog.Logger, ready func(*Node, string)) error {
+	if err := home.CheckLoopback(cfg.API); err != nil {
 		return err
 	}
-	n, closeNode, err := Open(home, cfg, log)
+	n, closeNode, err := Open(hm, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -78,17 +77,17 @@ func RunDaemon(ctx context.Context, home Home, cfg Config, log *slog.Logger, rea
 	if err != nil {
 		return fmt.Errorf("local API: %w", err)
 	}
-	token := newToken()
-	if err := writeFileAtomic(home.TokenPath(), []byte(token+"\n"), 0o600); err != nil {
+	token := home.NewToken()
+	if err := fsx.WriteFileAtomic(hm.TokenPath(), []byte(token+"\n"), 0o600); err != nil {
 		ln.Close()
 		return err
 	}
-	if err := writeFileAtomic(home.APIPath(), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+	if err := fsx.WriteFileAtomic(hm.APIPath(), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
 		ln.Close()
 		return err
 	}
-	defer os.Remove(home.APIPath())
-	defer os.Remove(home.TokenPath())
+	defer os.Remove(hm.APIPath())
+	defer os.Remove(hm.TokenPath())
 	n.startDaemonLoops()
 	n.wg.Go(func() {
 		// An always-on node outlives its bootstrap peers' outages: the

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
@@ -133,7 +134,7 @@ func TestSlowDownloadCompletes(t *testing.T) {
 	addr, _, model, im := seeders(t, 1, 1, nil) // about 2.7 MiB in all
 	cfg := testConfig(addr)
 	cfg.MaxDownload = "200KB/s"
-	cfg.RequestTimeout = Duration(2 * time.Second)
+	cfg.RequestTimeout = home.Duration(2 * time.Second)
 	fetcher := newTestNodeCfg(t, cfg)
 	out := filepath.Join(t.TempDir(), "out")
 	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 )
 
 // Local is the api.Service of a home with no daemon running: what needs
@@ -21,9 +22,9 @@ import (
 // the call (Config.ShortLived: it announces nothing and answers no DHT
 // queries).
 type Local struct {
-	Home Home
+	Home home.Home
 	// Config is the home's configuration with the command's overrides.
-	Config Config
+	Config home.Config
 	// Listen, if set, replaces the short-lived node's listen addresses
 	// (default: any free port on every interface, so that LAN peers and
 	// hole punching can reach it).

@@ -29,6 +29,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
@@ -61,11 +62,11 @@ type Node struct {
 	Host  host.Host
 	DHT   *dual.DHT // LAN and WAN halves, both under DHTPrefix
 	Index *content.Index
-	cfg   Config
+	cfg   home.Config
 	log   *slog.Logger
 
 	// Home, when set, gives petnames to signers in results.
-	Home Home
+	Home home.Home
 
 	fetcher  *fetch.Engine // fetches, and serves what they have
 	up, down *rate.Limiter // nil: unlimited
@@ -91,7 +92,7 @@ type Node struct {
 // New starts a node: a libp2p host on cfg.Listen with the NAT traversal
 // cfg asks for, and a LAN and a WAN DHT, serving the blocks of idx. It does
 // not contact anyone until Bootstrap (mDNS, when on, starts at once).
-func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (*Node, error) {
+func New(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 		rm.Close()
 		return nil, err
 	}
-	boot, _ := ParseBootstrap(cfg.Bootstrap)
+	boot, _ := home.ParseBootstrap(cfg.Bootstrap)
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(cfg.Listen...),
@@ -169,8 +170,8 @@ func New(cfg Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	upRate, _ := ParseRate(cfg.MaxUpload)
-	downRate, _ := ParseRate(cfg.MaxDownload)
+	upRate, _ := home.ParseRate(cfg.MaxUpload)
+	downRate, _ := home.ParseRate(cfg.MaxDownload)
 	n := &Node{Host: h, DHT: kad, Index: idx, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
 		up: newLimiter(upRate), down: newLimiter(downRate), relay: meter, started: time.Now(),
 	}
@@ -384,7 +385,7 @@ func (b *bootState) set(f func(*bootState)) {
 // none configured it returns at once. It waits at most a few seconds for a
 // routing table to hold a peer.
 func (n *Node) Bootstrap(ctx context.Context) error {
-	boot, _ := ParseBootstrap(n.cfg.Bootstrap)
+	boot, _ := home.ParseBootstrap(n.cfg.Bootstrap)
 	var remembered []peer.AddrInfo
 	if n.Home.Dir != "" {
 		remembered = n.Home.RememberedPeers()

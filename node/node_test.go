@@ -17,21 +17,22 @@ import (
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/hostile"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
-func testConfig(boot ...string) Config {
-	c := DefaultConfig()
+func testConfig(boot ...string) home.Config {
+	c := home.DefaultConfig()
 	c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	c.Bootstrap = boot
 	c.DHTMode = "server"
 	// Multicast (mDNS, UPnP) would leave the machine; the tests that
 	// need mDNS turn it on inside a network namespace of their own.
 	c.MDNS, c.PortMapping = false, false
-	c.FindTimeout = Duration(10 * time.Second)
-	c.RequestTimeout = Duration(10 * time.Second)
+	c.FindTimeout = home.Duration(10 * time.Second)
+	c.RequestTimeout = home.Duration(10 * time.Second)
 	return c
 }
 
@@ -40,7 +41,7 @@ func newTestNode(t testing.TB, boot ...string) *Node {
 	return newTestNodeCfg(t, testConfig(boot...))
 }
 
-func newTestNodeCfg(t testing.TB, cfg Config) *Node {
+func newTestNodeCfg(t testing.TB, cfg home.Config) *Node {
 	t.Helper()
 	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
@@ -151,7 +152,7 @@ func TestDHTNetworkFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, model, out2)
-	rep, err := Verify(ctx, Home{}, fetcher.Index, im.M.Root, nil)
+	rep, err := Verify(ctx, home.Home{}, fetcher.Index, im.M.Root, nil)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify after fetch: %+v %v", rep, err)
 	}
@@ -247,7 +248,7 @@ func TestGetRefusals(t *testing.T) {
 	ctx := ctxT(t)
 	nodes := cluster(t, 2)
 	n := nodes[1]
-	n.cfg.FindTimeout = Duration(2 * time.Second)
+	n.cfg.FindTimeout = home.Duration(2 * time.Second)
 	nobody := content.SumCID(content.CodecDagCBOR, []byte("nobody provides this"))
 	if _, err := n.Get(ctx, nobody, t.TempDir()+"/x", GetOptions{}); !errors.Is(err, fetch.ErrNoProviders) {
 		t.Fatalf("unprovided CID: err = %v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 )
 
 // Added reports an import, with its manifest for callers in this
@@ -42,7 +43,7 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, opt conten
 // Verify re-reads every file of a held root and checks each chunk and the
 // whole-file sha256 against the manifest, and every kept record naming
 // the root against its signature. progress is told of bytes read.
-func Verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progress func(int64)) (*api.VerifyReport, error) {
+func Verify(ctx context.Context, h home.Home, idx *content.Index, root cid.Cid, progress func(int64)) (*api.VerifyReport, error) {
 	files, err := idx.Files(root)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)

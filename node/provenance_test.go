@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/record"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 )
 
@@ -186,7 +187,7 @@ func TestRollbackRefused(t *testing.T) {
 	if _, err := alice.Publish(ctx, k, "m-alias", im2.M.Root, 0); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(signers(Home{}, alice.Index, im2.M.Root)); n != 1 {
+	if n := len(signers(home.Home{}, alice.Index, im2.M.Root)); n != 1 {
 		t.Fatalf("%d signers for one key", n)
 	}
 }

@@ -2,14 +2,9 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -19,25 +14,11 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 )
 
-// Provenance errors.
-var (
-	// ErrNotSigned reports a root that the required publisher has not
-	// signed (no valid record of that key names it).
-	ErrNotSigned = errors.New("not signed by the required publisher")
-	// ErrUnknownPublisher reports a name whose publisher part is neither a
-	// trusted petname nor a key ID.
-	ErrUnknownPublisher = errors.New("unknown publisher")
-	// ErrNoRecord reports a name nobody has published.
-	ErrNoRecord = errors.New("no record found")
-)
-
-// Signer describes a verified record, with the petname this home gives
-// its key.
-func (h Home) Signer(s *content.Signed) api.Signer { return h.signer(s) }
-
-func (h Home) signer(s *content.Signed) api.Signer {
+// Signer describes a verified record, with the petname h gives its key.
+func Signer(h home.Home, s *content.Signed) api.Signer {
 	sg := api.Signer{Key: s.Key, Name: s.Name, Root: s.Root.Cid, Seq: s.Seq, Time: time.Unix(s.Time, 0).UTC()}
 	if s.Expires != 0 {
 		sg.Expires = time.Unix(s.Expires, 0).UTC()
@@ -50,156 +31,9 @@ func (h Home) signer(s *content.Signed) api.Signer {
 	return sg
 }
 
-// KeysDir holds the publisher keys of a home (the node identity is the key
-// named "self").
-func (h Home) KeysDir() string   { return filepath.Join(h.Dir, "keys") }
-func (h Home) TrustPath() string { return filepath.Join(h.Dir, "trust.json") }
-
-// KeyInfo names a publisher key.
-type KeyInfo struct {
-	Name string `json:"name"`
-	ID   string `json:"id"`
-}
-
-// PublisherKey loads a publisher key by name; "self" or "" is the node's
-// identity.
-func (h Home) PublisherKey(name string) (crypto.PrivKey, error) {
-	if name == "" || name == "self" {
-		return h.Key()
-	}
-	if err := content.CheckName(name); err != nil {
-		return nil, fmt.Errorf("key name: %w", err)
-	}
-	b, err := os.ReadFile(filepath.Join(h.KeysDir(), name+".key"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no key named %s (see shoal key list)", content.Quote(name))
-	}
-	if err != nil {
-		return nil, err
-	}
-	return crypto.UnmarshalPrivateKey(b)
-}
-
-// CreateKey makes a new ed25519 publisher key (file mode 0600).
-func (h Home) CreateKey(name string) (KeyInfo, error) {
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return KeyInfo{}, err
-	}
-	return h.ImportKey(name, k)
-}
-
-// ImportKey stores a publisher key under name; it refuses to replace one.
-func (h Home) ImportKey(name string, k crypto.PrivKey) (KeyInfo, error) {
-	if name == "self" {
-		return KeyInfo{}, errors.New(`"self" is the node identity; choose another key name`)
-	}
-	if err := content.CheckName(name); err != nil {
-		return KeyInfo{}, fmt.Errorf("key name: %w", err)
-	}
-	if err := os.MkdirAll(h.KeysDir(), 0o700); err != nil {
-		return KeyInfo{}, err
-	}
-	p := filepath.Join(h.KeysDir(), name+".key")
-	if _, err := os.Stat(p); err == nil {
-		return KeyInfo{}, fmt.Errorf("a key named %s exists already", content.Quote(name))
-	}
-	b, err := crypto.MarshalPrivateKey(k)
-	if err != nil {
-		return KeyInfo{}, err
-	}
-	if err := writeFileAtomic(p, b, 0o600); err != nil {
-		return KeyInfo{}, err
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	return KeyInfo{Name: name, ID: id.String()}, err
-}
-
-// Keys lists the publisher keys, the identity ("self") first.
-func (h Home) Keys() ([]KeyInfo, error) {
-	self, err := h.Key()
-	if err != nil {
-		return nil, err
-	}
-	id, _ := peer.IDFromPrivateKey(self)
-	out := []KeyInfo{{Name: "self", ID: id.String()}}
-	ents, _ := os.ReadDir(h.KeysDir())
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".key")
-		if !ok {
-			continue
-		}
-		k, err := h.PublisherKey(name)
-		if err != nil {
-			return nil, err
-		}
-		id, _ := peer.IDFromPrivateKey(k)
-		out = append(out, KeyInfo{Name: name, ID: id.String()})
-	}
-	return out, nil
-}
-
-// Trusted returns the petnames bound to publisher key IDs.
-func (h Home) Trusted() map[string]string {
-	m := map[string]string{}
-	if h.Dir == "" {
-		return m
-	}
-	if b, err := os.ReadFile(h.TrustPath()); err == nil {
-		_ = json.Unmarshal(b, &m)
-	}
-	return m
-}
-
-// ErrPetnameTaken reports a petname already bound to another key ID.
-var ErrPetnameTaken = errors.New("petname already names another key")
-
-// Trust binds a petname to a key ID ("" removes it). A petname bound to
-// another key ID is re-pointed only with force: a name the user trusts
-// never changes what it means by accident.
-func (h Home) Trust(pet, keyID string, force bool) error {
-	if err := content.CheckName(pet); err != nil {
-		return fmt.Errorf("petname: %w", err)
-	}
-	m := h.Trusted()
-	if keyID == "" {
-		delete(m, pet)
-	} else {
-		if _, err := peer.Decode(keyID); err != nil {
-			return fmt.Errorf("key ID %s: %w", content.Quote(keyID), err)
-		}
-		if cur, ok := m[pet]; ok && cur != keyID && !force {
-			return fmt.Errorf("%w: %s names %s (use --force to re-point it)", ErrPetnameTaken, content.Quote(pet), cur)
-		}
-		m[pet] = keyID
-	}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	return writeFileAtomic(h.TrustPath(), append(b, '\n'), 0o600)
-}
-
-// ResolvePublisher turns a petname or a key ID into a key ID.
-func (h Home) ResolvePublisher(p string) (string, error) {
-	if id, ok := h.Trusted()[p]; ok {
-		return id, nil
-	}
-	if _, err := peer.Decode(p); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("%w: %s is neither a trusted petname (shoal trust add) nor a key ID", ErrUnknownPublisher, content.Quote(p))
-}
-
-// SplitName splits "publisher/name".
-func SplitName(s string) (publisher, name string, ok bool) {
-	publisher, name, ok = strings.Cut(s, "/")
-	return publisher, name, ok && publisher != "" && name != ""
-}
-
 // MinTTL is the shortest life a record may be given (0: it never
 // expires).
 const MinTTL = time.Minute
-
-// ErrBadTTL reports a record life that is negative or under MinTTL.
-var ErrBadTTL = errors.New("bad record TTL")
 
 // CheckTTL accepts 0 (the record never expires) or at least MinTTL. A
 // negative TTL would otherwise make a record that never expires, and one
@@ -332,7 +166,7 @@ func (n *Node) takeRecords(root cid.Cid, envs [][]byte) {
 // here, one entry per key (its newest record): a key that signs twice is
 // still one signer. Each signature is checked again (RecordsFor does not):
 // this is what verify and get report to the user, once per command.
-func signers(h Home, idx *content.Index, root cid.Cid) []api.Signer {
+func signers(h home.Home, idx *content.Index, root cid.Cid) []api.Signer {
 	best := map[string]*content.Signed{}
 	for _, s := range idx.RecordsFor(root) {
 		if s.Live(time.Now()) != nil {
@@ -347,7 +181,7 @@ func signers(h Home, idx *content.Index, root cid.Cid) []api.Signer {
 	}
 	out := make([]api.Signer, 0, len(best))
 	for _, s := range best {
-		out = append(out, h.signer(s))
+		out = append(out, Signer(h, s))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

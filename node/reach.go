@@ -1,9 +1,6 @@
 package node
 
 import (
-	"encoding/json"
-	"os"
-	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -81,36 +78,6 @@ const (
 	rememberEvery = time.Minute
 )
 
-// RememberedPeers returns the peers kept in the home (none if there is no
-// file or it does not parse).
-func (h Home) RememberedPeers() []peer.AddrInfo {
-	b, err := os.ReadFile(h.PeersPath())
-	if err != nil {
-		return nil
-	}
-	var addrs []string
-	if json.Unmarshal(b, &addrs) != nil {
-		return nil
-	}
-	var out []peer.AddrInfo
-	for _, a := range addrs {
-		m, err := ma.NewMultiaddr(a)
-		if err != nil {
-			continue
-		}
-		ai, err := peer.AddrInfoFromP2pAddr(m)
-		if err != nil {
-			continue
-		}
-		if i := slices.IndexFunc(out, func(x peer.AddrInfo) bool { return x.ID == ai.ID }); i >= 0 {
-			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
-			continue
-		}
-		out = append(out, *ai)
-	}
-	return out
-}
-
 // rememberPeersNow writes a sample of connected Shoal peers (those that
 // speak the exchange protocol) to the home, with the addresses they were
 // reached at. It keeps the old file when no peer is connected.
@@ -140,8 +107,7 @@ func (n *Node) rememberPeersNow() {
 		return
 	}
 	sort.Strings(addrs)
-	b, _ := json.MarshalIndent(addrs, "", "  ")
-	if err := writeFileAtomic(n.Home.PeersPath(), append(b, '\n'), 0o600); err != nil {
+	if err := n.Home.RememberPeers(addrs); err != nil {
 		n.log.Debug("remembering peers", "err", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/hostile"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -22,7 +23,7 @@ import (
 
 // clientConfig is a node whose DHTs answer nobody: nothing it provides is
 // stored anywhere but in itself.
-func clientConfig(boot ...string) Config {
+func clientConfig(boot ...string) home.Config {
 	c := testConfig(boot...)
 	c.DHTMode = "client"
 	return c
@@ -93,8 +94,8 @@ func hangingPeer(t *testing.T) string {
 // The local API is up, and its file written, before bootstrapping ends:
 // a bootstrap peer that never answers does not hold the daemon back.
 func TestDaemonReadyBeforeBootstrap(t *testing.T) {
-	home := Home{Dir: t.TempDir()}
-	if _, err := home.Init(); err != nil {
+	hm := home.Home{Dir: t.TempDir()}
+	if _, err := hm.Init(); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(hangingPeer(t))
@@ -103,7 +104,7 @@ func TestDaemonReadyBeforeBootstrap(t *testing.T) {
 	start := time.Now()
 	ready := make(chan *Node, 1)
 	done := make(chan error, 1)
-	go func() { done <- RunDaemon(ctx, home, cfg, nil, func(n *Node, _ string) { ready <- n }) }()
+	go func() { done <- RunDaemon(ctx, hm, cfg, nil, func(n *Node, _ string) { ready <- n }) }()
 	var n *Node
 	select {
 	case n = <-ready:
@@ -111,10 +112,10 @@ func TestDaemonReadyBeforeBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("API up after %v", time.Since(start))
-	if _, err := os.Stat(home.APIPath()); err != nil {
+	if _, err := os.Stat(hm.APIPath()); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := Dial(ctx, home)
+	cl, err := Dial(ctx, hm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,13 +191,13 @@ func TestRestartThroughRememberedPeers(t *testing.T) {
 	bootAddr := boot.Addrs()[0].String()
 	c, d := newTestNode(t, bootAddr), newTestNode(t, bootAddr)
 
-	home := Home{Dir: t.TempDir()}
-	if _, err := home.Init(); err != nil {
+	hm := home.Home{Dir: t.TempDir()}
+	if _, err := hm.Init(); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(bootAddr)
 	open := func() (*Node, func() error) {
-		n, closeNode, err := Open(home, cfg, nil)
+		n, closeNode, err := Open(hm, cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +217,7 @@ func TestRestartThroughRememberedPeers(t *testing.T) {
 	})
 	closeHolder() // remembers its peers on the way out
 	boot.Close()
-	if n := len(home.RememberedPeers()); n < 2 {
+	if n := len(hm.RememberedPeers()); n < 2 {
 		t.Fatalf("remembered %d peers", n)
 	}
 
@@ -310,7 +311,7 @@ func TestStallersDoNotHoldBackManifest(t *testing.T) {
 	seeder := newTestNodeCfg(t, clientConfig())
 	model, im := addModel(t, seeder, 76)
 	cfg := clientConfig()
-	cfg.RequestTimeout = Duration(20 * time.Second)
+	cfg.RequestTimeout = home.Duration(20 * time.Second)
 	fetcher := newTestNodeCfg(t, cfg)
 	for range 4 {
 		st := newTestNodeCfg(t, clientConfig())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 )
 
@@ -66,7 +67,7 @@ func TestPlantedLogNotTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, model, out)
-	rep, err := Verify(ctx, Home{}, fetcher.Index, im.M.Root, nil)
+	rep, err := Verify(ctx, home.Home{}, fetcher.Index, im.M.Root, nil)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify after the fetch: %+v %v", rep, err)
 	}
@@ -125,7 +126,7 @@ func TestPlantedLogOfAnotherUserNotTrusted(t *testing.T) {
 // discarded, not merged: B's bytes land, and verify agrees.
 func TestForceOverAnotherRootStartsClean(t *testing.T) {
 	ctx := ctxT(t)
-	addr, _, _, imA := seeders(t, 1, 24, func(c *Config) { c.MaxUpload = "8MB/s" })
+	addr, _, _, imA := seeders(t, 1, 24, func(c *home.Config) { c.MaxUpload = "8MB/s" })
 	modelB := filepath.Join(t.TempDir(), "modelB")
 	if _, err := testmodel.Folder(modelB, 24, 99); err != nil {
 		t.Fatal(err)
@@ -152,7 +153,7 @@ func TestForceOverAnotherRootStartsClean(t *testing.T) {
 	if _, err := fetcher.Get(ctx, imB.M.Root, out, GetOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(ctx, Home{}, fetcher.Index, imB.M.Root, nil)
+	rep, err := Verify(ctx, home.Home{}, fetcher.Index, imB.M.Root, nil)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify of B: %+v %v", rep, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
@@ -28,12 +29,12 @@ var Codes = api.Codes{
 	{Name: "stalled", Err: fetch.ErrStalled},
 	{Name: "folder_busy", Err: fetch.ErrFolderBusy},
 	{Name: "not_signed", Err: ErrNotSigned},
-	{Name: "unknown_publisher", Err: ErrUnknownPublisher},
+	{Name: "unknown_publisher", Err: home.ErrUnknownPublisher},
 	{Name: "no_record", Err: ErrNoRecord},
 	{Name: "bad_ttl", Err: ErrBadTTL},
-	{Name: "petname_taken", Err: ErrPetnameTaken},
+	{Name: "petname_taken", Err: home.ErrPetnameTaken},
 	{Name: "daemon_running", Err: ErrDaemonRunning},
-	{Name: "not_loopback", Err: api.ErrNotLoopback},
+	{Name: "not_loopback", Err: home.ErrNotLoopback},
 	{Name: "bad_manifest", Err: content.ErrBadManifest},
 	{Name: "bad_path", Err: content.ErrBadPath},
 	{Name: "hash_mismatch", Err: content.ErrHashMismatch},
@@ -108,7 +109,7 @@ func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.
 	}
 	root := req.Root
 	if req.Name != "" {
-		keyID, name, _ := SplitName(req.Name)
+		keyID, name, _ := home.SplitName(req.Name)
 		rec, err := s.n.Resolve(ctx, keyID, name)
 		if err != nil {
 			return nil, err
@@ -143,7 +144,7 @@ func (s service) Verify(ctx context.Context, root cid.Cid, progress func(api.Pro
 }
 
 // verify is Verify with progress snapshots.
-func verify(ctx context.Context, h Home, idx *content.Index, root cid.Cid, progress func(api.Progress)) (*api.VerifyReport, error) {
+func verify(ctx context.Context, h home.Home, idx *content.Index, root cid.Cid, progress func(api.Progress)) (*api.VerifyReport, error) {
 	var total int64
 	if ri, err := idx.Root(root); err == nil {
 		total = ri.Size
@@ -166,7 +167,7 @@ func (s service) Publish(ctx context.Context, req api.PublishRequest) (*api.Publ
 	if err != nil {
 		return nil, err
 	}
-	res := &api.PublishResult{Record: s.n.Home.signer(p.Record), OnDHT: p.NotOnDHT == nil}
+	res := &api.PublishResult{Record: Signer(s.n.Home, p.Record), OnDHT: p.NotOnDHT == nil}
 	if p.NotOnDHT != nil {
 		res.Warning = p.NotOnDHT.Error()
 	}
@@ -178,7 +179,7 @@ func (s service) Resolve(ctx context.Context, req api.ResolveRequest) (*api.Sign
 	if err != nil {
 		return nil, err
 	}
-	sg := s.n.Home.signer(rec)
+	sg := Signer(s.n.Home, rec)
 	return &sg, nil
 }
 
@@ -209,6 +210,6 @@ func ticker(progress func(api.Progress), snap func() api.Progress) (stop func())
 // Dial connects to the daemon running on home, with the sentinels of
 // Codes mapped back onto its errors. It fails with api.ErrNoDaemon when
 // none runs.
-func Dial(ctx context.Context, h Home) (*api.Client, error) {
+func Dial(ctx context.Context, h home.Home) (*api.Client, error) {
 	return api.Dial(ctx, h.APIPath(), h.TokenPath(), Codes)
 }

@@ -1,10 +1,11 @@
 package node
 
 import (
-	"github.com/ipfs/go-cid"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
@@ -25,7 +26,7 @@ import (
 // seeders starts a bootstrap node and k seeders of one model (seeded
 // from seed), each with cfg, and returns the bootstrap address, the
 // seeders and the model's folder and manifest.
-func seeders(t *testing.T, k int, mib int64, cfg func(*Config)) (string, []*Node, string, *Added) {
+func seeders(t *testing.T, k int, mib int64, cfg func(*home.Config)) (string, []*Node, string, *Added) {
 	t.Helper()
 	ctx := ctxT(t)
 	boot := newTestNode(t)
@@ -128,7 +129,7 @@ func TestBadPeerAmongGood(t *testing.T) {
 // A seeder killed mid-fetch: the fetch completes from the others.
 func TestSeederKilledMidFetch(t *testing.T) {
 	ctx := ctxT(t)
-	addr, seeds, model, im := seeders(t, 3, 24, func(c *Config) { c.MaxUpload = "4MB/s" })
+	addr, seeds, model, im := seeders(t, 3, 24, func(c *home.Config) { c.MaxUpload = "4MB/s" })
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
 	var once sync.Once
@@ -147,7 +148,7 @@ func TestSeederKilledMidFetch(t *testing.T) {
 // Resume: a fetch cancelled halfway, run again, moves only the rest.
 func TestResumeAfterCancel(t *testing.T) {
 	ctx := ctxT(t)
-	addr, _, model, im := seeders(t, 1, 24, func(c *Config) { c.MaxUpload = "8MB/s" })
+	addr, _, model, im := seeders(t, 1, 24, func(c *home.Config) { c.MaxUpload = "8MB/s" })
 	fetcher := newTestNode(t, addr)
 	out := filepath.Join(t.TempDir(), "out")
 	cctx, cancel := context.WithCancel(ctx)
@@ -194,7 +195,7 @@ func TestChangedFileNeverServed(t *testing.T) {
 	seeds[0].Close()
 	fetcher.Close()
 	fetcher2 := newTestNode(t, addr)
-	fetcher2.cfg.FindTimeout = Duration(3 * time.Second)
+	fetcher2.cfg.FindTimeout = home.Duration(3 * time.Second)
 	if _, err := fetcher2.Get(ctx, im.M.Root, filepath.Join(t.TempDir(), "out"), GetOptions{}); err == nil {
 		t.Fatal("fetched a model whose only holder changed it")
 	}
@@ -204,7 +205,7 @@ func TestChangedFileNeverServed(t *testing.T) {
 // seeder trade chunks among themselves.
 func TestCrowdServesItself(t *testing.T) {
 	ctx := ctxT(t)
-	addr, seeds, model, im := seeders(t, 1, 16, func(c *Config) { c.MaxUpload = "6MB/s" })
+	addr, seeds, model, im := seeders(t, 1, 16, func(c *home.Config) { c.MaxUpload = "6MB/s" })
 	var fetchers []*Node
 	for range 3 {
 		fetchers = append(fetchers, newTestNode(t, addr))
@@ -311,7 +312,7 @@ func TestSilentPeerTimedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(addr)
-	cfg.RequestTimeout = Duration(time.Second)
+	cfg.RequestTimeout = home.Duration(time.Second)
 	fetcher := newTestNodeCfg(t, cfg)
 	out := filepath.Join(t.TempDir(), "out")
 	res, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
@@ -353,7 +354,7 @@ func (s swapStore) ReadChunk(id cid.Cid, buf []byte) ([]byte, error) {
 func TestChunkOfAnotherModelRefused(t *testing.T) {
 	ctx := ctxT(t)
 	// Capped seeders, so that the fetch certainly asks both.
-	addr, seeds, model, im := seeders(t, 2, 8, func(c *Config) { c.MaxUpload = "4MB/s" })
+	addr, seeds, model, im := seeders(t, 2, 8, func(c *home.Config) { c.MaxUpload = "4MB/s" })
 	liar := seeds[0]
 	other := testmodel.Bytes(1<<20, 99) // a whole, valid chunk of something else
 	srv := &protocol.Server{Store: swapStore{Store: liar.fetcher, other: other}}

@@ -21,15 +21,6 @@ type Stream interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// Errors of the client.
-var (
-	// ErrClosed reports a client whose stream has ended.
-	ErrClosed = errors.New("stream closed")
-	// ErrStalled reports a peer whose replies stopped coming: requests
-	// were outstanding and almost nothing arrived for a Timeout.
-	ErrStalled = errors.New("peer stalled")
-)
-
 // errPeerClosed is the peer ending the stream cleanly (a server closes a
 // stream idle for a while): a client that can reopen one does.
 var errPeerClosed = fmt.Errorf("%w by the peer", ErrClosed)
@@ -215,7 +206,7 @@ func (ss *session) roundTrip(ctx context.Context, timeout, firstByte time.Durati
 	}
 	ss.wmu.Unlock()
 	if err != nil {
-		ss.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+		ss.fail(fmt.Errorf("%w: %w", ErrClosed, err))
 	}
 	// The request is out: its time starts now, and goes on only while
 	// the stream delivers nothing.

@@ -89,25 +89,6 @@ const (
 	CodeUnavailable Code = 5 // held, but the file changed on disk
 )
 
-// Errors.
-var (
-	// ErrFrameTooLarge reports a length prefix over the limit; the stream is
-	// reset before anything is allocated.
-	ErrFrameTooLarge = errors.New("frame exceeds size limit")
-	// ErrMalformed reports a frame that does not parse.
-	ErrMalformed = errors.New("malformed message")
-	// ErrNotFound is the peer's "not found" reply.
-	ErrNotFound = errors.New("peer does not have block")
-	// ErrBusy is the peer's "busy" reply.
-	ErrBusy = errors.New("peer busy")
-	// ErrUnavailable is the peer's "file changed on disk" reply.
-	ErrUnavailable = errors.New("peer cannot serve block")
-	// ErrRefused covers the other error replies.
-	ErrRefused = errors.New("peer refused request")
-	// ErrTooLong reports a block longer than the caller allowed.
-	ErrTooLong = errors.New("block longer than declared")
-)
-
 func (c Code) err() error {
 	switch c {
 	case CodeNotFound:

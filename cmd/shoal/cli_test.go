@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/node"
 )
@@ -33,7 +34,7 @@ func TestHelpHasExamples(t *testing.T) {
 }
 
 func TestBadInputOneLineError(t *testing.T) {
-	home := t.TempDir()
+	hdir := t.TempDir()
 	for _, args := range [][]string{
 		{"get", "not-a-cid", "-o", t.TempDir() + "/x"},
 		{"get", "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB", "-o", t.TempDir() + "/x"},
@@ -42,7 +43,7 @@ func TestBadInputOneLineError(t *testing.T) {
 		{"add", filepath.Join(t.TempDir(), "missing")},
 		{"--log-level", "loud", "ls"},
 	} {
-		out, errOut, code := shoal(t, append([]string{"--home", home}, args...)...)
+		out, errOut, code := shoal(t, append([]string{"--home", hdir}, args...)...)
 		lines := strings.Split(strings.TrimSpace(errOut), "\n")
 		if code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "shoal: ") || out != "" {
 			t.Errorf("%q: code %d, stdout %q, stderr %q", args, code, out, errOut)
@@ -53,7 +54,7 @@ func TestBadInputOneLineError(t *testing.T) {
 // add, ls, verify without a daemon; an edited file fails verify; a name
 // with a terminal escape is refused and printed escaped (threat 16).
 func TestOfflineAddLsVerify(t *testing.T) {
-	home := t.TempDir()
+	hdir := t.TempDir()
 	model := filepath.Join(t.TempDir(), "model")
 	if _, err := testmodel.Folder(model, 2, 5); err != nil {
 		t.Fatal(err)
@@ -64,12 +65,12 @@ func TestOfflineAddLsVerify(t *testing.T) {
 	}
 	// A name with a control character cannot be put in a manifest: add
 	// refuses it, and prints the name escaped.
-	_, errOut, code := shoal(t, "--home", home, "add", model)
+	_, errOut, code := shoal(t, "--home", hdir, "add", model)
 	if code != 1 || strings.ContainsRune(errOut, 0x1b) || !strings.Contains(errOut, `evil\x1b[2Jname.txt`) {
 		t.Fatalf("add of a name with an escape: %d %q", code, errOut)
 	}
 	os.Remove(filepath.Join(model, evil))
-	out, errOut, code := shoal(t, "--home", home, "add", model)
+	out, errOut, code := shoal(t, "--home", hdir, "add", model)
 	if code != 0 {
 		t.Fatalf("add: %d %s", code, errOut)
 	}
@@ -78,20 +79,20 @@ func TestOfflineAddLsVerify(t *testing.T) {
 	if !strings.HasPrefix(root, "bafyrei") || strings.Contains(root, " ") {
 		t.Fatalf("last line of add is not the CID: %q", out)
 	}
-	q, _, _ := shoal(t, "--home", home, "add", "--quiet", model)
+	q, _, _ := shoal(t, "--home", hdir, "add", "--quiet", model)
 	if strings.TrimSpace(q) != root {
 		t.Fatalf("add --quiet = %q, want %q", q, root)
 	}
 	var roots []map[string]any
-	js, _, _ := shoal(t, "--home", home, "--json", "ls")
+	js, _, _ := shoal(t, "--home", hdir, "--json", "ls")
 	if err := json.Unmarshal([]byte(js), &roots); err != nil || len(roots) != 1 || roots[0]["root"] != root {
 		t.Fatalf("ls --json: %v %s", err, js)
 	}
-	files, _, _ := shoal(t, "--home", home, "ls", root)
+	files, _, _ := shoal(t, "--home", hdir, "ls", root)
 	if !strings.Contains(files, "pickle") {
 		t.Fatalf("pickle file not marked:\n%s", files)
 	}
-	if out, errOut, code := shoal(t, "--home", home, "verify", root); code != 0 {
+	if out, errOut, code := shoal(t, "--home", hdir, "verify", root); code != 0 {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
 	}
 	p := filepath.Join(model, "config.json")
@@ -99,7 +100,7 @@ func TestOfflineAddLsVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chtimes(p, time.Now(), time.Now().Add(2*time.Second))
-	out, errOut, code = shoal(t, "--home", home, "verify", root)
+	out, errOut, code = shoal(t, "--home", hdir, "verify", root)
 	if code != 1 || !strings.Contains(out, "config.json") || !strings.Contains(errOut, "verification failed") {
 		t.Fatalf("verify after edit: %d\n%s\n%s", code, out, errOut)
 	}
@@ -108,7 +109,7 @@ func TestOfflineAddLsVerify(t *testing.T) {
 // A command that finds the home locked by a daemon still starting waits
 // for its API instead of failing with "another shoal process".
 func TestCommandWaitsForStartingDaemon(t *testing.T) {
-	h := node.Home{Dir: t.TempDir()}
+	h := home.Home{Dir: t.TempDir()}
 	if _, err := h.Init(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestCommandWaitsForStartingDaemon(t *testing.T) {
 	go func() {
 		time.Sleep(time.Second)
 		idx.Close()
-		cfg := node.DefaultConfig()
+		cfg := home.DefaultConfig()
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 		cfg.MDNS, cfg.PortMapping = false, false
 		done <- node.RunDaemon(ctx, h, cfg, nil, nil)
@@ -142,7 +143,7 @@ func TestCommandWaitsForStartingDaemon(t *testing.T) {
 // A symlink out of an added folder is skipped and named on stderr, and
 // added with --follow-external-links (threat 26).
 func TestAddSkipsLinkOutside(t *testing.T) {
-	home := t.TempDir()
+	hdir := t.TempDir()
 	dir := t.TempDir()
 	model := filepath.Join(dir, "model")
 	if _, err := testmodel.Folder(model, 1, 5); err != nil {
@@ -156,20 +157,20 @@ func TestAddSkipsLinkOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret, _ = filepath.EvalSymlinks(secret) // as add names it
-	out, errOut, code := shoal(t, "--home", home, "add", model)
+	out, errOut, code := shoal(t, "--home", hdir, "add", model)
 	if code != 0 || !strings.Contains(errOut, "skipped tokenizer.json: symlink to "+secret+", outside the folder") {
 		t.Fatalf("add: %d\n%s\n%s", code, out, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if files, _, _ := shoal(t, "--home", home, "ls", lines[len(lines)-1]); strings.Contains(files, "\ntokenizer.json ") {
+	if files, _, _ := shoal(t, "--home", hdir, "ls", lines[len(lines)-1]); strings.Contains(files, "\ntokenizer.json ") {
 		t.Fatalf("the link outside was added:\n%s", files)
 	}
-	out, errOut, code = shoal(t, "--home", home, "add", "--follow-external-links", model)
+	out, errOut, code = shoal(t, "--home", hdir, "add", "--follow-external-links", model)
 	if code != 0 || strings.Contains(errOut, "tokenizer.json") {
 		t.Fatalf("add --follow-external-links: %d\n%s\n%s", code, out, errOut)
 	}
 	lines = strings.Split(strings.TrimSpace(out), "\n")
-	if files, _, _ := shoal(t, "--home", home, "ls", lines[len(lines)-1]); !strings.Contains(files, "\ntokenizer.json ") {
+	if files, _, _ := shoal(t, "--home", hdir, "ls", lines[len(lines)-1]); !strings.Contains(files, "\ntokenizer.json ") {
 		t.Fatalf("the link outside was not added with --follow-external-links:\n%s", files)
 	}
 }
@@ -177,25 +178,25 @@ func TestAddSkipsLinkOutside(t *testing.T) {
 // trust add over an existing petname refuses to re-point it without
 // --force; adding the same binding again is fine.
 func TestTrustAddNeedsForceToRepoint(t *testing.T) {
-	home := t.TempDir()
+	hdir := t.TempDir()
 	const k1, k2 = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
-	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k1); code != 0 {
+	if _, errOut, code := shoal(t, "--home", hdir, "trust", "add", "alice", k1); code != 0 {
 		t.Fatalf("trust add: %d %s", code, errOut)
 	}
-	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k1); code != 0 {
+	if _, errOut, code := shoal(t, "--home", hdir, "trust", "add", "alice", k1); code != 0 {
 		t.Fatalf("trust add of the same binding again: %d %s", code, errOut)
 	}
-	_, errOut, code := shoal(t, "--home", home, "trust", "add", "alice", k2)
+	_, errOut, code := shoal(t, "--home", hdir, "trust", "add", "alice", k2)
 	if code != 1 || !strings.Contains(errOut, "--force") || !strings.Contains(errOut, k1) {
 		t.Errorf("re-pointing alice without --force: code %d, stderr %q", code, errOut)
 	}
-	if got := (node.Home{Dir: home}).Trusted()["alice"]; got != k1 {
+	if got := (home.Home{Dir: hdir}).Trusted()["alice"]; got != k1 {
 		t.Fatalf("alice now names %s, want %s", got, k1)
 	}
-	if _, errOut, code := shoal(t, "--home", home, "trust", "add", "--force", "alice", k2); code != 0 {
+	if _, errOut, code := shoal(t, "--home", hdir, "trust", "add", "--force", "alice", k2); code != 0 {
 		t.Fatalf("trust add --force: %d %s", code, errOut)
 	}
-	if got := (node.Home{Dir: home}).Trusted()["alice"]; got != k2 {
+	if got := (home.Home{Dir: hdir}).Trusted()["alice"]; got != k2 {
 		t.Fatalf("after --force alice names %s, want %s", got, k2)
 	}
 }
@@ -203,10 +204,10 @@ func TestTrustAddNeedsForceToRepoint(t *testing.T) {
 // publish --ttl refuses a negative TTL (it made a record that never
 // expires) and one under a minute, before anything is signed.
 func TestPublishTTLRefused(t *testing.T) {
-	home := t.TempDir()
+	hdir := t.TempDir()
 	const root = "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"
 	for _, ttl := range []string{"-1h", "-1ns", "30s", "59s"} {
-		out, errOut, code := shoal(t, "--home", home, "publish", "--ttl="+ttl, "llama", root)
+		out, errOut, code := shoal(t, "--home", hdir, "publish", "--ttl="+ttl, "llama", root)
 		if code != 1 || out != "" || !strings.Contains(errOut, "--ttl") || !strings.Contains(errOut, "at least 1m") {
 			t.Errorf("--ttl=%s: code %d, stdout %q, stderr %q", ttl, code, out, errOut)
 		}
@@ -216,10 +217,10 @@ func TestPublishTTLRefused(t *testing.T) {
 // get of a raw chunk CID is refused before any node starts, with the
 // node's own message.
 func TestGetRawChunkCIDRefusedFirst(t *testing.T) {
-	home := t.TempDir()
+	hdir := t.TempDir()
 	out := filepath.Join(t.TempDir(), "out")
 	const chunk = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
-	stdout, errOut, code := shoal(t, "--home", home, "get", chunk, "-o", out,
+	stdout, errOut, code := shoal(t, "--home", hdir, "get", chunk, "-o", out,
 		"--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--timeout", "1s")
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
 	want := "shoal: " + chunk + " is a chunk, not a model root (want a dag-cbor CID)"

@@ -10,9 +10,9 @@ import (
 )
 
 func (a *app) daemonCmd() *cobra.Command {
-	var listen, boot []string
-	var api, mode, maxUp, maxDown string
-	var noMDNS, relayService bool
+	var nf netFlags
+	var api, mode string
+	var relayService bool
 	var reach string
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -53,26 +53,12 @@ Flags override config.json for this run.`,
 			if err != nil {
 				return err
 			}
-			if len(listen) > 0 {
-				cfg.Listen = listen
-			}
-			if len(boot) > 0 {
-				cfg.Bootstrap = boot
-			}
+			nf.apply(&cfg)
 			if api != "" {
 				cfg.API = api
 			}
 			if mode != "" {
 				cfg.DHTMode = mode
-			}
-			if maxUp != "" {
-				cfg.MaxUpload = maxUp
-			}
-			if maxDown != "" {
-				cfg.MaxDownload = maxDown
-			}
-			if noMDNS {
-				cfg.MDNS = false
 			}
 			if relayService {
 				cfg.RelayService = true
@@ -100,13 +86,9 @@ Flags override config.json for this run.`,
 			})
 		},
 	}
-	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable)")
-	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "multiaddr of a bootstrap peer, with /p2p/ID (repeatable)")
+	nf.register(cmd.Flags(), "", "from config: port 4001 on every interface")
 	cmd.Flags().StringVar(&api, "api", "", "loopback host:port for the local API (default from config, 127.0.0.1:0)")
 	cmd.Flags().StringVar(&mode, "dht-mode", "", "DHT mode: server (reachable nodes), client or auto")
-	cmd.Flags().StringVar(&maxUp, "max-upload", "", "cap on upload rate, e.g. 50MB/s (default from config: none)")
-	cmd.Flags().StringVar(&maxDown, "max-download", "", "cap on download rate, e.g. 100MB/s (default from config: none)")
-	cmd.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not look for peers on the local network (mDNS)")
 	cmd.Flags().StringVar(&reach, "reachability", "", "auto (AutoNAT decides), or public/private to state it; a mirror on a public address says public")
 	cmd.Flags().BoolVar(&relayService, "relay-service", false, "relay for peers behind NAT once this node is publicly reachable (mirrors); see relay_data in config")
 	return cmd

@@ -10,17 +10,16 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
 
 type getFlags struct {
-	out            string
-	force          bool
-	boot, listen   []string
-	timeout        time.Duration
-	maxUp, maxDown string
-	publisher      string
-	noMDNS         bool
+	netFlags
+	out       string
+	force     bool
+	timeout   time.Duration
+	publisher string
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -70,12 +69,12 @@ printed one JSON object per line.`,
 				return err
 			}
 			for _, r := range []string{g.maxUp, g.maxDown} {
-				if _, err := node.ParseRate(r); err != nil {
+				if _, err := home.ParseRate(r); err != nil {
 					return err
 				}
 			}
 			req := api.GetRequest{Dir: dir, Force: g.force}
-			pub, name, byName := node.SplitName(args[0])
+			pub, name, byName := home.SplitName(args[0])
 			if !byName {
 				// A malformed CID, or a chunk's, is refused before
 				// anything starts.
@@ -107,11 +106,14 @@ printed one JSON object per line.`,
 					return err
 				}
 			}
-			if daemon && (g.maxUp != "" || g.maxDown != "" || len(g.boot) > 0) {
-				fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap and rate limits come from its configuration")
+			if daemon && g.set() {
+				fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap, --listen, rate limits and mDNS come from its configuration")
 			}
 			if l, ok := svc.(*node.Local); ok {
-				g.apply(l)
+				g.applyLocal(l)
+				if g.timeout > 0 {
+					l.Config.FindTimeout = home.Duration(g.timeout)
+				}
 			}
 			progress := a.getProgress()
 			res, err := svc.Get(cmd.Context(), req, progress.update)
@@ -142,12 +144,8 @@ printed one JSON object per line.`,
 	f := cmd.Flags()
 	f.StringVarP(&g.out, "output", "o", "", "folder to write the model to (required)")
 	f.BoolVar(&g.force, "force", false, "write into an existing non-empty folder")
-	f.StringArrayVar(&g.boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
-	f.StringArrayVar(&g.listen, "listen", nil, "listen multiaddr of the in-process node (default: any port, all interfaces)")
+	g.register(f, "without a daemon: ", "any free port on every interface")
 	f.DurationVar(&g.timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
-	f.StringVar(&g.maxDown, "max-download", "", "cap on download rate without a daemon, e.g. 50MB/s")
-	f.StringVar(&g.maxUp, "max-upload", "", "cap on upload rate to other fetchers without a daemon, e.g. 10MB/s")
-	f.BoolVar(&g.noMDNS, "no-mdns", false, "without a daemon: do not look for peers on the local network")
 	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
 	return cmd
 }
@@ -194,25 +192,5 @@ func (a *app) printSigners(ss []api.Signer) {
 		fmt.Fprintln(a.stdout, "no publisher record names this root: the bytes match the CID, and nobody vouches for them")
 	case !trusted:
 		fmt.Fprintln(a.stdout, "none of these publishers is one you trust (shoal trust add)")
-	}
-}
-
-// apply sets the flags of a get without a daemon on its in-process node.
-func (g getFlags) apply(l *node.Local) {
-	l.Listen = g.listen
-	if len(g.boot) > 0 {
-		l.Config.Bootstrap = g.boot
-	}
-	if g.timeout > 0 {
-		l.Config.FindTimeout = node.Duration(g.timeout)
-	}
-	if g.maxUp != "" {
-		l.Config.MaxUpload = g.maxUp
-	}
-	if g.maxDown != "" {
-		l.Config.MaxDownload = g.maxDown
-	}
-	if g.noMDNS {
-		l.Config.MDNS = false
 	}
 }

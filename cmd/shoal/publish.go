@@ -8,13 +8,14 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
 
 func (a *app) publishCmd() *cobra.Command {
 	var key string
 	var ttl time.Duration
-	var boot []string
+	var nf netFlags
 	cmd := &cobra.Command{
 		Use:   "publish NAME CID",
 		Short: "Sign a record binding NAME to CID and put it on the DHT",
@@ -46,8 +47,8 @@ until you publish again.`,
 			if err != nil {
 				return err
 			}
-			if l, ok := svc.(*node.Local); ok && len(boot) > 0 {
-				l.Config.Bootstrap = boot
+			if l, ok := svc.(*node.Local); ok {
+				nf.applyLocal(l)
 			}
 			res, err := svc.Publish(cmd.Context(), api.PublishRequest{Key: key, Name: name, Root: root, TTL: ttl})
 			if err != nil {
@@ -65,12 +66,12 @@ until you publish again.`,
 	}
 	cmd.Flags().StringVar(&key, "key", "self", "publisher key name (see shoal key list)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "make the record expire after this long, at least 1m (default: never)")
-	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
+	nf.register(cmd.Flags(), "without a daemon: ", "any free port on every interface")
 	return cmd
 }
 
 func (a *app) resolveCmd() *cobra.Command {
-	var boot []string
+	var nf netFlags
 	cmd := &cobra.Command{
 		Use:   "resolve PUBLISHER/NAME",
 		Short: "Show the CID a publisher's name points to, and who signed it when",
@@ -81,7 +82,7 @@ before (a rollback, even if every DHT peer serves it) is refused.`,
 		Example: exampleBlock("shoal resolve alice/llama-3-8b", "shoal resolve 12D3KooW.../llama-3-8b --json"),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pub, name, ok := node.SplitName(args[0])
+			pub, name, ok := home.SplitName(args[0])
 			if !ok {
 				return fmt.Errorf("want PUBLISHER/NAME, got %s", content.Quote(args[0]))
 			}
@@ -96,8 +97,8 @@ before (a rollback, even if every DHT peer serves it) is refused.`,
 			if err != nil {
 				return err
 			}
-			if l, ok := svc.(*node.Local); ok && len(boot) > 0 {
-				l.Config.Bootstrap = boot
+			if l, ok := svc.(*node.Local); ok {
+				nf.applyLocal(l)
 			}
 			sg, err := svc.Resolve(cmd.Context(), api.ResolveRequest{Publisher: keyID, Name: name})
 			if err != nil {
@@ -114,6 +115,6 @@ before (a rollback, even if every DHT peer serves it) is refused.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&boot, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID, without a daemon (repeatable)")
+	nf.register(cmd.Flags(), "without a daemon: ", "any free port on every interface")
 	return cmd
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -97,7 +98,7 @@ func (a *app) setupLog() error {
 }
 
 // home resolves the home folder and creates it if needed.
-func (a *app) home() (node.Home, error) {
+func (a *app) home() (home.Home, error) {
 	dir := a.homeDir
 	if dir == "" {
 		dir = os.Getenv("SHOAL_HOME")
@@ -105,15 +106,15 @@ func (a *app) home() (node.Home, error) {
 	if dir == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {
-			return node.Home{}, fmt.Errorf("no home folder: set --home or SHOAL_HOME")
+			return home.Home{}, fmt.Errorf("no home folder: set --home or SHOAL_HOME")
 		}
 		dir = filepath.Join(h, ".shoal")
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return node.Home{}, err
+		return home.Home{}, err
 	}
-	h := node.Home{Dir: abs}
+	h := home.Home{Dir: abs}
 	if _, err := h.Init(); err != nil {
 		return h, fmt.Errorf("home %s: %w", abs, err)
 	}
@@ -128,7 +129,7 @@ const daemonStartWait = 5 * time.Second
 // client of its daemon (daemon true), or, when none runs, an in-process
 // node (*node.Local) over the home's configuration, which the command may
 // adjust with its flags. A daemon that is still starting is waited for.
-func (a *app) connect(ctx context.Context) (node.Home, api.Service, bool, error) {
+func (a *app) connect(ctx context.Context) (home.Home, api.Service, bool, error) {
 	h, err := a.home()
 	if err != nil {
 		return h, nil, false, err
@@ -165,7 +166,7 @@ func (a *app) connect(ctx context.Context) (node.Home, api.Service, bool, error)
 }
 
 // homeLocked reports whether another process holds the home's index.
-func homeLocked(h node.Home) bool {
+func homeLocked(h home.Home) bool {
 	idx, err := content.OpenIndex(h.IndexPath())
 	if err != nil {
 		return errors.Is(err, content.ErrLocked)

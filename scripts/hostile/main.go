@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/hostile"
 	"github.com/shoal-p2p/shoal/node"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -72,7 +73,7 @@ func run(boot string, paths []string, stall string) error {
 	if err != nil {
 		return err
 	}
-	cfg := node.DefaultConfig()
+	cfg := home.DefaultConfig()
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.DHTMode = "server"
 	if boot != "" {

@@ -1,4 +1,7 @@
-package node
+// Package home is a node's home folder: the identity key, config.json,
+// the index's path, publisher keys, trust petnames, remembered peers, the
+// fetch-log key, and, while a daemon runs, its API address and token.
+package home
 
 import (
 	"crypto/rand"
@@ -9,14 +12,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/internal/fsx"
 )
 
 // Home is a node's folder: identity key, config, index and, while a daemon
@@ -143,7 +145,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("config: reachability %q (want auto, public or private)", c.Reachability)
 	}
-	if err := checkLoopback(c.API); err != nil {
+	if err := CheckLoopback(c.API); err != nil {
 		return err
 	}
 	if c.FindTimeout <= 0 || c.RequestTimeout <= 0 {
@@ -204,14 +206,14 @@ func (h Home) Init() (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if err := writeFileAtomic(h.KeyPath(), b, 0o600); err != nil {
+		if err := fsx.WriteFileAtomic(h.KeyPath(), b, 0o600); err != nil {
 			return false, err
 		}
 		created = true
 	}
 	if _, err := os.Stat(h.ConfigPath()); errors.Is(err, os.ErrNotExist) {
 		b, _ := json.MarshalIndent(DefaultConfig(), "", "  ")
-		if err := writeFileAtomic(h.ConfigPath(), append(b, '\n'), 0o600); err != nil {
+		if err := fsx.WriteFileAtomic(h.ConfigPath(), append(b, '\n'), 0o600); err != nil {
 			return false, err
 		}
 		created = true
@@ -234,7 +236,7 @@ func (h Home) FetchKey() ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	return b, writeFileAtomic(p, b, 0o600)
+	return b, fsx.WriteFileAtomic(p, b, 0o600)
 }
 
 // Key loads the identity key.
@@ -259,56 +261,16 @@ func (h Home) Config() (Config, error) {
 	return c, c.Validate()
 }
 
-// newToken returns a fresh random API token.
-func newToken() string {
+// NewToken returns a fresh random API token.
+func NewToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// writeFileAtomic writes a file through a temporary file, fsync and rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// trimToken reads a token file's content.
-func trimToken(b []byte) string { return strings.TrimSpace(string(b)) }
-
-// checkLoopback accepts host:port where host is a loopback IP or
+// CheckLoopback accepts host:port where host is a loopback IP or
 // "localhost".
-func checkLoopback(addr string) error {
+func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("api address %q: %w", addr, err)
@@ -318,7 +280,7 @@ func checkLoopback(addr string) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%w: %q", api.ErrNotLoopback, addr)
+		return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
 	}
 	return nil
 }

@@ -1,0 +1,26 @@
+package content
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// An error that names a content sentinel keeps its cause too: both are
+// visible to errors.Is and errors.As (a "%w: %v" dropped the cause).
+func TestErrorsKeepTheirCause(t *testing.T) {
+	var r Record
+	err := r.UnmarshalRecord([]byte{0xff, 0x00})
+	if !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("err = %v, want ErrBadRecord", err)
+	}
+	var syn *cbor.SyntaxError
+	var typ *cbor.UnmarshalTypeError
+	if !errors.As(err, &syn) && !errors.As(err, &typ) && errors.Unwrap(err) == nil {
+		t.Fatalf("the CBOR decoder's error is lost: %v (%T)", err, err)
+	}
+	if u, ok := err.(interface{ Unwrap() []error }); !ok || len(u.Unwrap()) != 2 {
+		t.Fatalf("want the sentinel and the cause, got %T", err)
+	}
+}
