@@ -191,3 +191,36 @@ func TestDurableOrder(t *testing.T) {
 		}
 	}
 }
+
+// A plain fetch reads nothing back to hash whole files: every chunk was
+// verified against its CID as it arrived. WholeFile asks for the pass,
+// and a file whose chunks a resume took on the log's word gets it too
+// (see node's resume tests).
+func TestWholeFilePassOnlyWhenAsked(t *testing.T) {
+	var mu sync.Mutex
+	var read int64
+	hashTrace = func(_ string, n int64) {
+		mu.Lock()
+		read += n
+		mu.Unlock()
+	}
+	defer func() { hashTrace = nil }()
+	e, model, root := seeded(t, 2)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := e.Get(context.Background(), root, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, model, out)
+	if read != 0 {
+		t.Errorf("a plain fetch read back %d bytes to hash", read)
+	}
+	e2, _, root2 := seeded(t, 2)
+	out2 := filepath.Join(t.TempDir(), "out")
+	if _, err := e2.Get(context.Background(), root2, out2, Options{WholeFile: true}); err != nil {
+		t.Fatal(err)
+	}
+	if read != res.Size {
+		t.Errorf("WholeFile read back %d bytes, the model has %d", read, res.Size)
+	}
+}

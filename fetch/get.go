@@ -136,6 +136,11 @@ type Options struct {
 	// fetch. With WaitRecords it is called once the records are in.
 	Vouch       func() error
 	WaitRecords bool
+	// WholeFile hashes every file whole against the manifest's sha256
+	// before it is renamed into place, for callers to whom that hash is
+	// a name (a Hugging Face cache blob). A plain fetch needs no such
+	// pass: every chunk is verified against its CID as it arrives.
+	WholeFile bool
 }
 
 // SourceStat is what one source delivered.
@@ -330,7 +335,7 @@ func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	}
 
 	f := newFetch(e, m, blocks, dir, report)
-	f.disc, f.lock = disc, &lock
+	f.disc, f.lock, f.wholeFile = disc, &lock, opt.WholeFile
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		return nil, err

@@ -26,6 +26,9 @@ type fetch struct {
 	blocks map[cid.Cid][]byte
 	dir    string
 	report func(Progress)
+	// wholeFile: every file is hashed whole against the manifest before
+	// its rename (Options.WholeFile).
+	wholeFile bool
 
 	root  *os.Root
 	disc  *discovery
@@ -68,9 +71,17 @@ type outFile struct {
 	have     []bool
 	done     bool // complete under its final name
 	queued   bool // waiting for, or held by, a hash worker
-	frontier int  // chunks [0, frontier) are hashed
+	frontier int  // chunks [0, frontier) are hashed (or, unchecked, written)
+	// check: the whole file is hashed against the manifest's sha256
+	// before its rename. Only where some chunk was not verified against
+	// its CID in this run: taken on trust from the resume log (a later
+	// write to the temporary file would go unseen), or when the caller
+	// asked (Options.WholeFile). Every other byte is in a chunk whose CID
+	// was checked, and the root CID covers the chunk list.
+	check bool
 
-	// Owned by the hash worker that holds the file (queued).
+	// Owned by the hash worker that holds the file (queued); nil unless
+	// check.
 	h hash.Hash
 
 	// Guarded by the fetch's fdCache.
@@ -125,7 +136,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 	for i, fl := range f.m.Files {
 		rel := filepath.FromSlash(fl.Path)
 		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i],
-			h: sha256.New()}
+			check: f.wholeFile}
 		var end int64
 		for _, c := range f.m.FileChunks(i) {
 			end += int64(c.Len)
@@ -203,11 +214,13 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 			return ctx.Err()
 		}
 		var good []target
+		trusted := false
 		for k, t := range j.targets {
 			if t.file.done {
 				continue
 			}
 			ok := logged[j.idx[k]] && ours[t.file]
+			trusted = trusted || ok
 			if !ok {
 				b := buf[:j.len]
 				if err := f.readAt(t.file, b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
@@ -233,6 +246,11 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 		for k, t := range j.targets {
 			if t.file.done {
 				continue
+			}
+			if trusted {
+				// Bytes taken on the log's word: the whole file is
+				// checked before it is renamed.
+				t.file.check = true
 			}
 			if data != nil {
 				if err := f.writeAt(t.file, data, t.off); err != nil {

@@ -32,8 +32,8 @@ of its files, looked up again while the fetch runs), fetch its manifest,
 then fetch chunks from every provider at once, rarest first, verifying each
 chunk's hash before it is written. A peer that sends a bad chunk is dropped;
 a peer that stops answering has its chunks asked of others. Each file is
-written under a temporary name and renamed into place only when its
-whole-file sha256 matches. While fetching, this node already serves the
+written under a temporary name and renamed into place once all its chunks
+are in (shoal verify re-hashes whole files on demand). While fetching, this node already serves the
 chunks it has to other fetchers; afterwards it serves the folder.
 
 Interrupted (Ctrl-C, kill -9, a crash), run the same command again: it
