@@ -24,11 +24,9 @@ type source struct {
 	conn Conn
 	idx  *content.Index
 
-	// Guarded by the scheduler's mutex.
-	hm       protocol.HaveMap
-	files    map[int]bool // a file-key provider: only these files (nil: any)
-	inflight int          // requests outstanding
-	limit    int          // requests allowed outstanding (0: workers)
+	// files: a file-key provider holds only these files (nil: any). Set
+	// before the source is handed to a fetch, read-only after.
+	files map[int]bool
 
 	bytes  atomic.Int64 // delivered and used
 	chunks atomic.Int64
@@ -55,39 +53,6 @@ func paceLimit(rate, perSec float64, workers int) int {
 	return max(minInFlight, min(n, workers))
 }
 
-// has reports whether the source is believed to hold j. Called with the
-// scheduler's mutex held.
-func (s *source) has(j *job) bool {
-	if s.files != nil {
-		for _, t := range j.targets {
-			if s.files[t.file.idx] {
-				return true
-			}
-		}
-		return false
-	}
-	if s.hm.Complete {
-		return true
-	}
-	for _, i := range j.idx {
-		if s.hm.Has(i) {
-			return true
-		}
-	}
-	return false
-}
-
-// soon reports whether the source, itself fetching, has asked for j.
-// Called with the scheduler's mutex held.
-func (s *source) soon(j *job) bool {
-	for _, i := range j.idx {
-		if s.hm.Soon(i) {
-			return true
-		}
-	}
-	return false
-}
-
 // get asks the source for block or chunk c of at most max bytes.
 func (s *source) get(ctx context.Context, c cid.Cid, max int) ([]byte, error) {
 	if s.conn != nil {
@@ -108,7 +73,7 @@ func (s *source) close() {
 
 // localSource is this node's index: it holds whatever it holds whole.
 func (e *Engine) localSource() *source {
-	return &source{name: "local", workers: 2, hm: protocol.HaveMap{Complete: true}, idx: e.idx}
+	return &source{name: "local", workers: 2, idx: e.idx}
 }
 
 // peerSource dials p and makes it a source.
@@ -118,7 +83,7 @@ func (e *Engine) peerSource(ctx context.Context, p peer.AddrInfo) (*source, erro
 		return nil, err
 	}
 	return &source{name: p.ID.String(), peer: p.ID, relayed: relayed, conn: conn,
-		workers: protocol.MaxInFlight / 2, limit: startInFlight}, nil
+		workers: protocol.MaxInFlight / 2}, nil
 }
 
 // discovery finds sources for a root, and later for its file keys, in

@@ -16,11 +16,35 @@ import (
 const maxOpenFiles = 64
 
 // fdCache keeps a fetch's file handles: opened on first use, kept while
-// used, closed least recently used first once too many are idle.
+// used, closed least recently used first once too many are idle. It owns
+// each file's handle state.
 type fdCache struct {
-	mu   sync.Mutex
-	open int
-	idle list.List // *outFile with a handle and no users, least recent first
+	mu    sync.Mutex
+	open  int
+	idle  list.List // *outFile with a handle and no users, least recent first
+	state map[*outFile]*fdState
+}
+
+// fdState is a file's handle, and where the file is on disk.
+type fdState struct {
+	fh    *os.File      // open handle, or nil
+	users int           // operations using fh now
+	elem  *list.Element // in the idle list while users == 0
+	final bool          // renamed to rel
+	sized bool          // the temporary file exists at its full size
+}
+
+// of returns of's handle state. Called with c.mu held.
+func (c *fdCache) of(of *outFile) *fdState {
+	st := c.state[of]
+	if st == nil {
+		if c.state == nil {
+			c.state = map[*outFile]*fdState{}
+		}
+		st = &fdState{}
+		c.state[of] = st
+	}
+	return st
 }
 
 // use returns an open handle of of (its temporary file, or its final name
@@ -29,39 +53,40 @@ func (f *fetch) use(of *outFile) (*os.File, error) {
 	c := &f.fds
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if of.fh != nil {
-		if of.elem != nil {
-			c.idle.Remove(of.elem)
-			of.elem = nil
+	st := c.of(of)
+	if st.fh != nil {
+		if st.elem != nil {
+			c.idle.Remove(st.elem)
+			st.elem = nil
 		}
-		of.users++
-		return of.fh, nil
+		st.users++
+		return st.fh, nil
 	}
 	for c.open >= maxOpenFiles && c.idle.Len() > 0 {
-		old := c.idle.Remove(c.idle.Front()).(*outFile)
+		old := c.state[c.idle.Remove(c.idle.Front()).(*outFile)]
 		old.elem = nil
 		old.fh.Close() // written data stays in the page cache; flush syncs by name
 		old.fh = nil
 		c.open--
 	}
 	name, flags := of.tmp, os.O_RDWR|os.O_CREATE
-	if of.final {
+	if st.final {
 		name, flags = of.rel, os.O_RDWR
 	}
 	fh, err := f.root.OpenFile(name, flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", content.Quote(of.rel), err)
 	}
-	if !of.final && !of.sized {
+	if !st.final && !st.sized {
 		// Created (or found from an earlier run): at its full size, so
 		// chunks land anywhere in it.
 		if err := fh.Truncate(of.size); err != nil {
 			fh.Close()
 			return nil, fmt.Errorf("%s: %w", content.Quote(of.rel), err)
 		}
-		of.sized = true
+		st.sized = true
 	}
-	of.fh, of.users = fh, 1
+	st.fh, st.users = fh, 1
 	c.open++
 	return fh, nil
 }
@@ -71,9 +96,10 @@ func (f *fetch) release(of *outFile) {
 	c := &f.fds
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	of.users--
-	if of.users == 0 && of.fh != nil {
-		of.elem = c.idle.PushBack(of)
+	st := c.state[of]
+	st.users--
+	if st.users == 0 && st.fh != nil {
+		st.elem = c.idle.PushBack(of)
 	}
 }
 
@@ -115,7 +141,7 @@ func (f *fetch) syncFile(of *outFile) error {
 // renamed marks of as living under its final name now.
 func (f *fetch) renamedTo(of *outFile) {
 	f.fds.mu.Lock()
-	of.final = true
+	f.fds.of(of).final = true
 	f.fds.mu.Unlock()
 }
 
@@ -124,10 +150,10 @@ func (f *fetch) closeFiles() {
 	c := &f.fds
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, of := range f.files {
-		if of.fh != nil {
-			of.fh.Close()
-			of.fh, of.elem = nil, nil
+	for _, st := range c.state {
+		if st.fh != nil {
+			st.fh.Close()
+			st.fh, st.elem = nil, nil
 		}
 	}
 	c.idle.Init()

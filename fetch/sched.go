@@ -56,6 +56,7 @@ type scheduler struct {
 	inflight  map[*job]bool
 	remaining int
 	live      map[*source]bool
+	st        map[*source]*srcState // every source added, live or not
 	all       []*source
 	exhausted bool // the last discovery round found no new source
 	errv      error
@@ -65,8 +66,15 @@ type scheduler struct {
 	closed    bool
 }
 
+// srcState is what the scheduler keeps of a source, under its mutex.
+type srcState struct {
+	hm       protocol.HaveMap
+	inflight int // requests outstanding
+	limit    int // requests allowed outstanding (0: the source's workers)
+}
+
 func newScheduler(jobs []*job) *scheduler {
-	s := &scheduler{remaining: len(jobs), live: map[*source]bool{}, inflight: map[*job]bool{},
+	s := &scheduler{remaining: len(jobs), live: map[*source]bool{}, st: map[*source]*srcState{}, inflight: map[*job]bool{},
 		change: make(chan struct{}), done: make(chan struct{})}
 	for _, j := range jobs {
 		if j.done {
@@ -98,6 +106,13 @@ func (s *scheduler) addSource(src *source) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all = append(s.all, src)
+	st := &srcState{}
+	if src.conn == nil {
+		st.hm = protocol.HaveMap{Complete: true} // this node's index
+	} else {
+		st.limit = startInFlight
+	}
+	s.st[src] = st
 	if s.closed {
 		return false
 	}
@@ -111,7 +126,7 @@ func (s *scheduler) addSource(src *source) bool {
 func (s *scheduler) setHave(src *source, hm protocol.HaveMap) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	src.hm = hm
+	s.st[src].hm = hm
 	s.broadcast()
 }
 
@@ -132,11 +147,12 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 	if s.closed || !s.live[src] {
 		return nil, nil
 	}
-	if src.limit > 0 && src.inflight >= src.limit {
+	st := s.st[src]
+	if st.limit > 0 && st.inflight >= st.limit {
 		return nil, s.change
 	}
 	for i, j := range s.retry {
-		if !j.failed[src] && !j.inflight[src] && src.has(j) {
+		if !j.failed[src] && !j.inflight[src] && st.has(src, j) {
 			s.retry = append(s.retry[:i], s.retry[i+1:]...)
 			j.inRetry = false
 			return s.start(j, src), nil
@@ -155,7 +171,7 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 			continue
 		}
 		untried = true
-		if !src.has(j) {
+		if !st.has(src, j) {
 			continue
 		}
 		looked++
@@ -181,7 +197,7 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 		var best *job
 		now := time.Now()
 		for j := range s.inflight {
-			if len(j.inflight) < maxRacers && now.Sub(j.started) > raceAfter && !j.inflight[src] && !j.failed[src] && src.has(j) &&
+			if len(j.inflight) < maxRacers && now.Sub(j.started) > raceAfter && !j.inflight[src] && !j.failed[src] && st.has(src, j) &&
 				(best == nil || len(j.inflight) < len(best.inflight)) {
 				best = j
 			}
@@ -197,7 +213,7 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 // is about to.
 func (s *scheduler) heldElsewhere(j *job, src *source) bool {
 	for o := range s.live {
-		if o != src && (o.has(j) || o.soon(j)) {
+		if o != src && (s.st[o].has(o, j) || s.st[o].soon(j)) {
 			return true
 		}
 	}
@@ -226,7 +242,7 @@ func (s *scheduler) start(j *job, src *source) *job {
 		j.started = time.Now()
 	}
 	j.inflight[src] = true
-	src.inflight++
+	s.st[src].inflight++
 	s.inflight[j] = true
 	return j
 }
@@ -235,7 +251,7 @@ func (s *scheduler) start(j *job, src *source) *job {
 func (s *scheduler) stop(j *job, src *source) {
 	if j.inflight[src] {
 		delete(j.inflight, src)
-		src.inflight--
+		s.st[src].inflight--
 	}
 }
 
@@ -243,8 +259,8 @@ func (s *scheduler) stop(j *job, src *source) {
 func (s *scheduler) pace(src *source, limit int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if limit != src.limit {
-		src.limit = limit
+	if st := s.st[src]; limit != st.limit {
+		st.limit = limit
 		s.broadcast()
 	}
 }
@@ -373,7 +389,7 @@ func (s *scheduler) supplied(j *job) bool {
 		if j.failed[src] {
 			continue
 		}
-		if src.has(j) || (src.files == nil && !src.hm.Complete && src.conn != nil) {
+		if st := s.st[src]; st.has(src, j) || (src.files == nil && !st.hm.Complete && src.conn != nil) {
 			return true
 		}
 	}
@@ -402,7 +418,7 @@ func (s *scheduler) resort() {
 		}
 		j.rarity = 0
 		for src := range s.live {
-			if src.has(j) || src.soon(j) {
+			if s.st[src].has(src, j) || s.st[src].soon(j) {
 				j.rarity++
 			}
 		}
@@ -454,4 +470,37 @@ func (s *scheduler) closeSources() {
 	for _, src := range s.sources() {
 		src.close()
 	}
+}
+
+// has reports whether the source (src, whose state st is) is believed to
+// hold j. Called with the scheduler's mutex held.
+func (st *srcState) has(src *source, j *job) bool {
+	if src.files != nil {
+		for _, t := range j.targets {
+			if src.files[t.file.idx] {
+				return true
+			}
+		}
+		return false
+	}
+	if st.hm.Complete {
+		return true
+	}
+	for _, i := range j.idx {
+		if st.hm.Has(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// soon reports whether the source, itself fetching, has asked for j.
+// Called with the scheduler's mutex held.
+func (st *srcState) soon(j *job) bool {
+	for _, i := range j.idx {
+		if st.hm.Soon(i) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,8 +17,7 @@ func TestScheduler(t *testing.T) {
 		}
 		return js
 	}
-	full := protocol.HaveMap{Complete: true}
-	a, b := &source{name: "a", hm: full}, &source{name: "b", hm: full}
+	a, b := &source{name: "a"}, &source{name: "b"}
 
 	// A chunk one source lacks goes to the other, never back to the first.
 	s := newScheduler(mk(2))

@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -83,13 +82,6 @@ type outFile struct {
 	// Owned by the hash worker that holds the file (queued); nil unless
 	// check.
 	h hash.Hash
-
-	// Guarded by the fetch's fdCache.
-	fh    *os.File      // open handle, or nil
-	users int           // operations using fh now
-	elem  *list.Element // in the cache's idle list while users == 0
-	final bool          // renamed to rel
-	sized bool          // the temporary file exists at its full size
 }
 
 // target is one place a chunk is written.
