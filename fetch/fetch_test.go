@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
@@ -222,5 +223,49 @@ func TestWholeFilePassOnlyWhenAsked(t *testing.T) {
 	}
 	if read != res.Size {
 		t.Errorf("WholeFile read back %d bytes, the model has %d", read, res.Size)
+	}
+}
+
+// slowStore serves chunks after a pause, so a fetch is still running when
+// a test cancels it.
+type slowStore struct {
+	protocol.Store
+	pause time.Duration
+}
+
+func (s slowStore) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
+	time.Sleep(s.pause)
+	return s.Store.ReadChunk(c, buf)
+}
+
+// No goroutine a fetch starts outlives Get: not after a fetch that
+// completes, nor after one cancelled while chunks are moving.
+func TestGetLeavesNoGoroutines(t *testing.T) {
+	leakcheck.Check(t)
+	e, _, root := seeded(t, 3)
+	if _, err := e.Get(context.Background(), root, filepath.Join(t.TempDir(), "out"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	e2, _, root2 := seeded(t, 3)
+	net := e2.net.(*fakeNet)
+	net.peers["seeder"] = slowStore{Store: net.peers["seeder"], pause: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	moving := make(chan struct{})
+	var once sync.Once
+	defer cancel()
+	go func() {
+		select {
+		case <-moving:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := e2.Get(ctx, root2, filepath.Join(t.TempDir(), "out"), Options{Progress: func(p Progress) {
+		if p.Phase == "fetching" {
+			once.Do(func() { close(moving) })
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled fetch: %v", err)
 	}
 }

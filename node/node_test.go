@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/hostile"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/protocol"
 )
@@ -118,6 +119,7 @@ func sameTree(t *testing.T, want, got string) {
 // bootstrap peer finds the seeder through the DHT and fetches the model
 // byte-identical; then it serves what it fetched to a third node.
 func TestDHTNetworkFetch(t *testing.T) {
+	leakcheck.Check(t) // eight nodes, two fetches: nothing outlives Close
 	ctx := ctxT(t)
 	nodes := cluster(t, 8)
 	seeder, fetcher, third := nodes[3], nodes[7], nodes[5]
