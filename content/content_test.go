@@ -394,7 +394,7 @@ func TestImportFolderAndIndex(t *testing.T) {
 		}
 	}
 	roots, _ := idx.Roots()
-	if len(roots) != 1 || roots[0].Root != im.M.Root.String() || roots[0].Files != len(im.Files) {
+	if len(roots) != 1 || !roots[0].Root.Equals(im.M.Root) || roots[0].Files != len(im.Files) {
 		t.Fatalf("roots = %+v", roots)
 	}
 }

@@ -31,7 +31,7 @@ const maxLocs = 8
 
 // RootInfo is what the index knows of a held root.
 type RootInfo struct {
-	Root   string    `json:"root"`
+	Root   cid.Cid   `json:"root"`
 	Name   string    `json:"name"`   // base name of what was added or fetched
 	Dir    string    `json:"dir"`    // absolute folder the files are under
 	Size   int64     `json:"size"`   // total bytes
@@ -102,7 +102,7 @@ type Held struct {
 // each chunk. It is one transaction: all or nothing.
 func (x *Index) Put(h *Held) error {
 	rootKey := h.M.Root.Bytes()
-	h.Info.Root = h.M.Root.String()
+	h.Info.Root = h.M.Root
 	return x.db.Update(func(tx *bolt.Tx) error {
 		bb := tx.Bucket(bktBlocks)
 		for _, b := range h.Blocks {
@@ -444,4 +444,26 @@ func (x *Index) RecordsFor(root cid.Cid) []*Signed {
 		return nil
 	})
 	return out
+}
+
+// UnmarshalJSON reads a RootInfo with its root either as Go writes a
+// cid.Cid (a dag-json link) or as a plain string, as indexes written
+// before roots were typed hold it.
+func (ri *RootInfo) UnmarshalJSON(b []byte) error {
+	type plain RootInfo
+	var v struct {
+		plain
+		Root json.RawMessage `json:"root"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*ri = RootInfo(v.plain)
+	var s string
+	if json.Unmarshal(v.Root, &s) == nil {
+		c, err := cid.Decode(s)
+		ri.Root = c
+		return err
+	}
+	return json.Unmarshal(v.Root, &ri.Root)
 }

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -22,5 +23,22 @@ func TestErrorsKeepTheirCause(t *testing.T) {
 	}
 	if u, ok := err.(interface{ Unwrap() []error }); !ok || len(u.Unwrap()) != 2 {
 		t.Fatalf("want the sentinel and the cause, got %T", err)
+	}
+}
+
+// An index written before roots were typed holds each root as a string;
+// it still reads, and a root reads back as written now.
+func TestRootInfoReadsBothForms(t *testing.T) {
+	c := SumCID(CodecDagCBOR, []byte("x"))
+	for _, js := range []string{`{"root":"` + c.String() + `","name":"m"}`, `{"root":{"/":"` + c.String() + `"},"name":"m"}`} {
+		var ri RootInfo
+		if err := json.Unmarshal([]byte(js), &ri); err != nil || !ri.Root.Equals(c) || ri.Name != "m" {
+			t.Fatalf("%s: %+v %v", js, ri, err)
+		}
+	}
+	b, _ := json.Marshal(RootInfo{Root: c, Name: "m"})
+	var back RootInfo
+	if err := json.Unmarshal(b, &back); err != nil || !back.Root.Equals(c) {
+		t.Fatalf("round trip %s: %v", b, err)
 	}
 }

@@ -63,7 +63,7 @@ func (n *Node) startAnnouncer(interval time.Duration) {
 	a.state[recordsKey] = &announceState{}
 	if roots, err := n.Index.Roots(); err == nil {
 		for _, r := range roots {
-			a.state[r.Root] = &announceState{}
+			a.state[r.Root.String()] = &announceState{}
 		}
 	}
 	n.ann = a

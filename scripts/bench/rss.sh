@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rss: peak resident memory of `shoal get` (no daemon) fetching models of
 # growing size from one seeder, to show it flat in the model's size.
-# Target: well under 256 MiB for any size.
+# Target: under 128 MiB for any size.
 #   scripts/bench/rss.sh [MiB...]      (default 1024 4096)
 source "$(dirname "$0")/lib.sh"
 SIZES=("$@")
@@ -14,6 +14,6 @@ for mib in "${SIZES[@]}"; do
 	CID=$("$SHOAL" --home "$WORK/seed" add --quiet "$WORK/model" 2>/dev/null)
 	/usr/bin/time -f "%M" -o "$WORK/rss" "$SHOAL" --home "$WORK/g$mib" get "$CID" -o "$WORK/out" --bootstrap "$ADDR" --listen $LOOP >/dev/null 2>&1
 	cmp "$WORK/model/model.safetensors" "$WORK/out/model.safetensors"
-	echo "rss: fetch of $mib MiB: peak RSS $(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/rss") MiB (target < 256)"
+	echo "rss: fetch of $mib MiB: peak RSS $(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/rss") MiB (target < 128)"
 	rm -rf "$WORK/out" "$WORK/g$mib"
 done
