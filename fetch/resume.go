@@ -25,14 +25,15 @@ import (
 const StateDir = content.StateDirName
 
 // fetchState is the durable progress of one fetch. The log holds lines,
-// each ending in a tag only this home can make (logTagger),
-// "c <i>" (chunk reference i of the manifest is written to its temporary
-// file) and "f <i> <size> <mtime>" (file i is complete under its final
-// name, which then had that size and modification time). A chunk is
-// logged only after its file was fsynced, so a crash never leaves a logged
-// chunk unwritten; a torn last line is ignored. The log is trusted only
-// for files this user owns, and a final file only while its size and
-// mtime are still what the log says.
+// each ending in a tag only this home can make (logTagger), "f <i> <size>
+// <mtime>": file i is complete under its final name, which then had that
+// size and modification time. A line is written only after the file and
+// its folder were fsynced; a torn last line is ignored. The log is trusted
+// only from this user, and a final file only while its size and mtime are
+// still what the log says. Chunks in temporary files are not logged: a
+// resume re-verifies each against its CID (older logs' "c <i>" lines are
+// ignored), so bytes changed on disk between runs are fetched again, never
+// taken on the log's word.
 type fetchState struct {
 	dir string
 	log *os.File
@@ -76,11 +77,11 @@ func (m fileMark) matches(fi os.FileInfo) bool {
 // returns the chunks and files its log names as done. A state left by a
 // fetch of another root, or not made by this user, is discarded, never
 // merged: the fetch starts clean.
-func openState(dir string, root cid.Cid, key []byte) (*fetchState, map[int]bool, map[int]fileMark, error) {
+func openState(dir string, root cid.Cid, key []byte) (*fetchState, map[int]fileMark, error) {
 	tag := logTagger{key: key, prefix: root.String() + "\x00" + dir + "\x00"}
 	sd := filepath.Join(dir, StateDir)
 	if fi, err := os.Lstat(sd); err == nil && (!fi.IsDir() || !ownedByUs(fi)) {
-		return nil, nil, nil, fmt.Errorf("%s was not made by you: remove it, or fetch into another folder", sd)
+		return nil, nil, fmt.Errorf("%s was not made by you: remove it, or fetch into another folder", sd)
 	}
 	if r, ok := stateRoot(dir); !ok || !r.Equals(root) {
 		// Another fetch's state, or none: start clean (keeping the lock
@@ -91,47 +92,47 @@ func openState(dir string, root cid.Cid, key []byte) (*fetchState, map[int]bool,
 				continue
 			}
 			if err := os.RemoveAll(filepath.Join(sd, e.Name())); err != nil {
-				return nil, nil, nil, fmt.Errorf("clearing the fetch state of another fetch: %w", err)
+				return nil, nil, fmt.Errorf("clearing the fetch state of another fetch: %w", err)
 			}
 		}
 	}
 	if err := os.MkdirAll(sd, 0o700); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if err := fsx.WriteFileAtomic(filepath.Join(sd, "root"), []byte(root.String()+"\n"), 0o644); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	chunks, files := map[int]bool{}, map[int]fileMark{}
+	files := map[int]fileMark{}
 	logPath := filepath.Join(sd, "done")
 	if fi, err := os.Lstat(logPath); err == nil && !ownedByUs(fi) {
 		if err := os.Remove(logPath); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
 	if b, err := os.ReadFile(logPath); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
 			if body, ok := tag.check(sc.Text()); ok {
-				parseLogLine(body, chunks, files)
+				parseLogLine(body, files)
 			}
 		}
 		// A torn last line (no newline) was not fully written: drop it by
 		// rewriting the log up to the last newline.
 		if k := bytes.LastIndexByte(b, '\n'); k != len(b)-1 {
 			if err := os.WriteFile(logPath, b[:k+1], 0o644); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, err
 			}
 		}
 	}
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if err := fsx.SyncDir(dir); err != nil {
 		f.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return &fetchState{dir: dir, log: f, tag: tag}, chunks, files, nil
+	return &fetchState{dir: dir, log: f, tag: tag}, files, nil
 }
 
 // logTagger authenticates log lines: each ends in an HMAC, keyed by a
@@ -166,7 +167,7 @@ func (t logTagger) check(line string) (string, bool) {
 // parseLogLine reads one log line: "c <i>" or "f <i> <size> <mtime>".
 // Anything else (a torn line, the size-less "f <i>" of older versions) is
 // ignored: what it names is checked by hashing instead.
-func parseLogLine(line string, chunks map[int]bool, files map[int]fileMark) {
+func parseLogLine(line string, files map[int]fileMark) {
 	fields := strings.Fields(line)
 	num := func(k int) (int64, bool) {
 		if k >= len(fields) {
@@ -180,8 +181,6 @@ func parseLogLine(line string, chunks map[int]bool, files map[int]fileMark) {
 		return
 	}
 	switch {
-	case fields[0] == "c" && len(fields) == 2:
-		chunks[int(i)] = true
 	case fields[0] == "f" && len(fields) == 4:
 		size, ok1 := num(2)
 		mtime, ok2 := num(3)
@@ -198,15 +197,8 @@ func (s *fetchState) addFile(i int, fi os.FileInfo) {
 	s.mu.Unlock()
 }
 
-// add queues a log line; flush writes it.
-func (s *fetchState) add(kind byte, i int) {
-	s.mu.Lock()
-	s.pending = append(s.pending, s.tag.line(string(kind)+" "+strconv.Itoa(i))...)
-	s.mu.Unlock()
-}
-
 // flush makes the queued lines durable. syncData must first make durable
-// every chunk the lines name.
+// what the lines name (the folders of renamed files).
 func (s *fetchState) flush(syncData func() error) error {
 	s.mu.Lock()
 	lines := s.pending

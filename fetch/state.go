@@ -40,8 +40,7 @@ type fetch struct {
 
 	mu      sync.Mutex
 	sched   *scheduler
-	have    []byte // bit per chunk reference: verified and written
-	dirty   map[*outFile]bool
+	have    []byte          // bit per chunk reference: verified and written
 	renamed map[string]bool // folders that received a file since the last flush
 
 	fds      fdCache
@@ -72,11 +71,10 @@ type outFile struct {
 	queued   bool // waiting for, or held by, a hash worker
 	frontier int  // chunks [0, frontier) are hashed (or, unchecked, written)
 	// check: the whole file is hashed against the manifest's sha256
-	// before its rename. Only where some chunk was not verified against
-	// its CID in this run: taken on trust from the resume log (a later
-	// write to the temporary file would go unseen), or when the caller
-	// asked (Options.WholeFile). Every other byte is in a chunk whose CID
-	// was checked, and the root CID covers the chunk list.
+	// before its rename, because the caller asked (Options.WholeFile).
+	// Otherwise it need not be: every byte is in a chunk verified against
+	// its CID (as it arrived, or on resume), and the root CID covers the
+	// chunk list.
 	check bool
 
 	// Owned by the hash worker that holds the file (queued); nil unless
@@ -93,7 +91,7 @@ type target struct {
 
 func newFetch(e *Engine, m *content.Manifest, blocks []content.Block, dir string, report func(Progress)) *fetch {
 	f := &fetch{e: e, m: m, dir: dir, report: report, blocks: map[cid.Cid][]byte{}, byCID: map[cid.Cid]*job{},
-		have: make([]byte, (len(m.Chunks)+7)/8), dirty: map[*outFile]bool{}, renamed: map[string]bool{},
+		have: make([]byte, (len(m.Chunks)+7)/8), renamed: map[string]bool{},
 		hashed: make(chan struct{})}
 	for _, b := range blocks {
 		f.blocks[b.CID] = b.Data
@@ -119,7 +117,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 		return err
 	}
 	_, resuming := stateRoot(f.dir)
-	state, loggedChunks, loggedFiles, err := openState(f.dir, f.m.Root, f.e.logKey())
+	state, loggedFiles, err := openState(f.dir, f.m.Root, f.e.logKey())
 	if err != nil {
 		return err
 	}
@@ -152,7 +150,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 	f.buildJobs()
 	if resuming {
 		f.report(Progress{Phase: "resuming", Total: f.m.Size(), Files: len(f.files)})
-		if err := f.scanPartial(ctx, loggedChunks); err != nil {
+		if err := f.scanPartial(ctx); err != nil {
 			return err
 		}
 	}
@@ -189,37 +187,22 @@ func (f *fetch) finalIsDone(of *outFile, logged map[int]fileMark) bool {
 	return true
 }
 
-// scanPartial marks the chunks an earlier run left in temporary files:
-// logged ones as they are (in files this user owns), others only if they
-// hash right.
-func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
+// scanPartial marks the chunks an earlier run left in temporary files,
+// each only if it hashes to its CID: a chunk changed on disk since is
+// fetched again.
+func (f *fetch) scanPartial(ctx context.Context) error {
 	buf := make([]byte, content.MaxChunk)
-	ours := map[*outFile]bool{}
-	for _, of := range f.files {
-		if !of.done {
-			st, err := f.root.Lstat(of.tmp)
-			ours[of] = err == nil && ownedByUs(st)
-		}
-	}
 	for _, j := range f.jobs {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		var good []target
-		trusted := false
-		for k, t := range j.targets {
+		for _, t := range j.targets {
 			if t.file.done {
 				continue
 			}
-			ok := logged[j.idx[k]] && ours[t.file]
-			trusted = trusted || ok
-			if !ok {
-				b := buf[:j.len]
-				if err := f.readAt(t.file, b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
-					ok = true
-				}
-			}
-			if ok {
+			b := buf[:j.len]
+			if err := f.readAt(t.file, b, t.off); err == nil && content.VerifyBlock(j.cid, b) == nil {
 				good = append(good, t)
 			}
 		}
@@ -238,11 +221,6 @@ func (f *fetch) scanPartial(ctx context.Context, logged map[int]bool) error {
 		for k, t := range j.targets {
 			if t.file.done {
 				continue
-			}
-			if trusted {
-				// Bytes taken on the log's word: the whole file is
-				// checked before it is renamed.
-				t.file.check = true
 			}
 			if data != nil {
 				if err := f.writeAt(t.file, data, t.off); err != nil {

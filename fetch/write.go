@@ -21,35 +21,20 @@ func (f *fetch) write(j *job, data []byte) error {
 	}
 	for k, t := range j.targets {
 		f.setHave(j.idx[k])
-		f.mu.Lock()
-		f.dirty[t.file] = true
-		f.mu.Unlock()
-		f.state.add('c', j.idx[k])
 		f.written(t.file, t.chunk)
 	}
 	f.done.Add(int64(j.len * len(j.targets)))
 	return nil
 }
 
-// flush makes the progress log durable: first the data it names, and the
-// folders of the files renamed into place.
+// flush makes the progress log durable, after the folders of the files
+// renamed into place (each file was synced before its rename).
 func (f *fetch) flush() error {
 	return f.state.flush(func() error {
 		f.mu.Lock()
-		dirty, dirs := f.dirty, f.renamed
-		f.dirty, f.renamed = map[*outFile]bool{}, map[string]bool{}
+		dirs := f.renamed
+		f.renamed = map[string]bool{}
 		f.mu.Unlock()
-		for of := range dirty {
-			// Writers and hashers go on meanwhile.
-			of.mu.Lock()
-			done := of.done
-			of.mu.Unlock()
-			if !done { // a finished file was synced before its rename
-				if err := f.syncFile(of); err != nil {
-					return err
-				}
-			}
-		}
 		for d := range dirs {
 			if err := fsx.SyncDir(filepath.Join(f.dir, d)); err != nil {
 				return err
