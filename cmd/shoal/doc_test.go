@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,49 @@ func TestEveryPackageHasDoc(t *testing.T) {
 		if !ok {
 			rel, _ := filepath.Rel(root, dir)
 			t.Errorf("package %s has no doc comment", rel)
+		}
+	}
+}
+
+// TestImportsPointDown checks the layout (README "Layout", DESIGN.md):
+// each package imports only the Shoal packages below it, so arrows point
+// one way and nothing grows back into node/.
+func TestImportsPointDown(t *testing.T) {
+	allowed := map[string][]string{
+		"content":            {},
+		"protocol":           {"content"},
+		"fetch":              {"content", "protocol", "internal/fsx"},
+		"api":                {"content"},
+		"home":               {"content", "internal/fsx"},
+		"node":               {"content", "protocol", "fetch", "api", "home", "internal/fsx"},
+		"cmd/shoal":          {"api", "node", "home", "content"},
+		"internal/fsx":       {},
+		"internal/leakcheck": {},
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mod = "github.com/shoal-p2p/shoal/"
+	for pkg, ok := range allowed {
+		files, _ := filepath.Glob(filepath.Join(root, pkg, "*.go"))
+		if len(files) == 0 {
+			t.Errorf("no package %s", pkg)
+		}
+		for _, p := range files {
+			if strings.HasSuffix(p, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), p, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, im := range f.Imports {
+				dep, own := strings.CutPrefix(strings.Trim(im.Path.Value, `"`), mod)
+				if own && !slices.Contains(ok, dep) {
+					t.Errorf("%s imports %s: not below it in the layout", filepath.Join(pkg, filepath.Base(p)), dep)
+				}
+			}
 		}
 	}
 }
