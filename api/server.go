@@ -104,9 +104,12 @@ func streamed[T, R any](h *handler, op func(ctx context.Context, req T, progress
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				err = fmt.Errorf("%w: %w", ErrBadRequest, err)
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(errorReply{Error: fmt.Sprintf("%v: %v", ErrBadRequest, err), Code: "bad_request"})
+			_ = json.NewEncoder(w).Encode(errorReply{Error: err.Error(), Code: "bad_request"})
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")

@@ -88,6 +88,9 @@ func Import(ctx context.Context, path string, opt ImportOptions) (*Imported, err
 		if err != nil {
 			return nil, err
 		}
+		if len(srcs) == 0 {
+			return nil, fmt.Errorf("%s: %w (%d skipped)", Escape(path), ErrNothingToAdd, len(im.Skipped))
+		}
 	} else {
 		return nil, fmt.Errorf("%s: not a regular file or folder", Escape(path))
 	}

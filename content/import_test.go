@@ -1,6 +1,7 @@
 package content
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,5 +122,17 @@ func TestImportFollowExternalLinks(t *testing.T) {
 	}
 	if n := ImportSize(model, ImportOptions{}); n != int64(len(`{"a":1}`)*3+len("a b c")*2) {
 		t.Errorf("ImportSize without links outside = %d", n)
+	}
+}
+
+// A folder with nothing to add (empty, or only what is skipped) is
+// refused: it would name an empty model.
+func TestImportRefusesEmptyFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(t.Context(), dir, ImportOptions{}); !errors.Is(err, ErrNothingToAdd) {
+		t.Fatalf("empty folder: %v", err)
 	}
 }
