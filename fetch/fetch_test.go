@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +315,40 @@ func TestResumeRefetchesChangedChunks(t *testing.T) {
 	sameFiles(t, model, out)
 	if res.Chunks == 0 {
 		t.Error("no chunk fetched again after tampering")
+	}
+}
+
+// busyStore answers "busy" to the first chunk requests, as a server under
+// memory pressure does (protocol.CodeBusy).
+type busyStore struct {
+	protocol.Store
+	left *atomic.Int64
+}
+
+func (s busyStore) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
+	if s.left.Add(-1) >= 0 {
+		return nil, protocol.ErrBusy
+	}
+	return s.Store.ReadChunk(c, buf)
+}
+
+// A busy reply is overload, not misbehaviour: the chunk is asked again
+// after a pause, the fetch completes, and the peer is never struck.
+func TestBusyPeerAskedAgain(t *testing.T) {
+	e, model, root := seeded(t, 4)
+	net := e.net.(*fakeNet)
+	left := new(atomic.Int64)
+	left.Store(20)
+	net.peers["seeder"] = busyStore{Store: net.peers["seeder"], left: left}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := e.Get(context.Background(), root, out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, model, out)
+	if left.Load() >= 0 {
+		t.Fatal("the seeder was never busy")
+	}
+	if n := net.strikes["seeder"]; n != 0 {
+		t.Errorf("a busy peer got %d strikes", n)
 	}
 }
