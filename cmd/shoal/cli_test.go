@@ -231,3 +231,49 @@ func TestGetRawChunkCIDRefusedFirst(t *testing.T) {
 		t.Fatalf("output folder touched: %v", err)
 	}
 }
+
+// verify tells the truth for every mix of ok, missing, changed and
+// corrupt files: non-zero unless all are ok, each verdict printed, and
+// never "the bytes match the CID" unless they do (a held root whose folder
+// was deleted said so).
+func TestVerifyVerdicts(t *testing.T) {
+	hdir := t.TempDir()
+	model := filepath.Join(t.TempDir(), "model")
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"ok.bin", "missing.bin", "changed.bin", "corrupt.bin"} {
+		if err := os.WriteFile(filepath.Join(model, name), bytes.Repeat([]byte{byte('a' + i)}, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := shoal(t, "--home", hdir, "add", "--quiet", model)
+	if code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+	root := strings.TrimSpace(out)
+	if out, _, code := shoal(t, "--home", hdir, "verify", root); code != 0 || !strings.Contains(out, "the bytes match") {
+		t.Fatalf("verify of an intact model: %d\n%s", code, out)
+	}
+	os.Remove(filepath.Join(model, "missing.bin"))
+	later := time.Now().Add(3 * time.Second)
+	os.Chtimes(filepath.Join(model, "changed.bin"), later, later)
+	if err := os.WriteFile(filepath.Join(model, "corrupt.bin"), bytes.Repeat([]byte{'E'}, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = shoal(t, "--home", hdir, "verify", root)
+	for _, want := range []string{"ok       ok.bin", "missing  missing.bin", "changed  changed.bin", "corrupt  corrupt.bin"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	if code == 0 || strings.Contains(out, "match the CID") || !strings.Contains(errOut, "not held intact") {
+		t.Fatalf("verify of a damaged model: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The whole folder gone.
+	os.RemoveAll(model)
+	out, errOut, code = shoal(t, "--home", hdir, "verify", root)
+	if code == 0 || strings.Contains(out, "match the CID") || !strings.Contains(errOut, "4 missing") {
+		t.Fatalf("verify of a deleted folder: exit %d\n%s\n%s", code, out, errOut)
+	}
+}

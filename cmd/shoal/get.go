@@ -136,7 +136,7 @@ printed one JSON object per line.`,
 			fmt.Fprintf(a.stdout, "fetched %s: %d files, %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
 				res.Root, res.Files, humanBytes(res.Size), secs, humanBytes(int64(rate)), plural(res.Peers, "peer"),
 				res.Chunks, resumed, res.Refetch)
-			a.printSigners(res.Signers)
+			a.printSigners(res.Signers, true)
 			fmt.Fprintln(a.stdout, res.Dir)
 			return nil
 		},
@@ -177,7 +177,9 @@ func mustJSON(v any) json.RawMessage {
 }
 
 // printSigners says who vouches for a root, trusted names first.
-func (a *app) printSigners(ss []api.Signer) {
+// intact says whether the bytes are known to match the CID (after a
+// fetch, or a verify that found every file ok).
+func (a *app) printSigners(ss []api.Signer, intact bool) {
 	trusted := false
 	for _, s := range ss {
 		who := s.Key
@@ -188,8 +190,10 @@ func (a *app) printSigners(ss []api.Signer) {
 		fmt.Fprintf(a.stdout, "signed by %s as %s, sequence %d, %s\n", who, s.Name, s.Seq, s.Time.Format(time.RFC3339))
 	}
 	switch {
-	case len(ss) == 0:
+	case len(ss) == 0 && intact:
 		fmt.Fprintln(a.stdout, "no publisher record names this root: the bytes match the CID, and nobody vouches for them")
+	case len(ss) == 0:
+		fmt.Fprintln(a.stdout, "no publisher record names this root")
 	case !trusted:
 		fmt.Fprintln(a.stdout, "none of these publishers is one you trust (shoal trust add)")
 	}

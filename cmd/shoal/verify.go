@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -48,12 +49,27 @@ unless every file is ok.`,
 					}
 					fmt.Fprintln(a.stdout, line)
 				}
-				a.printSigners(rep.Signers)
+				a.printSigners(rep.Signers, rep.OK)
 			}
 			if !rep.OK {
-				return fmt.Errorf("%w: %s", api.ErrVerify, root)
+				return fmt.Errorf("%w: %s is not held intact: %s", api.ErrVerify, root, verdicts(rep.Files))
 			}
 			return nil
 		},
 	}
+}
+
+// verdicts counts the files by verdict: "2 missing, 1 corrupt".
+func verdicts(files []api.VerifyFile) string {
+	n := map[string]int{}
+	for _, f := range files {
+		n[f.Status]++
+	}
+	var parts []string
+	for _, st := range []string{"missing", "changed", "corrupt", "ok"} {
+		if n[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
