@@ -4,6 +4,7 @@
 package home
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -255,10 +258,72 @@ func (h Home) Config() (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	if err := json.Unmarshal(b, &c); err != nil {
+	if err := decodeConfig(b, &c); err != nil {
 		return c, fmt.Errorf("%s: %w", h.ConfigPath(), err)
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", h.ConfigPath(), err)
+	}
+	return c, nil
+}
+
+// decodeConfig reads config.json strictly: an unknown key (a typo would
+// otherwise leave the default in force, silently) or a value of the wrong
+// type is refused by name, and a syntax error by line and column.
+func decodeConfig(b []byte, c *Config) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(c)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &syn):
+		line, col := lineCol(b, syn.Offset)
+		return fmt.Errorf("%w: line %d, column %d: %s", ErrBadConfig, line, col, syn.Error())
+	case errors.As(err, &typ):
+		line, col := lineCol(b, typ.Offset)
+		return fmt.Errorf("%w: line %d, column %d: key %q wants a %s, not a JSON %s", ErrBadConfig, line, col, typ.Field, typ.Type, typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		key := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return fmt.Errorf("%w: unknown key %s (known keys: %s)", ErrBadConfig, key, strings.Join(configKeys(), ", "))
+	}
+	// A value that decodes but does not parse (a duration, say): find
+	// its key by decoding one key at a time.
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) == nil {
+		for k, v := range m {
+			var one Config
+			if json.Unmarshal([]byte(`{"`+k+`":`+string(v)+`}`), &one) != nil {
+				return fmt.Errorf("%w: key %q: %w", ErrBadConfig, k, err)
+			}
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrBadConfig, err)
+}
+
+// configKeys lists the keys config.json may hold.
+func configKeys() []string {
+	var keys []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(b []byte, off int64) (int, int) {
+	off = min(max(off, 0), int64(len(b)))
+	line := 1 + bytes.Count(b[:off], []byte("\n"))
+	col := int(off) - bytes.LastIndexByte(b[:off], '\n')
+	return line, col
 }
 
 // NewToken returns a fresh random API token.
