@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -80,13 +81,7 @@ func plain(h *handler, op func(ctx context.Context, r *http.Request) (any, error
 	return func(w http.ResponseWriter, r *http.Request) {
 		res, err := op(r.Context(), r)
 		if err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, ErrBadRequest) {
-				status = http.StatusBadRequest
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			_ = json.NewEncoder(w).Encode(errorReply{Error: err.Error(), Code: h.codes.name(err)})
+			h.fail(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -94,31 +89,60 @@ func plain(h *handler, op func(ctx context.Context, r *http.Request) (any, error
 	}
 }
 
+// fail answers an error that comes before any reply was sent: as JSON,
+// with its code, and a status that says whose fault it is.
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	code := h.codes.name(err)
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		status = http.StatusBadRequest
+	case code == "not_found":
+		status = http.StatusNotFound
+	case code != "":
+		status = http.StatusUnprocessableEntity // understood, refused
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorReply{Error: err.Error(), Code: code})
+}
+
 // streamed makes a handler that decodes a JSON request of type T and
 // streams op's progress, then its result or error, as NDJSON events. The
-// operation stops if the client goes away.
+// reply's status is sent with its first event: an error before any
+// progress (a request refused after decoding, a root nobody holds) is a
+// plain JSON error with a 4xx or 5xx status. The operation stops if the
+// client goes away.
 func streamed[T, R any](h *handler, op func(ctx context.Context, req T, progress func(Progress)) (R, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req T
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		err := dec.Decode(&req)
+		if err == nil {
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = errors.New("text after the request object")
+			}
+		}
+		if err != nil {
 			if !errors.Is(err, ErrBadRequest) {
 				err = fmt.Errorf("%w: %w", ErrBadRequest, err)
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(errorReply{Error: err.Error(), Code: "bad_request"})
+			h.fail(w, err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
 		fl, _ := w.(http.Flusher)
 		var mu sync.Mutex
 		enc := json.NewEncoder(w)
+		started := false
 		send := func(e Event) {
 			mu.Lock()
 			defer mu.Unlock()
+			if !started {
+				w.Header().Set("Content-Type", "application/x-ndjson")
+				started = true
+			}
 			_ = enc.Encode(e)
 			if fl != nil {
 				fl.Flush()
@@ -130,6 +154,13 @@ func streamed[T, R any](h *handler, op func(ctx context.Context, req T, progress
 			// report) is sent first.
 			if b, merr := json.Marshal(res); merr == nil && string(b) != "null" {
 				send(Event{Event: "result", Result: b, Error: err.Error(), Code: h.codes.name(err)})
+				return
+			}
+			mu.Lock()
+			before := !started
+			mu.Unlock()
+			if before {
+				h.fail(w, err)
 				return
 			}
 			send(Event{Event: "error", Error: err.Error(), Code: h.codes.name(err)})

@@ -38,6 +38,8 @@ var (
 	ErrBadSafetensors = errors.New("invalid safetensors header")
 	// ErrChangedWhileReading reports a file that changed while it was imported.
 	ErrChangedWhileReading = errors.New("file changed while it was read")
+	// ErrNotRoot reports a CID that cannot name a model: a chunk's.
+	ErrNotRoot = errors.New("not a model root")
 	// ErrNothingToAdd reports a folder that holds no regular file to add.
 	ErrNothingToAdd = errors.New("no regular file to add")
 	// ErrBadPath reports a manifest path that could write outside the target

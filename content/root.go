@@ -13,7 +13,7 @@ func CheckRoot(root cid.Cid) error {
 		return err
 	}
 	if root.Type() != CodecDagCBOR {
-		return fmt.Errorf("%s is a chunk, not a model root (want a dag-cbor CID)", root)
+		return fmt.Errorf("%s: %w: it is a chunk (want a dag-cbor CID)", root, ErrNotRoot)
 	}
 	return nil
 }

@@ -250,3 +250,41 @@ func TestAPIIdleAndHost(t *testing.T) {
 		t.Fatalf("typed client after its idle connection closed: %v", err)
 	}
 }
+
+// Every refused request is answered before the stream starts, with a
+// status that says so (not a 200 with an error event), and its code; a
+// body with text after the request object is refused too.
+func TestAPIRefusalsHaveStatus(t *testing.T) {
+	hm, addr := startDaemon(t)
+	tok, _ := os.ReadFile(hm.TokenPath())
+	post := func(path, body string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	root := content.SumCID(content.CodecDagCBOR, []byte("r")).String()
+	chunk := content.SumCID(content.CodecRaw, []byte("c")).String()
+	for _, c := range []struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		{"/v1/get", `{"root":"` + root + `","dir":"rel/dir"}`, 400, "bad_request"},
+		{"/v1/get", `{"dir":"/x"}`, 400, "bad_request"},
+		{"/v1/get", `{"root":"` + root + `","dir":"/tmp/x"} trailing`, 400, "bad_request"},
+		{"/v1/get", `{"root":"` + chunk + `","dir":"/tmp/x"}`, 422, "not_a_root"},
+		{"/v1/verify", `{"root":"` + root + `"}`, 404, "not_found"},
+		{"/v1/add", `{"path":"rel"}`, 400, "bad_request"},
+	} {
+		status, body := post(c.path, c.body)
+		if status != c.status || !strings.Contains(body, `"code":"`+c.code+`"`) || strings.Contains(body, `"event"`) {
+			t.Errorf("%s %s: %d %s, want %d with code %s", c.path, c.body, status, body, c.status, c.code)
+		}
+	}
+}

@@ -127,7 +127,7 @@ func (l *Local) Ls(context.Context) (roots []content.RootInfo, err error) {
 
 func (l *Local) Files(_ context.Context, root cid.Cid) (files []content.FileInfo, err error) {
 	err = l.withIndex(func(idx *content.Index) error {
-		files, err = idx.Files(root)
+		files, err = heldFiles(idx, root)
 		return err
 	})
 	return files, err

@@ -33,6 +33,12 @@ import (
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
+// Protocols lists the libp2p protocol IDs Shoal speaks itself: the
+// exchange and its two DHTs.
+func Protocols() []string {
+	return []string{protocol.ID, DHTPrefix + string(dual.LanExtension) + "/kad/1.0.0", DHTPrefix + "/kad/1.0.0"}
+}
+
 // DHTPrefix is the protocol prefix of Shoal's own DHT.
 const DHTPrefix = "/shoal"
 

@@ -44,9 +44,9 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, opt conten
 // whole-file sha256 against the manifest, and every kept record naming
 // the root against its signature. progress is told of bytes read.
 func Verify(ctx context.Context, h home.Home, idx *content.Index, root cid.Cid, progress func(int64)) (*api.VerifyReport, error) {
-	files, err := idx.Files(root)
+	files, err := heldFiles(idx, root)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)
+		return nil, err
 	}
 	m, err := loadManifest(idx, root)
 	if err != nil {

@@ -40,6 +40,7 @@ var Codes = api.Codes{
 	{Name: "bad_cid", Err: content.ErrBadCID},
 	{Name: "cid_not_allowed", Err: content.ErrHashNotAllowed},
 	{Name: "nothing_to_add", Err: content.ErrNothingToAdd},
+	{Name: "not_a_root", Err: content.ErrNotRoot},
 	{Name: "bad_path", Err: content.ErrBadPath},
 	{Name: "hash_mismatch", Err: content.ErrHashMismatch},
 	{Name: "not_found", Err: content.ErrNotFound},
@@ -83,7 +84,16 @@ func (s service) Status(context.Context) (*api.Status, error) { return s.n.Statu
 func (s service) Ls(context.Context) ([]content.RootInfo, error) { return s.n.Index.Roots() }
 
 func (s service) Files(_ context.Context, root cid.Cid) ([]content.FileInfo, error) {
-	return s.n.Index.Files(root)
+	return heldFiles(s.n.Index, root)
+}
+
+// heldFiles lists a held root's files, or says this node does not hold it.
+func heldFiles(idx *content.Index, root cid.Cid) ([]content.FileInfo, error) {
+	files, err := idx.Files(root)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)
+	}
+	return files, nil
 }
 
 func (s service) Add(ctx context.Context, req api.AddRequest, progress func(api.Progress)) (*api.AddResult, error) {

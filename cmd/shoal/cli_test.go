@@ -223,7 +223,7 @@ func TestGetRawChunkCIDRefusedFirst(t *testing.T) {
 	stdout, errOut, code := shoal(t, "--home", hdir, "get", chunk, "-o", out,
 		"--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--timeout", "1s")
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
-	want := "shoal: " + chunk + " is a chunk, not a model root (want a dag-cbor CID)"
+	want := "shoal: " + chunk + ": not a model root: it is a chunk (want a dag-cbor CID)"
 	if code != 1 || stdout != "" || len(lines) != 1 || lines[0] != want {
 		t.Fatalf("get of a chunk CID: code %d, stdout %q, stderr %q", code, stdout, errOut)
 	}

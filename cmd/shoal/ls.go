@@ -31,7 +31,7 @@ loaded, are marked.`,
 				}
 				files, err := svc.Files(cmd.Context(), root)
 				if err != nil {
-					return fmt.Errorf("%s: %w", root, err)
+					return err
 				}
 				return a.printFiles(files)
 			}

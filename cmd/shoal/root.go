@@ -84,7 +84,11 @@ identity key, config.json and the index.`,
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
-		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd())
+		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd())
+	// --version prints what `shoal version` does.
+	root.Version = currentVersion().Version
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetVersionTemplate(currentVersion().String())
 	return root
 }
 
