@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
 	"github.com/shoal-p2p/shoal/node"
+	"github.com/shoal-p2p/shoal/protocol"
 )
 
 func shoal(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -275,5 +277,22 @@ func TestVerifyVerdicts(t *testing.T) {
 	out, errOut, code = shoal(t, "--home", hdir, "verify", root)
 	if code == 0 || strings.Contains(out, "match the CID") || !strings.Contains(errOut, "4 missing") {
 		t.Fatalf("verify of a deleted folder: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// version and --version say what was built: version, Go, the protocols
+// and the chunking rules.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, errOut, code := shoal(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "shoal ") || !strings.Contains(out, runtime.Version()) ||
+			!strings.Contains(out, protocol.ID) || !strings.Contains(out, "chunker 1") {
+			t.Errorf("%v: %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	out, _, _ := shoal(t, "version", "--json")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v["go"] != runtime.Version() {
+		t.Errorf("version --json: %v %s", err, out)
 	}
 }

@@ -87,7 +87,6 @@ identity key, config.json and the index.`,
 		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd())
 	// --version prints what `shoal version` does.
 	root.Version = currentVersion().Version
-	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetVersionTemplate(currentVersion().String())
 	return root
 }

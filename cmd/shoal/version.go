@@ -14,10 +14,10 @@ import (
 // versionInfo is what `shoal version` reports, from the build info (so
 // `go install …@v1.2.3` and a build in a checkout both say the truth).
 type versionInfo struct {
-	Version  string   `json:"version"`  // module version, or "(devel)"
-	Commit   string   `json:"commit"`   // VCS revision, when built from a checkout
-	Dirty    bool     `json:"dirty"`    // built with uncommitted changes
-	Go       string   `json:"go"`       // Go version it was built with
+	Version  string   `json:"version"`   // module version, or "(devel)"
+	Commit   string   `json:"commit"`    // VCS revision, when built from a checkout
+	Dirty    bool     `json:"dirty"`     // built with uncommitted changes
+	Go       string   `json:"go"`        // Go version it was built with
 	Protocol []string `json:"protocols"` // libp2p protocol IDs it speaks
 	Manifest int      `json:"manifest_format"`
 	Chunker  int      `json:"chunker"` // chunking rule version
