@@ -137,6 +137,17 @@ expect_fail() { # expect_fail NAME PATTERN CMD...: CMD must exit non-zero with P
 }
 expect_fail "malformed CID refused" "malformed CID" "$SHOAL" --home "$WORK/getter" get not-a-cid -o "$WORK/x1"
 expect_fail "CIDv0 refused" "not allowed" "$SHOAL" --home "$WORK/getter" get QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB -o "$WORK/x2"
+check "version names the exchange protocol" grep -q '/shoal/xfer/' <("$SHOAL" version)
+check "--version answers" grep -q '^shoal ' <("$SHOAL" --version)
+printf '{\n  "listen": ["/ip4/127.0.0.1/tcp/0"],\n  "boostrap": []\n}\n' >"$WORK/typo-config.json"
+mkdir -p "$WORK/typo" && "$SHOAL" --home "$WORK/typo" init >/dev/null 2>&1 && cp "$WORK/typo-config.json" "$WORK/typo/config.json"
+expect_fail "a config with a mistyped key is refused, naming it" 'unknown key "boostrap"' timeout 20 "$SHOAL" --home "$WORK/typo" daemon
+# verify after deleting a file of the model: non-zero, and no "match"
+cp -r "$WORK/model" "$WORK/model-del"
+DCID=$("$SHOAL" --home "$WORK/deleter" add --quiet "$WORK/model-del" 2>/dev/null)
+rm -f "$WORK/model-del/config.json"
+expect_fail "verify after deleting a file fails, saying so" "not held intact" "$SHOAL" --home "$WORK/deleter" verify "$DCID"
+check "verify after deleting a file never says the bytes match" bash -c '! grep -q "match the CID" "$0"' "$WORK/last.out"
 NOBODY=bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
 expect_fail "unprovided CID times out" "no providers found" \
 	"$SHOAL" --home "$WORK/getter" get "$NOBODY" -o "$WORK/x3" --bootstrap "$BOOT" --listen $LOOP --timeout 3s
