@@ -7,31 +7,47 @@ import (
 	"strings"
 )
 
-// ParseRate parses a byte rate such as "50MB/s", "1.5GiB/s", "800KB" or
-// "0" (unlimited) into bytes per second. Units: B, KB, MB, GB, TB
-// (powers of 1000) and KiB, MiB, GiB, TiB (powers of 1024); "/s" is
-// optional.
+// rateForms names what ParseRate accepts, for its refusals.
+const rateForms = `e.g. 50MB/s, 50MiB/s, 50M (bytes), 400Mbit/s (bits), or 0 for no cap`
+
+// rateUnits are byte and bit units, by their upper-cased spelling: K, M,
+// G, T are powers of 1000, Ki… of 1024; "bit" units are eighths.
+var rateUnits = map[string]float64{
+	"": 1, "B": 1,
+	"K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
+	"KI": 1 << 10, "KIB": 1 << 10, "MI": 1 << 20, "MIB": 1 << 20, "GI": 1 << 30, "GIB": 1 << 30, "TIB": 1 << 40,
+	"BIT": 1.0 / 8, "KBIT": 1e3 / 8, "MBIT": 1e6 / 8, "GBIT": 1e9 / 8,
+	"KIBIT": (1 << 10) / 8.0, "MIBIT": (1 << 20) / 8.0, "GIBIT": (1 << 30) / 8.0,
+}
+
+// ParseRate parses a rate as people write it into bytes per second:
+// "50MB/s", "1.5GiB/s", "50M", "800KB", "400Mbit/s", or "0" (no cap).
+// K, M, G, T are powers of 1000, KiB, MiB, GiB, TiB of 1024; "/s" is
+// optional; bits are spelled "bit". "50mbps", "50Mb/s" and the like are
+// refused: they are megabits to a network engineer and megabytes to many
+// others, and reading one as the other is off by eight.
 func ParseRate(s string) (int64, error) {
 	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "ps")
+	t = strings.TrimSpace(strings.TrimSuffix(t, "/s"))
 	if t == "" || t == "0" {
 		return 0, nil
 	}
 	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := t, "B"
+	num, unit := t, ""
 	if i >= 0 {
 		num, unit = strings.TrimSpace(t[:i]), strings.TrimSpace(t[i:])
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 0 || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("rate %q: want a number and a unit, e.g. 50MB/s", s)
+		return 0, fmt.Errorf("rate %q: want a number and a unit, %s", s, rateForms)
 	}
-	mult := map[string]float64{
-		"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-		"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40,
-	}[strings.ToUpper(unit)]
-	if mult == 0 {
-		return 0, fmt.Errorf("rate %q: unknown unit %q (use B, KB, MB, GB, KiB, MiB, GiB)", s, unit)
+	u := strings.ToUpper(unit)
+	if strings.HasSuffix(u, "PS") || (len(unit) >= 2 && strings.HasSuffix(unit, "b") && !strings.HasSuffix(u, "IB")) {
+		return 0, fmt.Errorf("rate %q: %q is ambiguous (bits or bytes?): write MB/s for bytes or Mbit/s for bits", s, unit)
+	}
+	mult, ok := rateUnits[u]
+	if !ok {
+		return 0, fmt.Errorf("rate %q: unknown unit %q; %s", s, unit, rateForms)
 	}
 	r := v * mult
 	if r > 0 && r < 1024 {
