@@ -453,10 +453,19 @@ func (s *scheduler) err() error {
 	return s.errv
 }
 
+// active counts the peers this fetch is using: those asked for chunks now
+// or that have delivered some (a file-key provider holding only a small
+// file nobody needs from it is not one).
 func (s *scheduler) active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.live)
+	n := 0
+	for src := range s.live {
+		if src.conn != nil && (s.st[src].inflight > 0 || src.chunks.Load() > 0) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *scheduler) sources() []*source {

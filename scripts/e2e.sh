@@ -249,6 +249,14 @@ check "resume moved only what was missing" test -n "$MOVED" -a "${RESUMED:-0}" -
 check "resumed tree is byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out4")
 check "resume cleaned up" test -z "$(find "$WORK/out4" -name '*.shoal-part' -o -name .shoal-fetch)"
 
+"$SHOAL" --home "$WORK/getter3" get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get4b.out" 2>&1
+check "a re-run of a complete fetch says so, moving nothing" grep -q '^already complete' "$WORK/get4b.out"
+
+echo "# progress without a terminal"
+"$SHOAL" --home "$WORK/getter9" get "$CID" -o "$WORK/out9" --bootstrap "$BOOT" --listen $LOOP --max-download 8MB/s >"$WORK/get9.out" 2>"$WORK/get9.err"
+check "a get whose stderr is not a terminal prints progress lines" grep -q '^fetching: .* of .*%' "$WORK/get9.err"
+grep '^fetching:' "$WORK/get9.err" | head -2
+
 echo "# a planted fetch state (threat 24)"
 # As a local user sharing the folder could: the target root, every file
 # logged as done (in the old log format, and in the current one with the

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/testmodel"
@@ -294,5 +295,26 @@ func TestVersion(t *testing.T) {
 	var v map[string]any
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v["go"] != runtime.Version() {
 		t.Errorf("version --json: %v %s", err, out)
+	}
+}
+
+// Without a terminal, get prints a plain progress line every few seconds;
+// with --quiet nothing; with --json events.
+func TestGetProgressWithoutTerminal(t *testing.T) {
+	var errb, outb bytes.Buffer
+	a := &app{stdout: &outb, stderr: &errb}
+	p := a.getProgress(false)
+	p.last = time.Now().Add(-progressEvery)
+	p.update(api.Progress{Phase: "fetching", Done: 1 << 20, Total: 4 << 20, Peers: 2})
+	p.update(api.Progress{Phase: "fetching", Done: 2 << 20, Total: 4 << 20, Peers: 2}) // too soon: not printed
+	if got := errb.String(); got != "fetching: 1.0 MiB of 4.0 MiB (25%) from 2 peers\n" {
+		t.Errorf("progress line: %q", got)
+	}
+	errb.Reset()
+	q := a.getProgress(true)
+	q.last = time.Now().Add(-progressEvery)
+	q.update(api.Progress{Phase: "fetching", Done: 1, Total: 4})
+	if errb.Len() != 0 || outb.Len() != 0 {
+		t.Errorf("--quiet printed %q %q", errb.String(), outb.String())
 	}
 }

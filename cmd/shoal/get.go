@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -20,6 +22,7 @@ type getFlags struct {
 	force     bool
 	timeout   time.Duration
 	publisher string
+	quiet     bool
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -115,9 +118,12 @@ printed one JSON object per line.`,
 					l.Config.FindTimeout = home.Duration(g.timeout)
 				}
 			}
-			progress := a.getProgress()
+			progress := a.getProgress(g.quiet)
 			res, err := svc.Get(cmd.Context(), req, progress.update)
 			progress.finish()
+			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				return resumeHint{err, fmt.Sprintf("run the same command again to resume: what arrived is kept in %s", content.Escape(filepath.Join(dir, content.StateDirName)))}
+			}
 			if err != nil {
 				return err
 			}
@@ -127,15 +133,25 @@ printed one JSON object per line.`,
 			for _, p := range res.Pickle {
 				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
 			}
-			secs := res.Elapsed.Seconds()
-			rate := float64(res.Size) / max(secs, 1e-3)
-			resumed := ""
-			if res.Resumed > 0 {
-				resumed = fmt.Sprintf(", %d already there from an earlier run", res.Resumed)
+			if res.Held {
+				fmt.Fprintf(a.stdout, "already complete: %s, %d files, %s, unchanged since it was fetched here; nothing moved (shoal verify re-hashes it)\n",
+					res.Root, res.Files, humanBytes(res.Size))
+			} else {
+				// The rate counts what moved in this run, not what an
+				// earlier run or this node already had.
+				var moved int64
+				for _, s := range res.Sources {
+					moved += s.Bytes
+				}
+				secs := res.Elapsed.Seconds()
+				resumed := ""
+				if res.Resumed > 0 {
+					resumed = fmt.Sprintf(", %d were already there from an earlier run", res.Resumed)
+				}
+				fmt.Fprintf(a.stdout, "fetched %s: %d files, %s; moved %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
+					res.Root, res.Files, humanBytes(res.Size), humanBytes(moved), secs, humanBytes(int64(float64(moved)/max(secs, 1e-3))),
+					plural(res.Peers, "peer"), res.Chunks, resumed, res.Refetch)
 			}
-			fmt.Fprintf(a.stdout, "fetched %s: %d files, %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
-				res.Root, res.Files, humanBytes(res.Size), secs, humanBytes(int64(rate)), plural(res.Peers, "peer"),
-				res.Chunks, resumed, res.Refetch)
 			a.printSigners(res.Signers, true)
 			fmt.Fprintln(a.stdout, res.Dir)
 			return nil
@@ -146,27 +162,45 @@ printed one JSON object per line.`,
 	f.BoolVar(&g.force, "force", false, "write into an existing non-empty folder")
 	g.register(f, "without a daemon: ", "any free port on every interface")
 	f.DurationVar(&g.timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress; print only the summary")
 	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
 	return cmd
 }
 
-// getProgress is a bar on a terminal, NDJSON events with --json, or
-// nothing.
+// getProgress is a bar on a terminal, NDJSON events with --json, a plain
+// line every few seconds when stderr is not a terminal (a CI log is not
+// silent for minutes), or nothing with --quiet.
 type getProgress struct {
-	bar *bar
-	a   *app
+	bar   *bar
+	a     *app
+	quiet bool
+	last  time.Time
 }
 
-func (a *app) getProgress() *getProgress {
-	return &getProgress{bar: a.newBar("fetching", 0), a: a}
+// progressEvery is how often a get whose stderr is not a terminal prints
+// a progress line.
+const progressEvery = 5 * time.Second
+
+func (a *app) getProgress(quiet bool) *getProgress {
+	p := &getProgress{a: a, quiet: quiet, bar: &bar{}, last: time.Now()}
+	if !quiet {
+		p.bar = a.newBar("fetching", 0)
+	}
+	return p
 }
 
 func (p *getProgress) update(pr api.Progress) {
-	if p.a.json {
+	switch {
+	case p.a.json:
 		_ = p.a.printEvent(api.Event{Event: "progress", Progress: &pr})
-		return
+	case p.quiet:
+	case p.bar.pb != nil:
+		p.bar.update(pr)
+	case pr.Phase == "fetching" && time.Since(p.last) >= progressEvery && pr.Total > 0:
+		p.last = time.Now()
+		fmt.Fprintf(p.a.stderr, "fetching: %s of %s (%d%%) from %s\n", humanBytes(pr.Done), humanBytes(pr.Total),
+			100*pr.Done/pr.Total, plural(pr.Peers, "peer"))
 	}
-	p.bar.update(pr)
 }
 
 func (p *getProgress) finish() { p.bar.finish() }

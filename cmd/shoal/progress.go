@@ -27,6 +27,7 @@ func (a *app) newBar(desc string, total int64) *bar {
 		progressbar.OptionSetWriter(a.stderr),
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionUseIECUnits(true), // KiB, MiB, GiB: as the summary prints
 		progressbar.OptionShowTotalBytes(true),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),

@@ -50,6 +50,10 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 		msg := content.Escape(err.Error())
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			msg = "interrupted"
+			var h resumeHint
+			if errors.As(err, &h) {
+				msg += "; " + h.hint
+			}
 		}
 		if a.json {
 			_ = json.NewEncoder(a.stdout).Encode(map[string]string{"error": msg})
@@ -99,6 +103,14 @@ func (a *app) setupLog() error {
 	slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl})))
 	return nil
 }
+
+// resumeHint is an error with what the user can do about it.
+type resumeHint struct {
+	error
+	hint string
+}
+
+func (h resumeHint) Unwrap() error { return h.error }
 
 // home resolves the home folder and creates it if needed.
 func (a *app) home() (home.Home, error) {
