@@ -318,3 +318,24 @@ func TestGetProgressWithoutTerminal(t *testing.T) {
 		t.Errorf("--quiet printed %q %q", errb.String(), outb.String())
 	}
 }
+
+// publish that reaches no DHT peer says where the record is and is not,
+// and fails; trust add confirms what it stored; a mistyped command is one
+// line with the suggestion.
+func TestPublishAloneFailsAndTrustConfirms(t *testing.T) {
+	hdir := t.TempDir()
+	const root = "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"
+	out, errOut, code := shoal(t, "--home", hdir, "publish", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "llama", root)
+	if code != 1 || !strings.HasPrefix(out, "signed ") || !strings.Contains(errOut, "not on the DHT yet") || !strings.Contains(errOut, "kept in this home") {
+		t.Errorf("publish with no peers: code %d\n%s%s", code, out, errOut)
+	}
+	const key = "12D3KooWSFQTvwAFXejYJ3R2yTXvjYg6cda9VkB6h3hKhrHSx2hB"
+	out, errOut, code = shoal(t, "--home", hdir, "trust", "add", "alice", key)
+	if code != 0 || !strings.Contains(out, "trusted "+key+" as alice") {
+		t.Errorf("trust add: %d %q %q", code, out, errOut)
+	}
+	_, errOut, code = shoal(t, "gte")
+	if code != 1 || errOut != "shoal: unknown command \"gte\" for \"shoal\" (did you mean get?)\n" {
+		t.Errorf("mistyped command: %d %q", code, errOut)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,9 @@ import (
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
+
+// errNotPublished reports a record signed and kept but put on no DHT.
+var errNotPublished = errors.New("not published")
 
 func (a *app) publishCmd() *cobra.Command {
 	var key string
@@ -43,7 +47,7 @@ until you publish again.`,
 			if err := node.CheckTTL(ttl); err != nil {
 				return fmt.Errorf("--ttl: %w", err)
 			}
-			_, svc, _, err := a.connect(cmd.Context())
+			_, svc, daemon, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -55,12 +59,23 @@ until you publish again.`,
 				return err
 			}
 			if a.json {
-				return a.printJSON(res)
+				if err := a.printJSON(res); err != nil {
+					return err
+				}
+			} else if res.OnDHT {
+				fmt.Fprintf(a.stdout, "published %s/%s -> %s (sequence %d)\n", res.Record.Key, res.Record.Name, res.Record.Root, res.Record.Seq)
+			} else {
+				fmt.Fprintf(a.stdout, "signed %s/%s -> %s (sequence %d)\n", res.Record.Key, res.Record.Name, res.Record.Root, res.Record.Seq)
 			}
-			if res.Warning != "" {
-				fmt.Fprintf(a.stderr, "note: %s\n", res.Warning)
+			if !res.OnDHT {
+				// Signed and kept in this home, reached nobody: say where
+				// the record is and is not, and fail.
+				where := "kept in this home; a daemon started on it puts it on the DHT once it has peers"
+				if daemon {
+					where = "kept by the daemon, which puts it on the DHT once it has peers (shoal status)"
+				}
+				return fmt.Errorf("%w: the record is %s; it is not on the DHT yet, so nobody can resolve it: %s", errNotPublished, where, res.Warning)
 			}
-			fmt.Fprintf(a.stdout, "published %s/%s -> %s (sequence %d)\n", res.Record.Key, res.Record.Name, res.Record.Root, res.Record.Seq)
 			return nil
 		},
 	}

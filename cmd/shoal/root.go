@@ -47,7 +47,7 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
-		msg := content.Escape(err.Error())
+		msg := oneLine(err.Error())
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			msg = "interrupted"
 			var h resumeHint
@@ -102,6 +102,25 @@ func (a *app) setupLog() error {
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl})))
 	return nil
+}
+
+// suggestion is cobra's "Did you mean this?" block.
+var suggestion = regexp.MustCompile(`\s*Did you mean this\?\s*(.*?)\s*$`)
+
+// oneLine makes an error one readable line: a message of several lines
+// (cobra's suggestions, libp2p's list of failed dials) is joined with
+// "; ", and what is left that could drive a terminal is escaped.
+func oneLine(msg string) string {
+	msg = suggestion.ReplaceAllStringFunc(msg, func(m string) string {
+		return " (did you mean " + strings.Join(strings.Fields(suggestion.FindStringSubmatch(m)[1]), " or ") + "?)"
+	})
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, content.Escape(l))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // resumeHint is an error with what the user can do about it.

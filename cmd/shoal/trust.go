@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/content"
 )
 
 func (a *app) trustCmd() *cobra.Command {
@@ -31,7 +33,11 @@ them.`,
 			if err != nil {
 				return err
 			}
-			return h.Trust(args[0], args[1], force)
+			if err := h.Trust(args[0], args[1], force); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "trusted %s as %s (in %s)\n", args[1], content.Escape(args[0]), h.TrustPath())
+			return nil
 		},
 	}
 	add.Flags().BoolVar(&force, "force", false, "re-point a petname that names another key")
@@ -48,7 +54,11 @@ them.`,
 			if _, ok := h.Trusted()[args[0]]; !ok {
 				return fmt.Errorf("no petname %q", args[0])
 			}
-			return h.Trust(args[0], "", false)
+			if err := h.Trust(args[0], "", false); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "no longer trusting %s\n", content.Escape(args[0]))
+			return nil
 		},
 	}
 	list := &cobra.Command{
