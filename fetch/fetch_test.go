@@ -352,3 +352,26 @@ func TestBusyPeerAskedAgain(t *testing.T) {
 		t.Errorf("a busy peer got %d strikes", n)
 	}
 }
+
+// goneStore claims the model but no longer has its chunks (its files
+// were deleted after they were added).
+type goneStore struct{ protocol.Store }
+
+func (goneStore) ReadChunk(cid.Cid, []byte) ([]byte, error) { return nil, protocol.ErrUnavailable }
+
+// A source that claims the root and cannot send its chunks: the fetch
+// fails naming that peer and why, as ErrNoSource, and keeps its resume
+// state for a later run.
+func TestGoneSourceNamed(t *testing.T) {
+	e, _, root := seeded(t, 2)
+	net := e.net.(*fakeNet)
+	net.peers["seeder"] = goneStore{net.peers["seeder"]}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := e.Get(context.Background(), root, out, Options{})
+	if !errors.Is(err, ErrNoSource) || !strings.Contains(err.Error(), peer.ID("seeder").String()+" (peer cannot serve block)") {
+		t.Fatalf("err = %v, want ErrNoSource naming the peer", err)
+	}
+	if _, serr := os.Stat(filepath.Join(out, StateDir)); serr != nil {
+		t.Errorf("resume state not kept: %v", serr)
+	}
+}

@@ -27,6 +27,10 @@ var (
 	ErrIntegrity = errors.New("integrity check failed")
 	// ErrStalled reports a fetch during which nothing arrived for too long.
 	ErrStalled = errors.New("fetch stalled")
+	// ErrNoSource reports chunks that no source found could send: the
+	// peers that claimed the model failed (they no longer hold it, say).
+	// What arrived is kept for a later run.
+	ErrNoSource = errors.New("no source could send the model")
 	// ErrFolderBusy reports an output folder another fetch is writing to.
 	ErrFolderBusy = errors.New("another fetch is writing to this folder")
 )
@@ -362,7 +366,7 @@ func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	}
 	res.Elapsed = time.Since(start)
 	res.Pickle = m.PicklePaths()
-	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files)})
+	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files), Peers: res.Peers})
 	return res, nil
 }
 

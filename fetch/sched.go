@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,7 @@ type scheduler struct {
 	remaining int
 	live      map[*source]bool
 	st        map[*source]*srcState // every source added, live or not
+	whyFailed map[*source]error     // each source's last failure
 	all       []*source
 	exhausted bool // the last discovery round found no new source
 	errv      error
@@ -339,6 +341,10 @@ func (s *scheduler) fail(j *job, src *source, err error, drop bool) (bool, error
 	if s.lastErr == nil || errors.Is(err, content.ErrHashMismatch) {
 		s.lastErr = fmt.Errorf("peer %s: %w", src.name, err)
 	}
+	if s.whyFailed == nil {
+		s.whyFailed = map[*source]error{}
+	}
+	s.whyFailed[src] = err
 	s.requeue(j, src)
 	s.check(false)
 	s.broadcast()
@@ -355,7 +361,7 @@ func (s *scheduler) check(full bool) {
 	}
 	integrity := errors.Is(s.lastErr, content.ErrHashMismatch)
 	if len(s.live) == 0 {
-		s.errv = fmt.Errorf("every source failed (last: %v)", s.lastErr)
+		s.errv = fmt.Errorf("%w: every source failed; %s", ErrNoSource, s.failedPeers())
 		if integrity {
 			s.errv = fmt.Errorf("%w: every source sent bad data (last: %v)", ErrIntegrity, s.lastErr)
 		}
@@ -373,12 +379,27 @@ func (s *scheduler) check(full bool) {
 		case integrity && len(j.failed) > 0:
 			s.errv = fmt.Errorf("%w: no source sent a valid copy of chunk %s (last: %v)", ErrIntegrity, j.cid, s.lastErr)
 		case len(j.failed) > 0:
-			s.errv = fmt.Errorf("no source could send chunk %s (last: %v)", j.cid, s.lastErr)
+			s.errv = fmt.Errorf("%w: chunk %s; %s", ErrNoSource, j.cid, s.failedPeers())
 		default:
-			s.errv = fmt.Errorf("no source has chunk %s", j.cid)
+			s.errv = fmt.Errorf("%w: chunk %s is held by none of the %d sources found", ErrNoSource, j.cid, len(s.live))
 		}
 		return
 	}
+}
+
+// failedPeers names the peers that claimed the model and failed, and why
+// (at most five). Called with s.mu held.
+func (s *scheduler) failedPeers() string {
+	var parts []string
+	for _, src := range s.all {
+		if err := s.whyFailed[src]; err != nil && len(parts) < 5 {
+			parts = append(parts, fmt.Sprintf("%s (%v)", src.name, err))
+		}
+	}
+	if n := len(s.whyFailed); n > len(parts) {
+		parts = append(parts, fmt.Sprintf("and %d more", n-len(parts)))
+	}
+	return "the peers that claimed it and failed: " + strings.Join(parts, ", ")
 }
 
 // supplied reports whether some live source may still deliver j: one that

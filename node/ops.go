@@ -79,9 +79,12 @@ func verifyFile(fi content.FileInfo, chunks []content.ChunkRef, progress func(in
 	if err != nil {
 		return &verdict{"missing", err.Error()}
 	}
+	if st.Size() != fi.Size {
+		return &verdict{"corrupt", fmt.Sprintf("%d bytes, the model says %d", st.Size(), fi.Size)}
+	}
 	var changed *verdict
 	if !fi.Unchanged(st) {
-		changed = &verdict{"changed", "size or modification time differ from when it was added; not served"}
+		changed = &verdict{"changed", "modification time differs from when it was added; not served"}
 	}
 	whole := sha256.New()
 	buf := make([]byte, content.MaxChunk)

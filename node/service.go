@@ -27,6 +27,7 @@ var Codes = api.Codes{
 	{Name: "not_empty", Err: fetch.ErrNotEmpty},
 	{Name: "integrity", Err: fetch.ErrIntegrity},
 	{Name: "stalled", Err: fetch.ErrStalled},
+	{Name: "no_source", Err: fetch.ErrNoSource},
 	{Name: "folder_busy", Err: fetch.ErrFolderBusy},
 	{Name: "not_signed", Err: ErrNotSigned},
 	{Name: "unknown_publisher", Err: home.ErrUnknownPublisher},

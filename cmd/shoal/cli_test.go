@@ -339,3 +339,24 @@ func TestPublishAloneFailsAndTrustConfirms(t *testing.T) {
 		t.Errorf("mistyped command: %d %q", code, errOut)
 	}
 }
+
+// A file that grew is corrupt (another size), not "changed, bytes still
+// match".
+func TestVerifyGrownFileIsCorrupt(t *testing.T) {
+	hdir := t.TempDir()
+	model := filepath.Join(t.TempDir(), "model")
+	os.MkdirAll(model, 0o755)
+	p := filepath.Join(model, "w.bin")
+	if err := os.WriteFile(p, bytes.Repeat([]byte{'w'}, 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ := shoal(t, "--home", hdir, "add", "--quiet", model)
+	root := strings.TrimSpace(out)
+	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("garbage\n")
+	f.Close()
+	out, _, code := shoal(t, "--home", hdir, "verify", root)
+	if code == 0 || !strings.Contains(out, "corrupt  w.bin: 5008 bytes, the model says 5000") {
+		t.Fatalf("verify of a grown file: %d\n%s", code, out)
+	}
+}

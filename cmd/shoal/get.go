@@ -53,7 +53,7 @@ fetch refuses a root that publisher did not sign. --publisher KEY does the
 same for a CID: no chunk moves unless a valid record of KEY names it. The
 summary says who signed the root, or that nobody you trust did.
 
-DIR must not exist, be empty, or hold an unfinished fetch of the same CID,
+DIR must be missing, empty, or hold an unfinished fetch of the same CID,
 unless --force. With --json, progress events and then the result are
 printed one JSON object per line.`,
 		Example: exampleBlock(
@@ -109,8 +109,8 @@ printed one JSON object per line.`,
 					return err
 				}
 			}
-			if daemon && g.set() {
-				fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap, --listen, rate limits and mDNS come from its configuration")
+			if daemon && (g.set() || g.timeout > 0) {
+				fmt.Fprintln(a.stderr, "note: a daemon is running: --bootstrap, --listen, --timeout, rate limits and mDNS come from its configuration")
 			}
 			if l, ok := svc.(*node.Local); ok {
 				g.applyLocal(l)
@@ -134,8 +134,8 @@ printed one JSON object per line.`,
 				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
 			}
 			if res.Held {
-				fmt.Fprintf(a.stdout, "already complete: %s, %d files, %s, unchanged since it was fetched here; nothing moved (shoal verify re-hashes it)\n",
-					res.Root, res.Files, humanBytes(res.Size))
+				fmt.Fprintf(a.stdout, "already complete: %s, %s, %s, unchanged since it was fetched here; nothing moved (shoal verify re-hashes it)\n",
+					res.Root, plural(res.Files, "file"), humanBytes(res.Size))
 			} else {
 				// The rate counts what moved in this run, not what an
 				// earlier run or this node already had.
@@ -148,8 +148,8 @@ printed one JSON object per line.`,
 				if res.Resumed > 0 {
 					resumed = fmt.Sprintf(", %d were already there from an earlier run", res.Resumed)
 				}
-				fmt.Fprintf(a.stdout, "fetched %s: %d files, %s; moved %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
-					res.Root, res.Files, humanBytes(res.Size), humanBytes(moved), secs, humanBytes(int64(float64(moved)/max(secs, 1e-3))),
+				fmt.Fprintf(a.stdout, "fetched %s: %s, %s; moved %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
+					res.Root, plural(res.Files, "file"), humanBytes(res.Size), humanBytes(moved), secs, humanBytes(int64(float64(moved)/max(secs, 1e-3))),
 					plural(res.Peers, "peer"), res.Chunks, resumed, res.Refetch)
 			}
 			a.printSigners(res.Signers, true)
@@ -161,7 +161,7 @@ printed one JSON object per line.`,
 	f.StringVarP(&g.out, "output", "o", "", "folder to write the model to (required)")
 	f.BoolVar(&g.force, "force", false, "write into an existing non-empty folder")
 	g.register(f, "without a daemon: ", "any free port on every interface")
-	f.DurationVar(&g.timeout, "timeout", 0, "how long to look for providers (default from config, 30s)")
+	f.DurationVar(&g.timeout, "timeout", 0, "without a daemon: how long to look for providers (default from config, 30s)")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress; print only the summary")
 	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
 	return cmd

@@ -86,7 +86,7 @@ identity key, config.json and the index.`,
 	}
 	root.PersistentFlags().StringVar(&a.homeDir, "home", "", "home folder (default $SHOAL_HOME, else ~/.shoal)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (default warn; info for the daemon)")
 	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
 		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd())
 	// --version prints what `shoal version` does.

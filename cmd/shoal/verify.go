@@ -16,8 +16,9 @@ func (a *app) verifyCmd() *cobra.Command {
 		Short: "Re-hash a held model and report each file",
 		Long: `Re-read every file of a model this node holds and check every chunk and
 the whole-file sha256 against the manifest. Each file is reported as ok,
-missing, changed (size or modification time differ from when it was added;
-such a file is not served) or corrupt. Then the signed publisher records
+missing, changed (same bytes, but its modification time differs from when
+it was added; such a file is not served) or corrupt (other bytes, or
+another size). Then the signed publisher records
 kept for the model are checked and their signers listed. Exits non-zero
 unless every file is ok.`,
 		Example: exampleBlock("shoal verify bafyrei...", "shoal verify --json bafyrei..."),
