@@ -42,7 +42,7 @@ type AddResult struct {
 	Size      int64             `json:"size"`
 	Skipped   []content.Skipped `json:"skipped,omitempty"`
 	Warnings  []content.Skipped `json:"warnings,omitempty"`
-	Pickle    []string          `json:"pickle,omitempty"`
+	Pickle    []content.Pickle  `json:"pickle,omitempty"` // files that may run code when loaded
 	Announced bool              `json:"announced"`
 }
 
@@ -84,8 +84,8 @@ type GetResult struct {
 	// Held: the root was already held in this folder, unchanged; nothing
 	// was fetched.
 	Held    bool     `json:"held,omitempty"`
-	Signers []Signer `json:"signers"` // valid records naming the root
-	Pickle  []string `json:"pickle,omitempty"`
+	Signers []Signer         `json:"signers"`          // valid records naming the root
+	Pickle  []content.Pickle `json:"pickle,omitempty"` // files that may run code when loaded
 }
 
 // Signer describes a valid signed record naming a root.

@@ -171,8 +171,8 @@ type Result struct {
 	Sources []SourceStat  `json:"sources"`
 	// Held: the root was already held in this folder, unchanged; nothing
 	// was fetched.
-	Held   bool     `json:"held,omitempty"`
-	Pickle []string `json:"pickle,omitempty"`
+	Held   bool             `json:"held,omitempty"`
+	Pickle []content.Pickle `json:"pickle,omitempty"` // by content, as written
 
 	Manifest *content.Manifest `json:"-"`
 }
@@ -222,6 +222,12 @@ func (e *Engine) CheckGet(root cid.Cid, dir string, force bool) (done bool, err 
 	var lock dirLock
 	defer lock.release()
 	return false, lock.take(dir, false)
+}
+
+// heldPickles lists the pickles among a held root's files.
+func (e *Engine) heldPickles(root cid.Cid) []content.Pickle {
+	files, _ := e.idx.Files(root)
+	return content.PickleFiles(files)
 }
 
 // heldAt reports whether the index holds root in dir with every file
@@ -275,7 +281,7 @@ func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options)
 			}
 		}
 		return &Result{Root: root, Dir: dir, Files: len(m.Files), Size: m.Size(), Held: true,
-			Elapsed: time.Since(start), Resumed: int64(m.Distinct()), Manifest: m, Pickle: m.PicklePaths()}, nil
+			Elapsed: time.Since(start), Resumed: int64(m.Distinct()), Manifest: m, Pickle: e.heldPickles(root)}, nil
 	}
 	if err := CheckGetDir(dir, root, opt.Force); err != nil {
 		return nil, err
@@ -365,7 +371,7 @@ func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	case <-time.After(500 * time.Millisecond):
 	}
 	res.Elapsed = time.Since(start)
-	res.Pickle = m.PicklePaths()
+	res.Pickle = content.PickleFiles(f.infos)
 	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files), Peers: res.Peers})
 	return res, nil
 }

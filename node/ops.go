@@ -24,7 +24,7 @@ type Added struct {
 // newAdded summarizes an import.
 func newAdded(im *content.Imported) *Added {
 	return &Added{M: im.M, AddResult: api.AddResult{Root: im.M.Root, Name: im.Name, Files: len(im.Files), Size: im.M.Size(),
-		Skipped: im.Skipped, Warnings: im.Warnings, Pickle: im.M.PicklePaths()}}
+		Skipped: im.Skipped, Warnings: im.Warnings, Pickle: content.PickleFiles(im.Files)}}
 }
 
 // AddOffline imports path into the index without a running node: it is

@@ -60,9 +60,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 			for _, w := range res.Warnings {
 				fmt.Fprintf(a.stderr, "note: %s: %s\n", content.Escape(w.Path), w.Reason)
 			}
-			for _, p := range res.Pickle {
-				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
-			}
+			a.notePickles(res.Pickle)
 			state := "announced"
 			if !res.Announced {
 				state = "not announced yet (start `shoal daemon` to seed it)"

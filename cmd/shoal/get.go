@@ -130,9 +130,7 @@ printed one JSON object per line.`,
 			if a.json {
 				return a.printEvent(api.Event{Event: "result", Result: mustJSON(res)})
 			}
-			for _, p := range res.Pickle {
-				fmt.Fprintf(a.stderr, "note: %s is a pickle file: loading it can run code\n", content.Escape(p))
-			}
+			a.notePickles(res.Pickle)
 			if res.Held {
 				fmt.Fprintf(a.stdout, "already complete: %s, %s, %s, unchanged since it was fetched here; nothing moved (shoal verify re-hashes it)\n",
 					res.Root, plural(res.Files, "file"), humanBytes(res.Size))

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -55,26 +57,38 @@ loaded, are marked.`,
 	}
 }
 
+// notePickles warns of files that may run code when loaded.
+func (a *app) notePickles(ps []content.Pickle) {
+	for _, p := range ps {
+		fmt.Fprintf(a.stderr, "note: %s may run code when loaded: %s\n", content.Escape(p.Path), p.Reason)
+	}
+}
+
 func (a *app) printFiles(files []content.FileInfo) error {
 	type row struct {
 		content.FileInfo
-		Pickle bool `json:"pickle"`
+		SHA256 string `json:"sha256"` // hex, as sha256sum prints it
+		Pickle string `json:"pickle,omitempty"`
+	}
+	why := map[string]string{}
+	for _, p := range content.PickleFiles(files) {
+		why[p.Path] = p.Reason
 	}
 	rows := make([]row, len(files))
 	for i, f := range files {
-		rows[i] = row{f, content.IsPickleName(f.Rel)}
+		rows[i] = row{f, hex.EncodeToString(f.SHA256), why[f.Rel]}
 	}
 	if a.json {
 		return a.printJSON(rows)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tSIZE\tSHA256\t")
+	fmt.Fprintln(tw, "PATH\tSIZE\tSHA256\tNOTE")
 	for _, r := range rows {
 		mark := ""
-		if r.Pickle {
-			mark = "[pickle: can run code when loaded]"
+		if r.Pickle != "" {
+			mark = "pickle: can run code when loaded (" + r.Pickle + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%x\t%s\n", content.Escape(r.Rel), humanBytes(r.Size), r.SHA256, mark)
+		fmt.Fprintln(tw, strings.TrimRight(fmt.Sprintf("%s\t%s\t%s\t%s", content.Escape(r.Rel), humanBytes(r.Size), r.SHA256, mark), "\t "))
 	}
 	return tw.Flush()
 }

@@ -68,7 +68,7 @@ func Folder(dir string, mib int64, seed uint64) ([]string, error) {
 		"config.json":                 []byte(`{"architectures":["ShoalTestModel"],"hidden_size":64}` + "\n"),
 		"tokenizer/tokenizer.json":    Bytes(300<<10, seed+1),
 		"tokenizer/special/vocab.txt": []byte("hello\nworld\n"),
-		"extra.bin":                   Bytes(1<<20+12345, seed+2),
+		"extra.bin":                   append([]byte{0x80, 2}, Bytes(1<<20+12343, seed+2)...), // a pickle stream's head
 	}
 	var names []string
 	for name, data := range files {
