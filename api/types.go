@@ -83,7 +83,7 @@ type GetResult struct {
 	Sources []SourceStat  `json:"sources"`
 	// Held: the root was already held in this folder, unchanged; nothing
 	// was fetched.
-	Held    bool     `json:"held,omitempty"`
+	Held    bool             `json:"held,omitempty"`
 	Signers []Signer         `json:"signers"`          // valid records naming the root
 	Pickle  []content.Pickle `json:"pickle,omitempty"` // files that may run code when loaded
 }
