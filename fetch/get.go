@@ -262,6 +262,19 @@ func (e *Engine) heldAt(root cid.Cid, dir string) bool {
 // dir.
 func (e *Engine) Get(ctx context.Context, root cid.Cid, dir string, opt Options) (*Result, error) {
 	start := time.Now()
+	e.log.Debug("fetch started", "root", root, "dir", dir)
+	res, err := e.get(ctx, root, dir, opt)
+	if err != nil {
+		e.log.Debug("fetch ended", "root", root, "err", err, "took", time.Since(start).Round(time.Millisecond))
+		return nil, err
+	}
+	e.log.Debug("fetch finished", "root", root, "bytes", res.Size, "chunks", res.Chunks, "peers", res.Peers, "held", res.Held,
+		"took", time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options) (*Result, error) {
+	start := time.Now()
 	if err := content.CheckRoot(root); err != nil {
 		return nil, err
 	}

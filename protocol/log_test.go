@@ -1,15 +1,18 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -89,5 +92,25 @@ func TestChangedFileFloodLogsLittle(t *testing.T) {
 		if n := h.atLeast(slog.LevelWarn); n != peerN {
 			t.Fatalf("%d warning lines after %d peers sent %d requests each, want %d (one per peer)", n, peerN, flood, peerN)
 		}
+	}
+}
+
+// A stream that carried chunks leaves one info line: peer, blocks, bytes,
+// how long, and the root when a have-map named it.
+func TestServedLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l := servedLog{start: time.Now(), blocks: 3, bytes: 3 << 20, root: content.SumCID(content.CodecDagCBOR, []byte("r"))}
+	l.log(log, peer.ID("p"))
+	line := buf.String()
+	for _, want := range []string{"msg=served", "blocks=3", "bytes=3145728", "root=bafyrei"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line %q lacks %q", line, want)
+		}
+	}
+	buf.Reset()
+	(&servedLog{start: time.Now()}).log(log, peer.ID("p"))
+	if buf.Len() != 0 {
+		t.Errorf("a stream that served nothing logged %q", buf.String())
 	}
 }

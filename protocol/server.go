@@ -46,6 +46,25 @@ type Server struct {
 	warns warnLimit
 }
 
+// servedLog counts what one stream served.
+type servedLog struct {
+	start  time.Time
+	root   cid.Cid // the root a have-map was asked for, if any
+	blocks int
+	bytes  int64
+}
+
+func (l *servedLog) log(log *slog.Logger, p peer.ID) {
+	if l.blocks == 0 {
+		return
+	}
+	args := []any{"peer", p, "blocks", l.blocks, "bytes", l.bytes, "took", time.Since(l.start).Round(time.Millisecond)}
+	if l.root.Defined() {
+		args = append(args, "root", l.root)
+	}
+	log.Info("served", args...)
+}
+
 // ServiceName is the resource-manager service of the exchange: a
 // server's streams account their buffers to it.
 const ServiceName = "shoal.xfer"
@@ -139,6 +158,11 @@ func (s *Server) Handle(st network.Stream) {
 	br := bufio.NewReaderSize(st, readBufSize)
 	v := &serving{st: st}
 	defer v.release()
+	// One line per stream that carried chunks: what an operator sees of
+	// the fetches this node serves (a fetcher keeps one stream per peer).
+	var served servedLog
+	served.start = time.Now()
+	defer served.log(log, remote)
 	var reqBuf [MaxRequest]byte
 	var hdr []byte
 	for {
@@ -194,6 +218,7 @@ func (s *Server) Handle(st network.Stream) {
 			case req.Kind == KindRecords:
 				recs = s.Store.Records(req.CID)
 			case req.Kind == KindHave:
+				served.root = req.CID
 				if s.Asked != nil {
 					s.Asked(remote, req.CID)
 				}
@@ -213,6 +238,8 @@ func (s *Server) Handle(st network.Stream) {
 				hdr = appendHave(hdr, req.ID, hm)
 			case err == nil:
 				hdr = appendBlockHeader(hdr, req.ID)
+				served.blocks++
+				served.bytes += int64(len(data))
 			case errors.Is(err, ErrTooLong):
 				data = nil
 				hdr = AppendError(hdr, req.ID, CodeTooLarge, "have-map too large")
