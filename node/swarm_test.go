@@ -262,7 +262,12 @@ func TestStreamFlood(t *testing.T) {
 				s.Reset()
 			}
 		}()
-		for range 10000 {
+		// Within half the server's idle timeout, so no stream held here
+		// is closed as idle meanwhile (a slot freed that way may be
+		// taken again, and the count would no longer be of streams open
+		// at once).
+		start := time.Now()
+		for i := 0; i < 10000 && time.Since(start) < protocol.DefaultIdleTimeout/2; i++ {
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			s, err := flooder.Host.NewStream(sctx, seed.Host.ID(), protocol.ID)
 			cancel()
