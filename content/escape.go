@@ -27,3 +27,16 @@ func Escape(s string) string {
 
 // Quote is Escape in double quotes, for error messages.
 func Quote(s string) string { return `"` + Escape(s) + `"` }
+
+// OneLine is Escape for a message of several lines (libp2p's list of
+// failed dials, say): its lines are trimmed and joined with "; ", so it
+// prints as one readable line.
+func OneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, Escape(l))
+		}
+	}
+	return strings.Join(parts, "; ")
+}

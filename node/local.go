@@ -69,11 +69,17 @@ func (l *Local) open(ctx context.Context) (*Node, func() error, error) {
 	return n, closeNode, nil
 }
 
+// alone reports a short-lived node with no peer to start from: no
+// bootstrap peers configured or given, none remembered.
+func (l *Local) alone() bool {
+	return len(l.Config.Bootstrap) == 0 && len(l.Home.RememberedPeers()) == 0
+}
+
 // bootstrap connects n to its bootstrap peers; a failure is only noted:
 // peers on the LAN, and those that connect, may still help.
 func (l *Local) bootstrap(ctx context.Context, n *Node) {
 	if err := n.Bootstrap(ctx); err != nil {
-		l.note("%s", content.Escape(err.Error()))
+		l.note("%s", content.OneLine(err.Error()))
 	}
 }
 
@@ -84,10 +90,10 @@ func (l *Local) start() (*Node, func() error, error) {
 	if len(l.Listen) > 0 {
 		cfg.Listen = l.Listen
 	}
-	if len(cfg.Bootstrap) == 0 && len(l.Home.RememberedPeers()) == 0 {
-		where := "only what this node already holds can be found (pass --bootstrap ADDR)"
+	if l.alone() {
+		where := "only this node itself is asked (pass --bootstrap ADDR)"
 		if cfg.MDNS {
-			where = "only peers on this LAN (mDNS) and what this node holds can be found (pass --bootstrap ADDR)"
+			where = "only peers on this LAN (mDNS) and this node itself are asked (pass --bootstrap ADDR)"
 		}
 		l.note("no daemon and no bootstrap peers: %s", where)
 	}
@@ -201,5 +207,9 @@ func (l *Local) Resolve(ctx context.Context, req api.ResolveRequest) (*api.Signe
 		return nil, err
 	}
 	defer closeNode()
-	return n.Service().Resolve(ctx, req)
+	sg, err := n.Service().Resolve(ctx, req)
+	if errors.Is(err, ErrNoRecord) && l.alone() && len(n.Host.Network().Peers()) == 0 {
+		return nil, fmt.Errorf("%w; no daemon runs and no peer was reachable to ask: start one (shoal daemon) or pass --bootstrap ADDR", err)
+	}
+	return sg, err
 }

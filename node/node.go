@@ -19,8 +19,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relay "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -413,7 +415,19 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if err := n.Host.Connect(cctx, ai); err != nil {
+			err := n.Host.Connect(cctx, ai)
+			if errors.Is(err, swarm.ErrDialBackoff) {
+				// The DHT dialled it a moment ago and failed: dial once
+				// more to learn why, rather than report "backoff".
+				if sw, ok := n.Host.Network().(*swarm.Swarm); ok {
+					sw.Backoff().Clear(ai.ID)
+				}
+				err = n.Host.Connect(cctx, ai)
+			}
+			if mm := (sec.ErrPeerIDMismatch{}); errors.As(err, &mm) {
+				err = fmt.Errorf("the peer at %v is %s, not the %s its address names: check the /p2p/ part of the bootstrap address", ai.Addrs, mm.Actual, mm.Expected)
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", ai.ID, err)
 			}
 		})

@@ -380,3 +380,27 @@ func TestShortLivedFetcherProvidesNothing(t *testing.T) {
 		t.Fatal("no node stores the seeder's record either: the test proves nothing")
 	}
 }
+
+// A bootstrap address whose /p2p/ part names another peer is reported as
+// that, not as "dial backoff" (the DHT's own dial had failed a moment
+// before, and libp2p then refuses to dial again for a while).
+func TestBootstrapWrongPeerIDNamed(t *testing.T) {
+	seeder := newTestNode(t)
+	wrong, _, _ := crypto.GenerateEd25519Key(nil)
+	wrongID, _ := peer.IDFromPrivateKey(wrong)
+	addr := seeder.Host.Addrs()[0].String() + "/p2p/" + wrongID.String()
+	idx, err := content.OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	n, err := New(testConfig(addr), key, idx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(); idx.Close() })
+	err = n.Bootstrap(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "check the /p2p/ part") || !strings.Contains(err.Error(), seeder.Host.ID().String()) {
+		t.Fatalf("bootstrap through a wrong peer ID: %v", err)
+	}
+}

@@ -360,3 +360,13 @@ func TestVerifyGrownFileIsCorrupt(t *testing.T) {
 		t.Fatalf("verify of a grown file: %d\n%s", code, out)
 	}
 }
+
+// resolve with no daemon and nobody to ask says so, and what to pass.
+func TestResolveAloneSaysWhy(t *testing.T) {
+	hdir := t.TempDir()
+	_, errOut, code := shoal(t, "--home", hdir, "resolve", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0",
+		"12D3KooWSFQTvwAFXejYJ3R2yTXvjYg6cda9VkB6h3hKhrHSx2hB/llama")
+	if code != 1 || !strings.Contains(errOut, "no record found") || !strings.Contains(errOut, "pass --bootstrap ADDR") {
+		t.Fatalf("resolve alone: %d %q", code, errOut)
+	}
+}

@@ -114,13 +114,7 @@ func oneLine(msg string) string {
 	msg = suggestion.ReplaceAllStringFunc(msg, func(m string) string {
 		return " (did you mean " + strings.Join(strings.Fields(suggestion.FindStringSubmatch(m)[1]), " or ") + "?)"
 	})
-	var parts []string
-	for _, l := range strings.Split(msg, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			parts = append(parts, content.Escape(l))
-		}
-	}
-	return strings.Join(parts, "; ")
+	return content.OneLine(msg)
 }
 
 // resumeHint is an error with what the user can do about it.
