@@ -137,6 +137,12 @@ expect_fail() { # expect_fail NAME PATTERN CMD...: CMD must exit non-zero with P
 }
 expect_fail "malformed CID refused" "malformed CID" "$SHOAL" --home "$WORK/getter" get not-a-cid -o "$WORK/x1"
 expect_fail "CIDv0 refused" "not allowed" "$SHOAL" --home "$WORK/getter" get QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB -o "$WORK/x2"
+# A second daemon asking for a port another holds: refused at start.
+"$SHOAL" --home "$WORK/port1" daemon --listen /ip4/127.0.0.1/tcp/4777 >"$WORK/port1.out" 2>&1 &
+PORT1=$!
+for _ in $(seq 100); do grep -q 'daemon ready' "$WORK/port1.out" 2>/dev/null && break; sleep 0.1; done
+expect_fail "a second daemon on a taken port is refused" "port 4777 is taken" timeout 20 "$SHOAL" --home "$WORK/port2" daemon --listen /ip4/127.0.0.1/tcp/4777
+kill -INT $PORT1 2>/dev/null; wait $PORT1 2>/dev/null
 check "version names the exchange protocol" grep -q '/shoal/xfer/' <("$SHOAL" version)
 check "--version answers" grep -q '^shoal ' <("$SHOAL" --version)
 printf '{\n  "listen": ["/ip4/127.0.0.1/tcp/0"],\n  "boostrap": []\n}\n' >"$WORK/typo-config.json"

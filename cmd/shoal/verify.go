@@ -11,7 +11,8 @@ import (
 )
 
 func (a *app) verifyCmd() *cobra.Command {
-	return &cobra.Command{
+	var quiet bool
+	cmd := &cobra.Command{
 		Use:   "verify CID",
 		Short: "Re-hash a held model and report each file",
 		Long: `Re-read every file of a model this node holds and check every chunk and
@@ -32,7 +33,10 @@ unless every file is ok.`,
 			if err != nil {
 				return err
 			}
-			b := a.newBar("verifying", 0)
+			b := &bar{}
+			if !quiet {
+				b = a.newBar("verifying", 0)
+			}
 			rep, err := svc.Verify(cmd.Context(), root, b.update)
 			b.finish()
 			if err != nil {
@@ -58,6 +62,8 @@ unless every file is ok.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
 }
 
 // verdicts counts the files by verdict: "2 missing, 1 corrupt".
