@@ -89,8 +89,19 @@ func (c storeConn) Get(ctx context.Context, k cid.Cid, max int) ([]byte, error) 
 func (c storeConn) Have(_ context.Context, root cid.Cid) (protocol.HaveMap, error) {
 	return c.st.Have(root)
 }
-func (c storeConn) Records(context.Context, cid.Cid) ([][]byte, error) { return nil, nil }
-func (c storeConn) Close() error                                       { return nil }
+func (c storeConn) Records(ctx context.Context, root cid.Cid) ([][]byte, error) {
+	if st, ok := c.st.(recordStaller); ok {
+		return st.stallRecords(ctx)
+	}
+	return nil, nil
+}
+
+// recordStaller is a store whose records requests never answer.
+type recordStaller interface {
+	stallRecords(ctx context.Context) ([][]byte, error)
+}
+
+func (c storeConn) Close() error { return nil }
 
 // seeded returns a fake network with one seeder holding a model of mib
 // MiB, an engine to fetch with, and the model's folder and root.
@@ -373,5 +384,39 @@ func TestGoneSourceNamed(t *testing.T) {
 	}
 	if _, serr := os.Stat(filepath.Join(out, StateDir)); serr != nil {
 		t.Errorf("resume state not kept: %v", serr)
+	}
+}
+
+// silentRecords serves chunks but never answers a records request, and
+// says how its last one ended.
+type silentRecords struct {
+	protocol.Store
+	ended chan error
+}
+
+func (s silentRecords) stallRecords(ctx context.Context) ([][]byte, error) {
+	<-ctx.Done()
+	s.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// A source that never answers a records request does not hold Get: the
+// request is cancelled when the fetch is done, not left to run out its
+// own deadline (which added it to every fetch from such a peer).
+func TestSilentRecordsDoNotHoldGet(t *testing.T) {
+	e, _, root := seeded(t, 1)
+	net := e.net.(*fakeNet)
+	ended := make(chan error, 1)
+	net.peers["seeder"] = silentRecords{Store: net.peers["seeder"], ended: ended}
+	if _, err := e.Get(context.Background(), root, filepath.Join(t.TempDir(), "out"), Options{Records: func([][]byte) {}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the records request ended by %v, want cancelled as Get returned", err)
+		}
+	default:
+		t.Fatal("the records request was still running after Get returned")
 	}
 }

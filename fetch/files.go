@@ -138,11 +138,18 @@ func (f *fetch) syncFile(of *outFile) error {
 	return fh.Sync()
 }
 
-// renamed marks of as living under its final name now.
-func (f *fetch) renamedTo(of *outFile) {
+// rename moves of to its final name. The cache's lock is held across the
+// rename and the flag: a handle opened in between (to serve a chunk to
+// another fetcher) would otherwise create an empty temporary file again.
+// A handle already open stays valid: it is the same file.
+func (f *fetch) rename(of *outFile) error {
 	f.fds.mu.Lock()
+	defer f.fds.mu.Unlock()
+	if err := f.root.Rename(of.tmp, of.rel); err != nil {
+		return err
+	}
 	f.fds.of(of).final = true
-	f.fds.mu.Unlock()
+	return nil
 }
 
 // closeFiles closes every handle of the fetch.

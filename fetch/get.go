@@ -343,10 +343,13 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	// as the sources close.
 	recordsIn := make(chan struct{})
 	var records sync.WaitGroup
+	rctx, stopRecords := context.WithCancel(ctx)
 	defer records.Wait()
+	defer stopRecords() // before the wait: a source that never answers does not hold Get
+
 	records.Go(func() {
 		defer close(recordsIn)
-		e.gatherRecords(ctx, root, early, opt.Records)
+		e.gatherRecords(rctx, root, early, opt.Records)
 	})
 	if opt.WaitRecords {
 		<-recordsIn

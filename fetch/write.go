@@ -161,10 +161,9 @@ func (f *fetch) finish(of *outFile) error {
 		return err
 	}
 	traceDurable("sync", of.tmp)
-	if err := f.root.Rename(of.tmp, of.rel); err != nil {
+	if err := f.rename(of); err != nil {
 		return err
 	}
-	f.renamedTo(of)
 	traceDurable("rename", of.rel)
 	st, err := f.root.Lstat(of.rel)
 	if err != nil {
