@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkGet fetches a 256 MiB model from one seeder to a fresh fetcher
-// over loopback (TCP+TLS): every chunk verified, whole files hashed,
+// over loopback (TCP+TLS): every chunk verified against its CID,
 // fsynced and renamed. Compare with scripts/bench for the ratio against a
 // plain TCP copy.
 func BenchmarkGet(b *testing.B) {
