@@ -258,6 +258,14 @@ check "resume cleaned up" test -z "$(find "$WORK/out4" -name '*.shoal-part' -o -
 "$SHOAL" --home "$WORK/getter3" get "$CID" -o "$WORK/out4" --bootstrap "$BOOT" --listen $LOOP >"$WORK/get4b.out" 2>&1
 check "a re-run of a complete fetch says so, moving nothing" grep -q '^already complete' "$WORK/get4b.out"
 
+"$SHOAL" --home "$WORK/getter10" get "$CID" -o "$WORK/out10" --bootstrap "$BOOT" --listen $LOOP --max-download 4MB/s >/dev/null 2>"$WORK/get10.err" &
+INTP=$!
+for _ in $(seq 100); do [ -d "$WORK/out10/.shoal-fetch" ] && break; sleep 0.1; done
+sleep 0.5
+kill -INT $INTP
+wait $INTP
+check "Ctrl-C on get says the same command resumes" grep -q 'interrupted; run the same command again to resume' "$WORK/get10.err"
+
 echo "# progress without a terminal"
 "$SHOAL" --home "$WORK/getter9" get "$CID" -o "$WORK/out9" --bootstrap "$BOOT" --listen $LOOP --max-download 8MB/s >"$WORK/get9.out" 2>"$WORK/get9.err"
 check "a get whose stderr is not a terminal prints progress lines" grep -q '^fetching: .* of .*%' "$WORK/get9.err"

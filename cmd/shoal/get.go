@@ -122,7 +122,7 @@ printed one JSON object per line.`,
 			res, err := svc.Get(cmd.Context(), req, progress.update)
 			progress.finish()
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
-				return resumeHint{err, fmt.Sprintf("run the same command again to resume: what arrived is kept in %s", content.Escape(filepath.Join(dir, content.StateDirName)))}
+				return resumeHint{err, fmt.Sprintf("run the same command again to resume: what arrived stays in %s", content.Escape(dir))}
 			}
 			if err != nil {
 				return err
