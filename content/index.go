@@ -47,6 +47,10 @@ type FileInfo struct {
 	Size    int64  `json:"size"`  // bytes
 	MtimeNs int64  `json:"mtime"` // modification time when added, ns
 	SHA256  []byte `json:"sha256"`
+	// Unchecked: SHA256 is the manifest's word, not yet hashed from the
+	// bytes (a fetch verifies chunks, not whole files). The file's key is
+	// announced only once it is checked (MarkChecked).
+	Unchecked bool `json:"unchecked,omitempty"`
 }
 
 // Loc places a chunk in a held file.
@@ -264,6 +268,29 @@ func (x *Index) file(root cid.Cid, i uint32) (FileInfo, error) {
 		return json.Unmarshal(v, &fi)
 	})
 	return fi, err
+}
+
+// MarkChecked records that file i of root was hashed whole and matches
+// its SHA256.
+func (x *Index) MarkChecked(root cid.Cid, i uint32) error {
+	return x.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktFiles)
+		k := fileKey(root.Bytes(), i)
+		v := b.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var fi FileInfo
+		if err := json.Unmarshal(v, &fi); err != nil {
+			return err
+		}
+		fi.Unchecked = false
+		nv, err := json.Marshal(fi)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, nv)
+	})
 }
 
 // Locs returns the places a chunk is held.

@@ -147,7 +147,8 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 		if err != nil {
 			return nil, err
 		}
-		f.infos[i] = content.FileInfo{Rel: f.m.Files[i].Path, Path: abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.m.Files[i].SHA256}
+		f.infos[i] = content.FileInfo{Rel: f.m.Files[i].Path, Path: abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(),
+			SHA256: f.m.Files[i].SHA256, Unchecked: !of.check}
 	}
 	res := &Result{Files: len(f.files), Size: total, Refetch: int(f.refetch.Load()),
 		Chunks: f.moved.Load(), Resumed: f.resumed.Load()}

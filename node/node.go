@@ -77,6 +77,7 @@ type Node struct {
 	Home home.Home
 
 	fetcher  *fetch.Engine // fetches, and serves what they have
+	keyCheck sync.Mutex    // one file-key check at a time (checkFileKeys)
 	up, down *rate.Limiter // nil: unlimited
 	strikes  strikes
 	ann      *announcer // nil: this node does not provide (a short-lived fetcher)
@@ -504,7 +505,9 @@ func (n *Node) provide(ctx context.Context, k cid.Cid) error {
 }
 
 // Keys returns the DHT keys announced for a held root: the root itself and
-// the sha256 of each file of at least content.FileKeyMin bytes.
+// the sha256 of each file of at least content.FileKeyMin bytes whose bytes
+// were hashed to it (a fetched file's sha256 is the manifest's word until
+// checkFileKeys hashes it).
 func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	files, err := n.Index.Files(root)
 	if err != nil && !errors.Is(err, content.ErrNotFound) {
@@ -513,7 +516,7 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	keys := []cid.Cid{root}
 	seen := map[cid.Cid]bool{root: true}
 	for _, f := range files {
-		if len(f.SHA256) != 32 || f.Size < content.FileKeyMin {
+		if len(f.SHA256) != 32 || f.Size < content.FileKeyMin || f.Unchecked {
 			continue
 		}
 		k := content.FileKey([32]byte(f.SHA256))

@@ -139,6 +139,7 @@ func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.
 	}
 	if s.n.ann != nil {
 		s.n.ann.add(root)
+		s.n.checkFileKeys(root)
 	}
 	return res.api(), nil
 }
