@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -45,6 +47,7 @@ func TestBadInputOneLineError(t *testing.T) {
 		{"verify", "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"},
 		{"add", filepath.Join(t.TempDir(), "missing")},
 		{"--log-level", "loud", "ls"},
+		{"--log-format", "xml", "ls"},
 	} {
 		out, errOut, code := shoal(t, append([]string{"--home", hdir}, args...)...)
 		lines := strings.Split(strings.TrimSpace(errOut), "\n")
@@ -368,5 +371,21 @@ func TestResolveAloneSaysWhy(t *testing.T) {
 		"12D3KooWSFQTvwAFXejYJ3R2yTXvjYg6cda9VkB6h3hKhrHSx2hB/llama")
 	if code != 1 || !strings.Contains(errOut, "no record found") || !strings.Contains(errOut, "pass --bootstrap ADDR") {
 		t.Fatalf("resolve alone: %d %q", code, errOut)
+	}
+}
+
+// --log-format json writes each log line as one JSON object, for a log
+// collector.
+func TestLogFormatJSON(t *testing.T) {
+	var errb bytes.Buffer
+	a := &app{stdout: io.Discard, stderr: &errb, logLevel: "info", logFormat: "json"}
+	if err := a.setupLog(); err != nil {
+		t.Fatal(err)
+	}
+	defer slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	slog.Info("served", "peer", "p", "bytes", 42)
+	var line map[string]any
+	if err := json.Unmarshal(errb.Bytes(), &line); err != nil || line["msg"] != "served" || line["bytes"] != float64(42) {
+		t.Fatalf("log line %q: %v", errb.String(), err)
 	}
 }

@@ -27,11 +27,12 @@ import (
 
 // app holds what every command shares: flags and the terminal.
 type app struct {
-	homeDir  string
-	json     bool
-	logLevel string
-	stdout   io.Writer
-	stderr   io.Writer
+	homeDir   string
+	json      bool
+	logLevel  string
+	logFormat string
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 func run(args []string) int { return runWith(args, os.Stdout, os.Stderr) }
@@ -86,7 +87,8 @@ identity key, config.json and the index.`,
 	}
 	root.PersistentFlags().StringVar(&a.homeDir, "home", "", "home folder (default $SHOAL_HOME, else ~/.shoal)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (default warn; info for the daemon)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (the daemon: info unless given)")
+	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log collectors)")
 	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
 		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd())
 	// --version prints what `shoal version` does.
@@ -100,7 +102,15 @@ func (a *app) setupLog() error {
 	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl})))
+	opt := &slog.HandlerOptions{Level: lvl}
+	switch a.logFormat {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, opt)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(a.stderr, opt)))
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", a.logFormat)
+	}
 	return nil
 }
 
