@@ -46,3 +46,19 @@ func TestConfigStrict(t *testing.T) {
 		}
 	}
 }
+
+// README's "Configuration" table documents every key config.json may
+// hold.
+func TestREADMEDocumentsEveryConfigKey(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(b), "## Configuration")
+	table, _, _ = strings.Cut(table, "\n## ")
+	for _, k := range configKeys() {
+		if !strings.Contains(table, "| `"+k+"` |") {
+			t.Errorf("README's Configuration table lacks %q", k)
+		}
+	}
+}
