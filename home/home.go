@@ -76,6 +76,10 @@ type Config struct {
 	// API is the loopback host:port of the daemon's HTTP API; port 0 picks
 	// a free one (the CLI finds it through the home).
 	API string `json:"api"`
+	// Metrics, if set, is the host:port the daemon serves Prometheus
+	// metrics on (/metrics); a bare ":port" means loopback. Off when
+	// empty.
+	Metrics string `json:"metrics"`
 	// FindTimeout bounds the search for providers of a root.
 	FindTimeout Duration `json:"find_timeout"`
 	// RequestTimeout bounds how long a peer may deliver (almost) nothing
@@ -118,6 +122,7 @@ func DefaultConfig() Config {
 		PortMapping:    true,
 		Reachability:   "auto",
 		API:            "127.0.0.1:0",
+		Metrics:        "",
 		FindTimeout:    Duration(30 * time.Second),
 		RequestTimeout: Duration(30 * time.Second),
 		MaxUpload:      "0",
@@ -150,6 +155,11 @@ func (c Config) Validate() error {
 	}
 	if err := CheckLoopback(c.API); err != nil {
 		return err
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return fmt.Errorf("config: metrics %q: want host:port, e.g. 127.0.0.1:9464: %w", c.Metrics, err)
+		}
 	}
 	if c.FindTimeout <= 0 || c.RequestTimeout <= 0 {
 		return errors.New("config: timeouts must be positive")

@@ -34,6 +34,7 @@ func TestConfigStrict(t *testing.T) {
 		{`{"mdns": "yes"}`, `key "mdns" wants a bool`},
 		{"{\n  \"mdns\": true,\n  \"api\": \"127.0.0.1:0\",,\n}", "line 3"},
 		{`{"find_timeout": "soon"}`, "find_timeout"},
+		{`{"metrics": "9464"}`, "metrics"},
 	} {
 		if err := os.WriteFile(h.ConfigPath(), []byte(c.json), 0o600); err != nil {
 			t.Fatal(err)

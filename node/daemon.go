@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -88,6 +89,25 @@ func RunDaemon(ctx context.Context, hm home.Home, cfg home.Config, log *slog.Log
 	}
 	defer os.Remove(hm.APIPath())
 	defer os.Remove(hm.TokenPath())
+	if cfg.Metrics != "" {
+		addr := cfg.Metrics
+		if host, port, _ := net.SplitHostPort(addr); host == "" {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", n.Metrics())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: api.Limits.Header, IdleTimeout: api.Limits.Idle}
+		n.wg.Go(func() { _ = srv.Serve(mln) })
+		stop := context.AfterFunc(n.ctx, func() { srv.Close() })
+		defer stop()
+		defer srv.Close()
+		n.log.Info("metrics", "addr", "http://"+mln.Addr().String()+"/metrics")
+	}
 	n.startDaemonLoops()
 	n.wg.Go(func() {
 		// An always-on node outlives its bootstrap peers' outages: the

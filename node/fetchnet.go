@@ -178,6 +178,7 @@ func (n *Node) Strike(p peer.ID) {
 	if p == "" {
 		return
 	}
+	n.badChunks.Add(1)
 	n.strikes.mu.Lock()
 	defer n.strikes.mu.Unlock()
 	if n.strikes.m == nil {

@@ -86,6 +86,7 @@ type Node struct {
 	started  time.Time
 
 	served, fetched atomic.Int64 // exchange-protocol bytes sent and received
+	badChunks       atomic.Int64 // chunks refused as not matching their CID
 	strangers       atomic.Int64 // inbound exchange streams of peers not our sources
 	srcMu           sync.Mutex
 	srcPeers        map[peer.ID]int // peers this node has a source open to

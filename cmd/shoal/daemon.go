@@ -11,7 +11,7 @@ import (
 
 func (a *app) daemonCmd() *cobra.Command {
 	var nf netFlags
-	var api, mode string
+	var api, mode, metrics string
 	var relayService bool
 	var reach string
 	cmd := &cobra.Command{
@@ -60,6 +60,9 @@ Flags override config.json for this run.`,
 			if mode != "" {
 				cfg.DHTMode = mode
 			}
+			if metrics != "" {
+				cfg.Metrics = metrics
+			}
 			if relayService {
 				cfg.RelayService = true
 			}
@@ -88,6 +91,7 @@ Flags override config.json for this run.`,
 	}
 	nf.register(cmd.Flags(), "", "from config: port 4001 on every interface")
 	cmd.Flags().StringVar(&api, "api", "", "loopback host:port for the local API (default from config, 127.0.0.1:0)")
+	cmd.Flags().StringVar(&metrics, "metrics", "", "serve Prometheus metrics on host:port at /metrics (\":9464\": loopback; default from config: off)")
 	cmd.Flags().StringVar(&mode, "dht-mode", "", "DHT mode: server (reachable nodes), client or auto")
 	cmd.Flags().StringVar(&reach, "reachability", "", "auto (AutoNAT decides), or public/private to state it; a mirror on a public address says public")
 	cmd.Flags().BoolVar(&relayService, "relay-service", false, "relay for peers behind NAT once this node is publicly reachable (mirrors); see relay_data in config")
