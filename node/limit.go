@@ -2,22 +2,35 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/shoal-p2p/shoal/home"
 	"golang.org/x/time/rate"
 )
 
 // limitBurst is the most bytes one wait asks for: a chunk in a few waits.
 const limitBurst = 256 << 10
 
-// newLimiter returns a limiter for bytesPerSec, or nil for unlimited.
+// newLimiter returns a limiter for bytesPerSec (0: unlimited, for now: a
+// reload may set a cap).
 func newLimiter(bytesPerSec int64) *rate.Limiter {
-	if bytesPerSec <= 0 {
-		return nil
-	}
-	return rate.NewLimiter(rate.Limit(bytesPerSec), limitBurst)
+	return rate.NewLimiter(limitOf(bytesPerSec), limitBurst)
 }
+
+// limitOf is bytesPerSec as a rate; 0 or less is no cap.
+func limitOf(bytesPerSec int64) rate.Limit {
+	if bytesPerSec <= 0 {
+		return rate.Inf
+	}
+	return rate.Limit(bytesPerSec)
+}
+
+// unlimited reports a limiter that lets everything through at once.
+func unlimited(l *rate.Limiter) bool { return l == nil || l.Limit() == rate.Inf }
 
 // meteredStream paces a stream's writes (upload) and reads (download), and
 // counts the bytes that cross it.
@@ -35,7 +48,7 @@ func limitStream(s network.Stream, up, down *rate.Limiter, sent, recv *atomic.In
 }
 
 func (l *meteredStream) Write(p []byte) (int, error) {
-	if l.up == nil {
+	if unlimited(l.up) {
 		n, err := l.Stream.Write(p)
 		l.count(l.sent, n)
 		return n, err
@@ -56,7 +69,7 @@ func (l *meteredStream) Write(p []byte) (int, error) {
 }
 
 func (l *meteredStream) Read(p []byte) (int, error) {
-	if l.down == nil {
+	if unlimited(l.down) {
 		n, err := l.Stream.Read(p)
 		l.count(l.recv, n)
 		return n, err
@@ -73,4 +86,42 @@ func (l *meteredStream) count(c *atomic.Int64, n int) {
 	if c != nil && n > 0 {
 		c.Add(int64(n))
 	}
+}
+
+// Reload applies what a running node can take from a changed
+// configuration (SIGHUP): the upload and download caps. Everything else
+// takes a restart; Reload says which settings it left as they were.
+func (n *Node) Reload(cfg home.Config) (ignored []string, err error) {
+	up, err := home.ParseRate(cfg.MaxUpload)
+	if err != nil {
+		return nil, fmt.Errorf("max_upload: %w", err)
+	}
+	down, err := home.ParseRate(cfg.MaxDownload)
+	if err != nil {
+		return nil, fmt.Errorf("max_download: %w", err)
+	}
+	n.up.SetLimit(limitOf(up))
+	n.down.SetLimit(limitOf(down))
+	// The node's cfg is what it started with (read unlocked all over):
+	// compare, do not write.
+	old := n.cfg
+	old.MaxUpload, old.MaxDownload = cfg.MaxUpload, cfg.MaxDownload
+	return changedKeys(old, cfg), nil
+}
+
+// changedKeys names the config.json keys whose values differ.
+func changedKeys(a, b home.Config) []string {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	var ma, mb map[string]json.RawMessage
+	_ = json.Unmarshal(ja, &ma)
+	_ = json.Unmarshal(jb, &mb)
+	var out []string
+	for k, v := range ma {
+		if string(mb[k]) != string(v) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

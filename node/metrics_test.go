@@ -62,3 +62,33 @@ func TestMetricsMoveWithAFetch(t *testing.T) {
 		}
 	}
 }
+
+// Reload (SIGHUP) applies new rate caps at once and names the changed
+// settings that need a restart; a bad rate is refused whole.
+func TestReloadRates(t *testing.T) {
+	n := newTestNode(t)
+	if !unlimited(n.up) || !unlimited(n.down) {
+		t.Fatal("caps before any were set")
+	}
+	cfg := n.cfg
+	cfg.MaxUpload, cfg.MaxDownload = "2MB/s", "400Mbit/s"
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/9"}
+	ignored, err := n.Reload(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.up.Limit() != 2e6 || n.down.Limit() != 50e6 {
+		t.Errorf("caps after reload: up %v, down %v", n.up.Limit(), n.down.Limit())
+	}
+	if len(ignored) != 1 || ignored[0] != "listen" {
+		t.Errorf("needs a restart: %v, want [listen]", ignored)
+	}
+	cfg.MaxUpload = "fast"
+	if _, err := n.Reload(cfg); err == nil || n.up.Limit() != 2e6 {
+		t.Errorf("a bad rate: %v, cap now %v", err, n.up.Limit())
+	}
+	cfg.MaxUpload, cfg.MaxDownload = "0", "0"
+	if _, err := n.Reload(cfg); err != nil || !unlimited(n.up) || !unlimited(n.down) {
+		t.Errorf("caps lifted: %v", err)
+	}
+}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -49,27 +54,33 @@ Flags override config.json for this run.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := h.Config()
+			// config.json, then the flags over it: at start, and again
+			// on SIGHUP (flags still win).
+			load := func() (home.Config, error) {
+				cfg, err := h.Config()
+				if err != nil {
+					return cfg, err
+				}
+				nf.apply(&cfg)
+				if api != "" {
+					cfg.API = api
+				}
+				if mode != "" {
+					cfg.DHTMode = mode
+				}
+				if metrics != "" {
+					cfg.Metrics = metrics
+				}
+				if relayService {
+					cfg.RelayService = true
+				}
+				if reach != "" {
+					cfg.Reachability = reach
+				}
+				return cfg, cfg.Validate()
+			}
+			cfg, err := load()
 			if err != nil {
-				return err
-			}
-			nf.apply(&cfg)
-			if api != "" {
-				cfg.API = api
-			}
-			if mode != "" {
-				cfg.DHTMode = mode
-			}
-			if metrics != "" {
-				cfg.Metrics = metrics
-			}
-			if relayService {
-				cfg.RelayService = true
-			}
-			if reach != "" {
-				cfg.Reachability = reach
-			}
-			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			if !cmd.Flags().Changed("log-level") {
@@ -77,6 +88,7 @@ Flags override config.json for this run.`,
 				_ = a.setupLog()
 			}
 			return node.RunDaemon(cmd.Context(), h, cfg, slog.Default(), func(n *node.Node, apiAddr string) {
+				reloadOnHUP(cmd.Context(), n, load)
 				info := n.ID()
 				if a.json {
 					_ = a.printJSON(map[string]any{"peer_id": info.PeerID, "addrs": info.Addrs, "api": apiAddr})
@@ -96,4 +108,34 @@ Flags override config.json for this run.`,
 	cmd.Flags().StringVar(&reach, "reachability", "", "auto (AutoNAT decides), or public/private to state it; a mirror on a public address says public")
 	cmd.Flags().BoolVar(&relayService, "relay-service", false, "relay for peers behind NAT once this node is publicly reachable (mirrors); see relay_data in config")
 	return cmd
+}
+
+// reloadOnHUP reloads the configuration on SIGHUP until ctx ends: what a
+// running node can take (the rate caps) applies at once; a bad config is
+// refused whole, the running settings kept; the log says which changed
+// settings need a restart.
+func reloadOnHUP(ctx context.Context, n *node.Node, load func() (home.Config, error)) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			cfg, err := load()
+			if err != nil {
+				slog.Error("reload refused; the running settings stay", "err", err)
+				continue
+			}
+			ignored, err := n.Reload(cfg)
+			if err != nil {
+				slog.Error("reload refused; the running settings stay", "err", err)
+				continue
+			}
+			slog.Info("reloaded", "max_upload", cfg.MaxUpload, "max_download", cfg.MaxDownload, "need_restart", ignored)
+		}
+	}()
 }
