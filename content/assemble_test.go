@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -44,5 +45,23 @@ func TestAssembleManifestRefusesLies(t *testing.T) {
 	boom := errors.New("boom")
 	if _, _, err := AssembleManifest(im.M.Root, func(cid.Cid) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("getter error: %v", err)
+	}
+}
+
+// A root with more list blocks than Encode ever makes is refused before
+// any of them is fetched: it would have a fetcher download and hold
+// gigabytes of valid list blocks.
+func TestRootWithTooManyLinksRefused(t *testing.T) {
+	link := Link{SumCID(CodecDagCBOR, []byte("list"))}
+	r := Root{Format: FormatVersion, Chunker: ChunkerVersion, NChunks: uint64(MaxLinks+1) * ChunksPerBlock}
+	for range MaxLinks + 1 {
+		r.Chunks = append(r.Chunks, link)
+	}
+	b, err := encMode.Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRoot(b); !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("root with %d chunk blocks: %v", MaxLinks+1, err)
 	}
 }

@@ -178,6 +178,10 @@ func DecodeRoot(data []byte) (*Root, error) {
 		return bad("format %d (this node reads %d)", r.Format, FormatVersion)
 	case r.Chunker != ChunkerVersion:
 		return bad("chunker %d (this node reads %d)", r.Chunker, ChunkerVersion)
+	case len(r.Files) > MaxLinks || len(r.Chunks) > MaxLinks:
+		// What Encode never makes: a root that would have a fetcher
+		// download and hold tens of thousands of list blocks.
+		return bad("%d file and %d chunk blocks (at most %d each)", len(r.Files), len(r.Chunks), MaxLinks)
 	case uint64(len(r.Files)) != ceilDiv(r.NFiles, FilesPerBlock):
 		return bad("%d file blocks for %d files", len(r.Files), r.NFiles)
 	case uint64(len(r.Chunks)) != ceilDiv(r.NChunks, ChunksPerBlock):
