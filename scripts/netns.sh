@@ -23,5 +23,6 @@ run_isolated() {
 		return
 	fi
 	echo "note: cannot make a network namespace (unshare -rn); running on this machine's network" >&2
-	"$@"
+	# Marked, so a script that isolates itself does not try again (and again).
+	SHOAL_NETNS=none "$@"
 }

@@ -98,5 +98,9 @@ func tcpCopy(src, dst string) (int64, error) {
 		return 0, err
 	}
 	c.Close()
-	return got, <-done
+	// Receive first: the order in which a return statement evaluates a
+	// plain variable and a receive is not fixed, and got is written by
+	// the receiver before it sends.
+	err = <-done
+	return got, err
 }
