@@ -6,26 +6,16 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/content"
 )
 
 // readCID reads a CID sent either as Go writes a cid.Cid (the dag-json
 // link {"/": "bafy…"}) or as a plain string, as a script with curl would
 // send it; absent or null is no CID.
 func readCID(raw json.RawMessage, into *cid.Cid) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		c, err := cid.Decode(s)
-		if err != nil {
-			return fmt.Errorf("%w: root %q: %w", ErrBadRequest, s, err)
-		}
-		*into = c
-		return nil
-	}
-	if err := json.Unmarshal(raw, into); err != nil {
-		return fmt.Errorf("%w: root: %w", ErrBadRequest, err)
+	if err := content.CIDFromJSON(raw, into); err != nil {
+		return fmt.Errorf("%w: root %w", ErrBadRequest, err)
 	}
 	return nil
 }

@@ -486,11 +486,24 @@ func (ri *RootInfo) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*ri = RootInfo(v.plain)
-	var s string
-	if json.Unmarshal(v.Root, &s) == nil {
-		c, err := cid.Decode(s)
-		ri.Root = c
-		return err
+	return CIDFromJSON(v.Root, &ri.Root)
+}
+
+// CIDFromJSON reads a CID written either as Go writes a cid.Cid (the
+// dag-json link {"/": "bafy…"}) or as a plain string; absent or null
+// leaves into as it is.
+func CIDFromJSON(raw json.RawMessage, into *cid.Cid) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
 	}
-	return json.Unmarshal(v.Root, &ri.Root)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		c, err := cid.Decode(s)
+		if err != nil {
+			return fmt.Errorf("%q: %w", s, err)
+		}
+		*into = c
+		return nil
+	}
+	return json.Unmarshal(raw, into)
 }

@@ -37,8 +37,8 @@ type Local struct {
 
 var _ api.Service = (*Local)(nil)
 
-// ShortLivedListen is where a short-lived node listens by default.
-var ShortLivedListen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+// shortLivedListen is where a short-lived node listens by default.
+var shortLivedListen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
 
 func (l *Local) note(format string, args ...any) {
 	if l.Note != nil {
@@ -86,7 +86,7 @@ func (l *Local) bootstrap(ctx context.Context, n *Node) {
 // start starts a short-lived node on the home.
 func (l *Local) start() (*Node, func() error, error) {
 	cfg := l.Config.ShortLived()
-	cfg.Listen = ShortLivedListen
+	cfg.Listen = shortLivedListen
 	if len(l.Listen) > 0 {
 		cfg.Listen = l.Listen
 	}
