@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -16,8 +17,7 @@ import (
 
 var (
 	bktBlocks = []byte("blocks")    // manifest block CID → bytes
-	bktRoots  = []byte("roots")     // root CID → RootInfo (JSON)
-	bktFiles  = []byte("files")     // root CID ‖ uint32 file index → FileInfo (JSON)
+	bktRoots  = []byte("roots")     // root CID → rootSummary (JSON)
 	bktChunks = []byte("chunks")    // chunk CID → Loc list
 	bktRecs   = []byte("records")   // record DHT key → best envelope seen
 	bktHigh   = []byte("highwater") // record DHT key → highest sequence seen (8 bytes)
@@ -29,15 +29,19 @@ var (
 // maxLocs bounds how many places one chunk is remembered at.
 const maxLocs = 8
 
-// RootInfo is what the index knows of a held root.
+// RootInfo is what the index knows of a held root. A root may lie in
+// several places (added in one folder, fetched into another); Name, Dir,
+// Source and Time are those of the newest place.
 type RootInfo struct {
 	Root   cid.Cid   `json:"root"`
 	Name   string    `json:"name"`   // base name of what was added or fetched
 	Dir    string    `json:"dir"`    // absolute folder the files are under
 	Size   int64     `json:"size"`   // total bytes
 	Files  int       `json:"files"`  // number of files
-	Source string    `json:"source"` // "added" or "fetched"
+	Source string    `json:"source"` // SourceAdded, SourceFetched or SourceStored
 	Time   time.Time `json:"time"`
+	Places []Place   `json:"places,omitempty"` // every place it lies, oldest first
+	Pin    *Pin      `json:"pin,omitempty"`    // set when pinned
 }
 
 // FileInfo is one held file: where it lies and how it looked when added.
@@ -77,10 +81,13 @@ func OpenIndex(path string) (*Index, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktBlocks, bktRoots, bktFiles, bktChunks, bktRecs, bktHigh} {
+		for _, b := range [][]byte{bktBlocks, bktRoots, bktPlaces, bktPlaceFiles, bktChunks, bktRecs, bktHigh, bktPins, bktFollows} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if err := migratePlaces(tx); err != nil {
+			return err
 		}
 		return indexRecordRoots(tx)
 	})
@@ -102,8 +109,11 @@ type Held struct {
 	M      *Manifest
 }
 
-// Put records a held root: its manifest blocks, its files and the place of
-// each chunk. It is one transaction: all or nothing.
+// Put records a held root at the place h.Info says (its Dir, Name, Source
+// and Time): its manifest blocks, its files there and the place of each
+// chunk. A root already held elsewhere keeps its other places; one already
+// held in the same folder has that place replaced. It is one transaction:
+// all or nothing.
 func (x *Index) Put(h *Held) error {
 	rootKey := h.M.Root.Bytes()
 	h.Info.Root = h.M.Root
@@ -114,17 +124,16 @@ func (x *Index) Put(h *Held) error {
 				return err
 			}
 		}
-		info, _ := json.Marshal(h.Info)
-		if err := tx.Bucket(bktRoots).Put(rootKey, info); err != nil {
+		sum, _ := json.Marshal(rootSummary{Root: h.M.Root, Name: h.Info.Name, Size: h.Info.Size, Files: h.Info.Files})
+		if err := tx.Bucket(bktRoots).Put(rootKey, sum); err != nil {
 			return err
 		}
-		fb := tx.Bucket(bktFiles)
+		p := Place{ID: placeFor(tx, rootKey, h.Info.Dir), Dir: h.Info.Dir, Name: h.Info.Name, Source: h.Info.Source, Time: h.Info.Time}
+		if err := putPlace(tx, rootKey, p, h.Files); err != nil {
+			return err
+		}
 		cb := tx.Bucket(bktChunks)
-		for i, f := range h.Files {
-			v, _ := json.Marshal(f)
-			if err := fb.Put(fileKey(rootKey, uint32(i)), v); err != nil {
-				return err
-			}
+		for i := range h.Files {
 			off := int64(0)
 			for _, c := range h.M.FileChunks(i) {
 				loc := Loc{Root: h.M.Root, File: uint32(i), Off: off, Len: int64(c.Len)}
@@ -138,18 +147,10 @@ func (x *Index) Put(h *Held) error {
 	})
 }
 
-func fileKey(root []byte, i uint32) []byte {
-	k := make([]byte, len(root)+4)
-	copy(k, root)
-	binary.BigEndian.PutUint32(k[len(root):], i)
-	return k
-}
-
 // Loc list encoding: repeated (uvarint len(root) ‖ root ‖ uvarint file ‖
 // uvarint off ‖ uvarint len).
 func addLoc(b *bolt.Bucket, key []byte, l Loc) error {
-	old := b.Get(key)
-	locs := decodeLocs(old)
+	locs := decodeLocs(b.Get(key))
 	for _, o := range locs {
 		if o.Root == l.Root && o.File == l.File && o.Off == l.Off {
 			return nil
@@ -158,14 +159,20 @@ func addLoc(b *bolt.Bucket, key []byte, l Loc) error {
 	if len(locs) >= maxLocs {
 		return nil
 	}
-	v := append([]byte(nil), old...)
-	rb := l.Root.Bytes()
-	v = binary.AppendUvarint(v, uint64(len(rb)))
-	v = append(v, rb...)
-	v = binary.AppendUvarint(v, uint64(l.File))
-	v = binary.AppendUvarint(v, uint64(l.Off))
-	v = binary.AppendUvarint(v, uint64(l.Len))
-	return b.Put(key, v)
+	return b.Put(key, encodeLocs(append(locs, l)))
+}
+
+func encodeLocs(locs []Loc) []byte {
+	var v []byte
+	for _, l := range locs {
+		rb := l.Root.Bytes()
+		v = binary.AppendUvarint(v, uint64(len(rb)))
+		v = append(v, rb...)
+		v = binary.AppendUvarint(v, uint64(l.File))
+		v = binary.AppendUvarint(v, uint64(l.Off))
+		v = binary.AppendUvarint(v, uint64(l.Len))
+	}
+	return v
 }
 
 func decodeLocs(v []byte) []Loc {
@@ -216,7 +223,7 @@ func (x *Index) Root(c cid.Cid) (RootInfo, error) {
 		if v == nil {
 			return ErrNotFound
 		}
-		return json.Unmarshal(v, &ri)
+		return rootInfo(tx, v, &ri)
 	})
 	return ri, err
 }
@@ -227,7 +234,7 @@ func (x *Index) Roots() ([]RootInfo, error) {
 	err := x.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktRoots).ForEach(func(_, v []byte) error {
 			var ri RootInfo
-			if err := json.Unmarshal(v, &ri); err != nil {
+			if err := rootInfo(tx, v, &ri); err != nil {
 				return err
 			}
 			out = append(out, ri)
@@ -237,20 +244,53 @@ func (x *Index) Roots() ([]RootInfo, error) {
 	return out, err
 }
 
-// Files returns the held files of a root, in manifest order.
+// rootInfo reads a root's summary and fills in its places and pin.
+func rootInfo(tx *bolt.Tx, v []byte, ri *RootInfo) error {
+	if err := json.Unmarshal(v, ri); err != nil {
+		return err
+	}
+	rk := ri.Root.Bytes()
+	ri.Places = places(tx, rk)
+	if n := len(ri.Places); n > 0 {
+		p := ri.Places[n-1]
+		ri.Dir, ri.Name, ri.Source, ri.Time = p.Dir, p.Name, p.Source, p.Time
+	}
+	if pv := tx.Bucket(bktPins).Get(rk); pv != nil {
+		var pin Pin
+		if json.Unmarshal(pv, &pin) == nil {
+			ri.Pin = &pin
+		}
+	}
+	return nil
+}
+
+// Files returns the held files of a root at its newest place, in manifest
+// order.
 func (x *Index) Files(root cid.Cid) ([]FileInfo, error) {
+	return x.PlaceFiles(root, "")
+}
+
+// PlaceFiles returns the held files of a root in folder dir ("" for its
+// newest place), in manifest order.
+func (x *Index) PlaceFiles(root cid.Cid, dir string) ([]FileInfo, error) {
 	var out []FileInfo
 	rk := root.Bytes()
 	err := x.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bktFiles).Cursor()
-		for k, v := c.Seek(rk); k != nil && len(k) == len(rk)+4 && string(k[:len(rk)]) == string(rk); k, v = c.Next() {
-			var fi FileInfo
-			if err := json.Unmarshal(v, &fi); err != nil {
-				return err
-			}
-			out = append(out, fi)
+		ps := places(tx, rk)
+		if len(ps) == 0 {
+			return ErrNotFound
 		}
-		return nil
+		p := ps[len(ps)-1]
+		if dir != "" {
+			i := slices.IndexFunc(ps, func(p Place) bool { return p.Dir == dir })
+			if i < 0 {
+				return ErrNotFound
+			}
+			p = ps[i]
+		}
+		var err error
+		out, err = placeFiles(tx, rk, p.ID)
+		return err
 	})
 	if err == nil && out == nil {
 		err = ErrNotFound
@@ -258,25 +298,19 @@ func (x *Index) Files(root cid.Cid) ([]FileInfo, error) {
 	return out, err
 }
 
-func (x *Index) file(root cid.Cid, i uint32) (FileInfo, error) {
-	var fi FileInfo
-	err := x.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bktFiles).Get(fileKey(root.Bytes(), i))
-		if v == nil {
+// MarkChecked records that file i of root in folder dir was hashed whole
+// and matches its SHA256.
+func (x *Index) MarkChecked(root cid.Cid, dir string, i uint32) error {
+	rk := root.Bytes()
+	return x.db.Update(func(tx *bolt.Tx) error {
+		ps := places(tx, rk)
+		k := slices.IndexFunc(ps, func(p Place) bool { return p.Dir == dir })
+		if k < 0 {
 			return ErrNotFound
 		}
-		return json.Unmarshal(v, &fi)
-	})
-	return fi, err
-}
-
-// MarkChecked records that file i of root was hashed whole and matches
-// its SHA256.
-func (x *Index) MarkChecked(root cid.Cid, i uint32) error {
-	return x.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktFiles)
-		k := fileKey(root.Bytes(), i)
-		v := b.Get(k)
+		b := tx.Bucket(bktPlaceFiles)
+		key := placeFileKey(rk, ps[k].ID, i)
+		v := b.Get(key)
 		if v == nil {
 			return ErrNotFound
 		}
@@ -289,7 +323,7 @@ func (x *Index) MarkChecked(root cid.Cid, i uint32) error {
 		if err != nil {
 			return err
 		}
-		return b.Put(k, nv)
+		return b.Put(key, nv)
 	})
 }
 
@@ -331,11 +365,35 @@ func (x *Index) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 	return nil, err
 }
 
+// readLoc reads a chunk from the first place of its root whose file is
+// unchanged on disk.
 func (x *Index) readLoc(l Loc, buf []byte) ([]byte, error) {
-	fi, err := x.file(l.Root, l.File)
-	if err != nil {
-		return nil, err
+	var files []FileInfo
+	_ = x.db.View(func(tx *bolt.Tx) error {
+		rk := l.Root.Bytes()
+		for _, p := range places(tx, rk) {
+			if v := tx.Bucket(bktPlaceFiles).Get(placeFileKey(rk, p.ID, l.File)); v != nil {
+				var fi FileInfo
+				if json.Unmarshal(v, &fi) == nil {
+					files = append(files, fi)
+				}
+			}
+		}
+		return nil
+	})
+	err := ErrNotFound
+	for _, fi := range files {
+		var data []byte
+		if data, err = readAt(fi, l.Off, buf); err == nil {
+			return data, nil
+		}
 	}
+	return nil, err
+}
+
+// readAt reads len(buf) bytes at off from a held file that is unchanged
+// on disk.
+func readAt(fi FileInfo, off int64, buf []byte) ([]byte, error) {
 	f, err := os.Open(fi.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrChanged, fi.Path)
@@ -345,7 +403,7 @@ func (x *Index) readLoc(l Loc, buf []byte) ([]byte, error) {
 	if err != nil || !fi.Unchanged(st) {
 		return nil, fmt.Errorf("%w: %s", ErrChanged, fi.Path)
 	}
-	if _, err := f.ReadAt(buf, l.Off); err != nil && !(errors.Is(err, io.EOF) && len(buf) == 0) {
+	if _, err := f.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && len(buf) == 0) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrChanged, fi.Path, err)
 	}
 	return buf, nil

@@ -145,6 +145,13 @@ type Options struct {
 	// a name (a Hugging Face cache blob). A plain fetch needs no such
 	// pass: every chunk is verified against its CID as it arrives.
 	WholeFile bool
+	// Admit, if set, is shown the manifest before any chunk moves; an
+	// error stops the fetch (a disk budget the model would exceed).
+	Admit func(m *content.Manifest) error
+	// Stored records the root as the node's own copy (fetched into its
+	// store for a pin or a follow): gc may delete its files. Otherwise
+	// the folder is the user's, and gc only ever forgets it.
+	Stored bool
 }
 
 // SourceStat is what one source delivered.
@@ -233,11 +240,7 @@ func (e *Engine) heldPickles(root cid.Cid) []content.Pickle {
 // heldAt reports whether the index holds root in dir with every file
 // unchanged since it was recorded.
 func (e *Engine) heldAt(root cid.Cid, dir string) bool {
-	info, err := e.idx.Root(root)
-	if err != nil || info.Dir != dir {
-		return false
-	}
-	files, err := e.idx.Files(root)
+	files, err := e.idx.PlaceFiles(root, dir)
 	if err != nil {
 		return false
 	}
@@ -334,6 +337,11 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 		return nil, err
 	}
 	disc.setKeys(m)
+	if opt.Admit != nil {
+		if err := opt.Admit(m); err != nil {
+			return nil, err
+		}
+	}
 
 	// Who vouches for this root: the records the early sources hold (asked
 	// all at once, briefly). A vouch that waits for them is checked before
@@ -373,7 +381,11 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 		f.close()
 		return nil, err
 	}
-	info := content.RootInfo{Name: filepath.Base(dir), Dir: dir, Size: m.Size(), Files: len(m.Files), Source: "fetched", Time: time.Now().UTC()}
+	source := content.SourceFetched
+	if opt.Stored {
+		source = content.SourceStored
+	}
+	info := content.RootInfo{Name: filepath.Base(dir), Dir: dir, Size: m.Size(), Files: len(m.Files), Source: source, Time: time.Now().UTC()}
 	if err := e.idx.Put(&content.Held{Info: info, Blocks: blocks, Files: f.infos, M: m}); err != nil {
 		f.close()
 		return nil, fmt.Errorf("files written, but recording them failed: %w", err)

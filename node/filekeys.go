@@ -21,31 +21,39 @@ func (n *Node) checkFileKeys(root cid.Cid) {
 	n.wg.Go(func() {
 		n.keyCheck.Lock()
 		defer n.keyCheck.Unlock()
-		files, err := n.Index.Files(root)
+		info, err := n.Index.Root(root)
 		if err != nil {
 			return
 		}
 		marked := false
-		for i, f := range files {
-			if !f.Unchecked || f.Size < content.FileKeyMin || n.ctx.Err() != nil {
-				continue
-			}
-			if ok, err := hashesTo(f.Path, f.SHA256, n.ctx.Done()); err != nil {
-				n.log.Debug("checking a file key", "file", f.Path, "err", err)
-				continue
-			} else if !ok {
-				n.log.Warn("a fetched file does not hash to the sha256 its manifest gives; its file key is not announced",
-					"root", root, "file", content.Escape(f.Rel))
-				continue
-			}
-			if err := n.Index.MarkChecked(root, uint32(i)); err == nil {
-				marked = true
+		for _, p := range info.Places {
+			files, _ := n.Index.PlaceFiles(root, p.Dir)
+			for i, f := range files {
+				if f.Unchecked && f.Size >= content.FileKeyMin && n.ctx.Err() == nil && n.checkFileKey(root, p.Dir, uint32(i), f) {
+					marked = true
+				}
 			}
 		}
 		if marked && n.ann != nil {
 			n.ann.add(root) // now with the file keys
 		}
 	})
+}
+
+// checkFileKey hashes one file of root in folder dir and marks it checked
+// when it matches.
+func (n *Node) checkFileKey(root cid.Cid, dir string, i uint32, f content.FileInfo) bool {
+	ok, err := hashesTo(f.Path, f.SHA256, n.ctx.Done())
+	if err != nil {
+		n.log.Debug("checking a file key", "file", f.Path, "err", err)
+		return false
+	}
+	if !ok {
+		n.log.Warn("a fetched file does not hash to the sha256 its manifest gives; its file key is not announced",
+			"root", root, "file", content.Escape(f.Rel))
+		return false
+	}
+	return n.Index.MarkChecked(root, dir, i) == nil
 }
 
 // hashesTo reports whether the file at path hashes to sum; it stops when

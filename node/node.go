@@ -510,20 +510,23 @@ func (n *Node) provide(ctx context.Context, k cid.Cid) error {
 // were hashed to it (a fetched file's sha256 is the manifest's word until
 // checkFileKeys hashes it).
 func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
-	files, err := n.Index.Files(root)
+	info, err := n.Index.Root(root)
 	if err != nil && !errors.Is(err, content.ErrNotFound) {
 		return nil, err
 	}
 	keys := []cid.Cid{root}
 	seen := map[cid.Cid]bool{root: true}
-	for _, f := range files {
-		if len(f.SHA256) != 32 || f.Size < content.FileKeyMin || f.Unchecked {
-			continue
-		}
-		k := content.FileKey([32]byte(f.SHA256))
-		if !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+	for _, p := range info.Places {
+		files, _ := n.Index.PlaceFiles(root, p.Dir)
+		for _, f := range files {
+			if len(f.SHA256) != 32 || f.Size < content.FileKeyMin || f.Unchecked {
+				continue
+			}
+			k := content.FileKey([32]byte(f.SHA256))
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
 		}
 	}
 	return keys, nil

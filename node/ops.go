@@ -34,7 +34,7 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, opt conten
 	if err != nil {
 		return nil, err
 	}
-	if err := idx.Put(im.Held("added")); err != nil {
+	if err := idx.Put(im.Held(content.SourceAdded)); err != nil {
 		return nil, err
 	}
 	return newAdded(im), nil

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# load64: one mirror daemon (Prometheus metrics on loopback) holding a
+# model, and N `shoal get` processes (no daemons) started at once against
+# it, bootstrapped from the mirror alone. Every fetcher must exit 0 with
+# every file byte-identical (cmp). Reports the aggregate delivered rate
+# against a plain TCP copy in the same run, when the last fetcher was done,
+# the mirror's peak RSS (target < 512 MiB) and goroutines (peak, and once
+# the fetchers are gone), sampled every 0.5 s from /metrics and
+# /proc/PID/status, and how much of the model the mirror sent itself (the
+# rest the fetchers swapped).
+#   scripts/bench/load64.sh
+#   SIZE_MB=256 FETCHERS=64 TIMEOUT=1200 SETTLE=5 KEEP= scripts/bench/load64.sh
+# TIMEOUT bounds each fetcher (seconds), SETTLE is how long after the last
+# fetcher the "after" sample is taken, KEEP=1 keeps the work folder (logs).
+source "$(dirname "$0")/lib.sh"
+MIB=${SIZE_MB:-256}
+N=${FETCHERS:-64}
+TIMEOUT=${TIMEOUT:-1200}
+SETTLE=${SETTLE:-5}
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+build
+w=$((MIB * (N + 2)))
+warm $((w < 8192 ? w : 8192))
+"$WORK/bin/genmodel" "$WORK/model" "$MIB" 1 >/dev/null
+BYTES=$(du -sb "$WORK/model" | cut -f1)
+ONE="$WORK/model/model.safetensors"
+(cd "$WORK/model" && find . -type f | sort) >"$WORK/files"
+cat "$WORK"/model/*.safetensors >/dev/null 2>&1 || true
+tcp=0
+for _ in 1 2; do
+	read -r _ _ _ m < <("$WORK/bin/baseline" tcpcopy "$ONE" "$WORK/tcp.out")
+	rm -f "$WORK/tcp.out"
+	tcp=$(awk -v a="$tcp" -v b="$m" 'BEGIN { print (b > a ? b : a) }')
+done
+
+# The mirror: metrics on a free loopback port, read back from its log.
+daemon mirror --metrics "127.0.0.1:${METRICS_PORT:-0}"
+MIRROR=$ADDR
+MPID=${PIDS[-1]}
+MURL=
+for _ in $(seq 100); do
+	MURL=$(grep -o 'http://127\.0\.0\.1:[0-9]*/metrics' "$WORK/mirror.log" | head -1 || true)
+	[ -n "$MURL" ] && break
+	sleep 0.1
+done
+[ -n "$MURL" ] || { echo "mirror: no metrics address in its log"; cat "$WORK/mirror.log"; exit 1; }
+MID=$(timeout 30 "$SHOAL" --home "$WORK/mirror" id --json | sed -n 's/.*"peer_id": *"\([^"]*\)".*/\1/p' | head -1)
+
+ta=$(now)
+CID=$(timeout 600 "$SHOAL" --home "$WORK/mirror" add --quiet "$WORK/model" 2>"$WORK/add.err" | tail -1)
+tadd=$(since "$ta")
+grep -q '^bafy' <<<"$CID" || { echo "add failed: $CID"; cat "$WORK/add.err"; exit 1; }
+
+# scrape [METRIC]: the mirror's /metrics, or one unlabelled metric's value
+# ("-" when absent).
+scrape() { curl -s --max-time 2 "$MURL" 2>/dev/null || true; }
+metric() { awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }'; }
+status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$MPID/status" 2>/dev/null || echo 0; }
+# sample: "time goroutines rss_bytes threads VmRSS_kB VmHWM_kB"
+sample() {
+	local m
+	m=$(scrape)
+	echo "$(now) $(metric go_goroutines <<<"$m") $(metric process_resident_memory_bytes <<<"$m") $(status_kb Threads) $(status_kb VmRSS) $(status_kb VmHWM)"
+}
+hwm_add=$(status_kb VmHWM)
+# Peak RSS from here on counts the fetch, not the add's hashing.
+hwm_reset=yes
+echo 5 >"/proc/$MPID/clear_refs" 2>/dev/null || hwm_reset=no
+( while kill -0 "$MPID" 2>/dev/null; do sample >>"$WORK/samples"; sleep 0.5; done ) &
+PIDS+=($!)
+sleep 1
+m0=$(scrape)
+served0=$(metric shoal_served_bytes_total <<<"$m0")
+before=$(sample)
+
+t0=$(now)
+declare -A IDX
+for i in $(seq "$N"); do
+	timeout -k 10 "$TIMEOUT" "$SHOAL" --home "$WORK/g$i" --json get "$CID" -o "$WORK/out$i" \
+		--bootstrap "$MIRROR" --listen $LOOP >"$WORK/g$i.json" 2>"$WORK/g$i.err" &
+	PIDS+=($!)
+	IDX[$!]=$i
+done
+# Each fetcher is bounded by TIMEOUT, so is this loop.
+declare -A RC T
+left=$N
+while [ "$left" -gt 0 ]; do
+	pid=
+	rc=0
+	wait -n -p pid "${!IDX[@]}" || rc=$?
+	[ -n "$pid" ] || { echo "lost track of the fetchers (wait: $rc)"; break; }
+	i=${IDX[$pid]}
+	unset "IDX[$pid]"
+	RC[$i]=$rc
+	T[$i]=$(since "$t0")
+	left=$((left - 1))
+done
+last=$(since "$t0")
+tend=$(now)
+sleep "$SETTLE"
+after=$(sample)
+m1=$(scrape)
+served1=$(metric shoal_served_bytes_total <<<"$m1")
+
+ok=0
+good=0
+failed=()
+for i in $(seq "$N"); do
+	if [ "${RC[$i]:-x}" != 0 ]; then
+		failed+=("$i:exit ${RC[$i]:-?}")
+		continue
+	fi
+	ok=$((ok + 1))
+	bad=
+	if ! (cd "$WORK/out$i" && find . -type f | sort) | cmp -s - "$WORK/files"; then
+		bad="other files"
+	else
+		while read -r f; do
+			cmp -s "$WORK/model/$f" "$WORK/out$i/$f" || { bad="bytes differ in $f"; break; }
+		done <"$WORK/files"
+	fi
+	if [ -n "$bad" ]; then failed+=("$i:$bad"); else good=$((good + 1)); fi
+	rm -rf "$WORK/out$i"
+done
+
+times=$(for i in "${!T[@]}"; do echo "${T[$i]}"; done | sort -n)
+first=$(head -1 <<<"$times")
+median=$(awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' <<<"$times")
+agg=$(mbps "$((N * BYTES))" "$last")
+from_mirror=$(cat "$WORK"/g*.json | grep -o "\"peer\":\"$MID\",\"bytes\":[0-9]*" | awk -F: '{ s += $NF } END { print s + 0 }')
+if [ "$served1" != - ] && [ "$served0" != - ]; then
+	served=$(awk -v a="$served1" -v b="$served0" 'BEGIN { printf "%.0f", a - b }')
+else
+	served=$from_mirror
+fi
+
+# Peaks over the samples taken while the fetchers ran.
+read -r gpeak thpeak rsspeak < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
+	if ($2 != "-" && $2 + 0 > g) g = $2 + 0
+	if ($4 + 0 > t) t = $4 + 0
+	r = ($3 != "-" ? $3 / 1024 : $5); if (r > m) m = r
+} END { printf "%s %d %d\n", (g == "" ? "-" : g), t, m }' "$WORK/samples")
+read -r _ g_before _ th_before _ _ <<<"$before"
+read -r _ g_after _ th_after _ _ <<<"$after"
+hwm=$(status_kb VmHWM)
+mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+if [ "$gpeak" != - ]; then
+	gl="goroutines peak $gpeak, after $g_after (before $g_before)"
+else
+	gl="goroutines peak $thpeak, after $th_after (before $th_before; go_goroutines is not in /metrics: these are OS threads from /proc/PID/status)"
+fi
+if [ "$hwm_reset" = yes ]; then
+	peak=$(mib "$hwm")
+	how="VmHWM over the fetch; sampled max $(mib "$rsspeak") MiB; add phase peaked at $(mib "$hwm_add") MiB"
+else
+	peak=$(mib "$((rsspeak > hwm ? rsspeak : hwm))")
+	how="VmHWM could not be reset after the add, so it includes the add; sampled max $(mib "$rsspeak") MiB"
+fi
+samples=$(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b' "$WORK/samples" | wc -l)
+rssmetric=$(awk '$3 != "-" { n++ } END { print n + 0 }' "$WORK/samples")
+mlog_bad=$(grep -ciE 'level=(warn|error)|"level":"(warn|error)"|panic' "$WORK/mirror.log" || true)
+flog_bad=$(cat "$WORK"/g*.err | grep -ciE 'level=(warn|error)|"level":"(warn|error)"|panic|^error' || true)
+
+echo "load64: $N fetchers, $MIB MiB model, $(nproc) cores"
+echo "baseline tcp copy loopback: $tcp MB/s"
+echo "aggregate: $agg MB/s delivered = $(ratio "$agg" "$tcp") x tcp copy; last fetcher done in ${last} s (first ${first} s, median ${median} s)"
+echo "mirror peak RSS: $peak MiB (target < 512), $gl"
+echo "  ($how; $samples samples during the fetch, process_resident_memory_bytes in $rssmetric of them)"
+echo "mirror served $(awk -v b="$served" 'BEGIN { printf "%.0f", b / 1048576 }') MiB = $(ratio "$served" "$BYTES") x the model (the rest the fetchers swapped; fetchers report $(ratio "$from_mirror" "$BYTES") x from the mirror)"
+echo "fetchers: $ok of $N exited 0, $good verified byte-identical; add took ${tadd} s"
+echo "mirror after: peers_connected $(metric shoal_peers_connected <<<"$m1"), fetches_in_flight $(metric shoal_fetches_in_flight <<<"$m1"); warn/error log lines: mirror $mlog_bad, fetchers $flog_bad"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAILED: ${failed[*]}"
+	for f in "${failed[@]}"; do
+		i=${f%%:*}
+		echo "--- fetcher $i stderr (tail)"
+		tail -5 "$WORK/g$i.err"
+	done
+	exit 1
+fi
