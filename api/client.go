@@ -198,3 +198,40 @@ func (c *Client) Publish(ctx context.Context, req PublishRequest) (*PublishResul
 func (c *Client) Resolve(ctx context.Context, req ResolveRequest) (*Signer, error) {
 	return stream[Signer](ctx, c, "/v1/resolve", req, nil)
 }
+
+// Pin asks the daemon to keep a root, fetching it into its store if need be.
+func (c *Client) Pin(ctx context.Context, req PinRequest, progress func(Progress)) (*PinResult, error) {
+	return stream[PinResult](ctx, c, "/v1/pin", req, progress)
+}
+
+// Unpin asks the daemon to let gc collect a root.
+func (c *Client) Unpin(ctx context.Context, req PinRequest) (*UnpinResult, error) {
+	return stream[UnpinResult](ctx, c, "/v1/unpin", req, nil)
+}
+
+// Pins lists the daemon's pins.
+func (c *Client) Pins(ctx context.Context) ([]content.Pin, error) {
+	var out []content.Pin
+	return out, c.getJSON(ctx, "/v1/pins", &out)
+}
+
+// GC asks the daemon to collect what is neither pinned nor being fetched.
+func (c *Client) GC(ctx context.Context, req GCRequest) (*GCReport, error) {
+	return stream[GCReport](ctx, c, "/v1/gc", req, nil)
+}
+
+// Follow asks the daemon to follow a publisher.
+func (c *Client) Follow(ctx context.Context, req FollowRequest) (*FollowInfo, error) {
+	return stream[FollowInfo](ctx, c, "/v1/follow", req, nil)
+}
+
+// Unfollow asks the daemon to stop following a publisher.
+func (c *Client) Unfollow(ctx context.Context, req FollowRequest) (*FollowInfo, error) {
+	return stream[FollowInfo](ctx, c, "/v1/unfollow", req, nil)
+}
+
+// Follows lists the publishers the daemon follows.
+func (c *Client) Follows(ctx context.Context) ([]FollowInfo, error) {
+	var out []FollowInfo
+	return out, c.getJSON(ctx, "/v1/follows", &out)
+}

@@ -62,13 +62,21 @@ func Handler(svc Service, token string, codes Codes) http.Handler {
 	mux.HandleFunc("POST /v1/verify", streamed(h, func(ctx context.Context, req verifyRequest, progress func(Progress)) (*VerifyReport, error) {
 		return svc.Verify(ctx, req.Root, progress)
 	}))
-	mux.HandleFunc("POST /v1/publish", streamed(h, func(ctx context.Context, req PublishRequest, _ func(Progress)) (*PublishResult, error) {
-		return svc.Publish(ctx, req)
-	}))
-	mux.HandleFunc("POST /v1/resolve", streamed(h, func(ctx context.Context, req ResolveRequest, _ func(Progress)) (*Signer, error) {
-		return svc.Resolve(ctx, req)
-	}))
+	mux.HandleFunc("POST /v1/publish", streamed(h, noProgress(svc.Publish)))
+	mux.HandleFunc("POST /v1/resolve", streamed(h, noProgress(svc.Resolve)))
+	mux.HandleFunc("POST /v1/pin", streamed(h, svc.Pin))
+	mux.HandleFunc("POST /v1/unpin", streamed(h, noProgress(svc.Unpin)))
+	mux.HandleFunc("GET /v1/pins", plain(h, func(ctx context.Context, _ *http.Request) (any, error) { return svc.Pins(ctx) }))
+	mux.HandleFunc("POST /v1/gc", streamed(h, noProgress(svc.GC)))
+	mux.HandleFunc("POST /v1/follow", streamed(h, noProgress(svc.Follow)))
+	mux.HandleFunc("POST /v1/unfollow", streamed(h, noProgress(svc.Unfollow)))
+	mux.HandleFunc("GET /v1/follows", plain(h, func(ctx context.Context, _ *http.Request) (any, error) { return svc.Follows(ctx) }))
 	return guard(token, mux)
+}
+
+// noProgress adapts an operation that reports no progress to streamed.
+func noProgress[T, R any](op func(ctx context.Context, req T) (R, error)) func(context.Context, T, func(Progress)) (R, error) {
+	return func(ctx context.Context, req T, _ func(Progress)) (R, error) { return op(ctx, req) }
 }
 
 type handler struct {

@@ -32,4 +32,20 @@ type Service interface {
 	Publish(ctx context.Context, req PublishRequest) (*PublishResult, error)
 	// Resolve finds the newest valid record of a publisher's name.
 	Resolve(ctx context.Context, req ResolveRequest) (*Signer, error)
+	// Pin keeps a root from gc, fetching it into the node's store first
+	// when it is not held.
+	Pin(ctx context.Context, req PinRequest, progress func(Progress)) (*PinResult, error)
+	// Unpin lets gc collect a root.
+	Unpin(ctx context.Context, req PinRequest) (*UnpinResult, error)
+	// Pins lists the pins.
+	Pins(ctx context.Context) ([]content.Pin, error)
+	// GC collects the roots neither pinned nor being fetched: it deletes
+	// their files from the node's store and forgets them elsewhere.
+	GC(ctx context.Context, req GCRequest) (*GCReport, error)
+	// Follow follows a publisher: a daemon fetches and pins what it signs.
+	Follow(ctx context.Context, req FollowRequest) (*FollowInfo, error)
+	// Unfollow stops following a publisher (its pins stay).
+	Unfollow(ctx context.Context, req FollowRequest) (*FollowInfo, error)
+	// Follows lists the followed publishers.
+	Follows(ctx context.Context) ([]FollowInfo, error)
 }

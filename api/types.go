@@ -214,3 +214,69 @@ type RelayService struct {
 	CircuitsAll  int64 `json:"circuits_total"`
 	Reservations int64 `json:"reservations"`
 }
+
+// PinRequest asks to keep a root. A root this node does not hold is first
+// fetched into the node's own store (within its disk budget).
+type PinRequest struct {
+	Root cid.Cid `json:"root"`
+}
+
+// PinResult reports a pin.
+type PinResult struct {
+	Pin     content.Pin `json:"pin"`
+	Already bool        `json:"already"`           // it was pinned before
+	Fetched *GetResult  `json:"fetched,omitempty"` // the fetch into the store, if it was not held
+}
+
+// UnpinResult reports an unpin: the root stays held until gc collects it.
+type UnpinResult struct {
+	Root     cid.Cid `json:"root"`
+	Unpinned bool    `json:"unpinned"` // false: it was not pinned
+}
+
+// GCRequest asks to collect every root that is neither pinned nor being
+// fetched.
+type GCRequest struct {
+	DryRun bool `json:"dry_run"` // say what would go, touch nothing
+}
+
+// GCItem is one place gc collected: files it deleted from the node's
+// store, or a folder of the user's it only forgot (no file touched).
+type GCItem struct {
+	Root   cid.Cid `json:"root"`
+	Dir    string  `json:"dir"`
+	Source string  `json:"source"` // content.SourceAdded, SourceFetched or SourceStored
+	Action string  `json:"action"` // "deleted" or "forgotten"
+	Bytes  int64   `json:"bytes"`  // bytes deleted (0 when forgotten)
+}
+
+// GCReport is what gc did (or, in a dry run, would do).
+type GCReport struct {
+	DryRun bool     `json:"dry_run"`
+	Items  []GCItem `json:"items"`
+	Freed  int64    `json:"freed"`  // bytes deleted
+	Kept   int      `json:"kept"`   // roots kept (pinned, or being fetched)
+	Used   int64    `json:"used"`   // bytes in the store afterwards
+	Budget int64    `json:"budget"` // storage_max (0: none)
+}
+
+// FollowRequest names a publisher by key ID or trusted petname.
+type FollowRequest struct {
+	Publisher string `json:"publisher"`
+}
+
+// FollowInfo is a followed publisher and what this node knows it signed.
+type FollowInfo struct {
+	Key   string         `json:"key"`
+	Name  string         `json:"name,omitempty"` // petname it was followed by
+	Time  time.Time      `json:"time"`
+	Names []FollowedName `json:"names"`
+}
+
+// FollowedName is a followed publisher's newest record for one name.
+type FollowedName struct {
+	Name string  `json:"name"`
+	Seq  uint64  `json:"seq"`
+	Root cid.Cid `json:"root"`
+	Held bool    `json:"held"` // the root is held here
+}

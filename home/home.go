@@ -35,6 +35,7 @@ func (h Home) IndexPath() string  { return filepath.Join(h.Dir, "index.db") }
 func (h Home) APIPath() string    { return filepath.Join(h.Dir, "api") }
 func (h Home) TokenPath() string  { return filepath.Join(h.Dir, "api.token") }
 func (h Home) PeersPath() string  { return filepath.Join(h.Dir, "peers.json") }
+func (h Home) StorePath() string  { return filepath.Join(h.Dir, "store") }
 
 // Config is a node's configuration, stored as config.json in its home.
 type Config struct {
@@ -90,6 +91,16 @@ type Config struct {
 	// over the exchange protocol, e.g. "50MB/s"; "0" or empty: no cap.
 	MaxUpload   string `json:"max_upload"`
 	MaxDownload string `json:"max_download"`
+	// StorageMax bounds the bytes in the node's store (what it fetches
+	// for itself: pins of roots it did not hold, followed publishers'
+	// models), e.g. "500GB"; a fetch that would pass it is refused up
+	// front. "0" or empty: no bound. Folders users add or fetch into are
+	// theirs, and not counted.
+	StorageMax string `json:"storage_max"`
+	// FollowCheck is how often a daemon asks the DHT for the names of the
+	// publishers it follows (gossip brings new records within seconds;
+	// this catches what gossip missed).
+	FollowCheck Duration `json:"follow_check"`
 }
 
 // Duration is a time.Duration written as text ("30s") in JSON.
@@ -127,6 +138,8 @@ func DefaultConfig() Config {
 		RequestTimeout: Duration(30 * time.Second),
 		MaxUpload:      "0",
 		MaxDownload:    "0",
+		StorageMax:     "0",
+		FollowCheck:    Duration(10 * time.Minute),
 	}
 }
 
@@ -169,6 +182,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseRate(c.MaxDownload); err != nil {
 		return fmt.Errorf("config: max_download: %w", err)
+	}
+	if _, err := ParseSize(c.StorageMax); err != nil {
+		return fmt.Errorf("config: storage_max: %w", err)
+	}
+	if c.FollowCheck < Duration(time.Second) {
+		return errors.New("config: follow_check must be at least 1s")
 	}
 	return nil
 }

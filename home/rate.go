@@ -27,8 +27,27 @@ var rateUnits = map[string]float64{
 // refused: they are megabits to a network engineer and megabytes to many
 // others, and reading one as the other is off by eight.
 func ParseRate(s string) (int64, error) {
+	return parseAmount(s, "rate", true)
+}
+
+// sizeForms names what ParseSize accepts, for its refusals.
+const sizeForms = `e.g. 500GB, 2TiB, 800M (bytes), or 0 for no bound`
+
+// ParseSize parses a size as people write it into bytes: "500GB",
+// "1.5TiB", "800M", or "0". Units are those of ParseRate, bytes only.
+func ParseSize(s string) (int64, error) {
+	return parseAmount(s, "size", false)
+}
+
+// parseAmount parses a rate (with an optional "/s", bits allowed) or a
+// size.
+func parseAmount(s, what string, isRate bool) (int64, error) {
+	forms := sizeForms
 	t := strings.TrimSpace(s)
-	t = strings.TrimSpace(strings.TrimSuffix(t, "/s"))
+	if isRate {
+		forms = rateForms
+		t = strings.TrimSpace(strings.TrimSuffix(t, "/s"))
+	}
 	if t == "" || t == "0" {
 		return 0, nil
 	}
@@ -39,19 +58,22 @@ func ParseRate(s string) (int64, error) {
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 0 || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("rate %q: want a number and a unit, %s", s, rateForms)
+		return 0, fmt.Errorf("%s %q: want a number and a unit, %s", what, s, forms)
 	}
 	u := strings.ToUpper(unit)
 	if strings.HasSuffix(u, "PS") || (len(unit) >= 2 && strings.HasSuffix(unit, "b") && !strings.HasSuffix(u, "IB")) {
-		return 0, fmt.Errorf("rate %q: %q is ambiguous (bits or bytes?): write MB/s for bytes or Mbit/s for bits", s, unit)
+		return 0, fmt.Errorf("%s %q: %q is ambiguous (bits or bytes?): write MB for bytes or Mbit for bits", what, s, unit)
 	}
 	mult, ok := rateUnits[u]
-	if !ok {
-		return 0, fmt.Errorf("rate %q: unknown unit %q; %s", s, unit, rateForms)
+	if !ok || (!isRate && strings.HasSuffix(u, "BIT")) {
+		return 0, fmt.Errorf("%s %q: unknown unit %q; %s", what, s, unit, forms)
 	}
 	r := v * mult
 	if r > 0 && r < 1024 {
-		return 0, fmt.Errorf("rate %q: below 1 KiB/s", s)
+		if isRate {
+			return 0, fmt.Errorf("rate %q: below 1 KiB/s", s)
+		}
+		return 0, fmt.Errorf("size %q: below 1 KiB", s)
 	}
 	return int64(r), nil
 }

@@ -28,3 +28,16 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "": 0, "500GB": 500e9, "2TiB": 2 << 40, "800M": 800e6, "1.5 GiB": 3 << 29} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"500Gb", "10Mbit", "50MB/s", "lots", "-1G", "12 parsecs"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}

@@ -84,6 +84,33 @@ func (a *announcer) add(root cid.Cid) {
 	a.poke()
 }
 
+// forget stops announcing roots this node no longer holds (their
+// provider records expire on their own).
+func (a *announcer) forget(roots []cid.Cid) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range roots {
+		delete(a.state, r.String())
+	}
+}
+
+// queue reports how many entries wait to be announced (due or running)
+// and when an announce last succeeded.
+func (a *announcer) queue() (pending int, last time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	for _, st := range a.state {
+		if st.busy || !st.Next.After(now) {
+			pending++
+		}
+		if st.Last.After(last) {
+			last = st.Last
+		}
+	}
+	return pending, last
+}
+
 // all schedules everything to be announced now.
 func (a *announcer) all(why string) {
 	a.n.log.Debug("announcing everything again", "why", why)
@@ -166,6 +193,9 @@ func (a *announcer) run(ctx context.Context, k string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.state[k]
+	if st == nil {
+		return // forgotten meanwhile
+	}
 	st.busy = false
 	if st.again {
 		// Asked for again meanwhile (new peers, new addresses, more

@@ -42,6 +42,7 @@ func Open(hm home.Home, cfg home.Config, log *slog.Logger) (*Node, func() error,
 		return nil, nil, err
 	}
 	n.Home = hm
+	n.keeper.Store = hm.StorePath()
 	fkey, err := hm.FetchKey()
 	if err != nil {
 		n.Close()
@@ -57,6 +58,9 @@ func Open(hm home.Home, cfg home.Config, log *slog.Logger) (*Node, func() error,
 func (n *Node) startDaemonLoops() {
 	n.startAnnouncer(ReannounceInterval)
 	n.rememberLoop()
+	if err := n.startFollower(); err != nil {
+		n.log.Warn("following publishers is off", "err", err)
+	}
 }
 
 // RunDaemon runs a node on home until ctx ends: it serves blocks,

@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
 )
 
@@ -24,6 +25,9 @@ type GetOptions struct {
 	// Records are signed records to consider beside those peers hand
 	// over (the one a name resolved to).
 	Records [][]byte
+	// Stored and Admit: see fetch.Options (a fetch into the node's store).
+	Stored bool
+	Admit  func(*content.Manifest) error
 }
 
 // GetResult describes a finished fetch and who vouches for its root.
@@ -43,6 +47,8 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		Records:     func(envs [][]byte) { n.takeRecords(root, envs) },
 		Vouch:       func() error { return n.checkSigned(root, opt.Publisher) },
 		WaitRecords: opt.Publisher != "",
+		Stored:      opt.Stored,
+		Admit:       opt.Admit,
 	})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/home"
+	"github.com/shoal-p2p/shoal/mirror"
 )
 
 // Local is the api.Service of a home with no daemon running: what needs
@@ -212,4 +213,89 @@ func (l *Local) Resolve(ctx context.Context, req api.ResolveRequest) (*api.Signe
 		return nil, fmt.Errorf("%w; no daemon runs and no peer was reachable to ask: start one (shoal daemon) or pass --bootstrap ADDR", err)
 	}
 	return sg, err
+}
+
+// Pin pins a held root in the index; one not held is fetched into the
+// store by a short-lived node first.
+func (l *Local) Pin(ctx context.Context, req api.PinRequest, progress func(api.Progress)) (res *api.PinResult, err error) {
+	held := false
+	err = l.withIndex(func(idx *content.Index) error {
+		if _, err := idx.Root(req.Root); err != nil {
+			return nil
+		}
+		held = true
+		res, err = l.keeper(idx).Pin(ctx, req.Root, "user", nil)
+		return err
+	})
+	if held || err != nil {
+		return res, err
+	}
+	n, closeNode, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNode()
+	return n.Service().Pin(ctx, req, progress)
+}
+
+// keeper is a keeper on idx for one call.
+func (l *Local) keeper(idx *content.Index) *mirror.Keeper {
+	budget, _ := home.ParseSize(l.Config.StorageMax)
+	return &mirror.Keeper{Index: idx, Store: l.Home.StorePath(), Budget: budget}
+}
+
+func (l *Local) Unpin(_ context.Context, req api.PinRequest) (res *api.UnpinResult, err error) {
+	err = l.withIndex(func(idx *content.Index) error {
+		res, err = unpin(idx, req.Root)
+		return err
+	})
+	return res, err
+}
+
+func (l *Local) Pins(context.Context) (out []content.Pin, err error) {
+	err = l.withIndex(func(idx *content.Index) error {
+		out, err = pins(idx)
+		return err
+	})
+	return out, err
+}
+
+// GC collects with no fetch running in this home (a daemon would hold the
+// index; a get without one records its root only once done).
+func (l *Local) GC(ctx context.Context, req api.GCRequest) (rep *api.GCReport, err error) {
+	err = l.withIndex(func(idx *content.Index) error {
+		rep, err = l.keeper(idx).GC(ctx, req.DryRun)
+		return err
+	})
+	return rep, err
+}
+
+// Follow records a followed publisher; a daemon follows it when it next
+// starts.
+func (l *Local) Follow(_ context.Context, req api.FollowRequest) (fi *api.FollowInfo, err error) {
+	err = l.withIndex(func(idx *content.Index) error {
+		key, err := follow(l.Home, idx, req)
+		if err == nil {
+			fi, err = followInfo(l.Home, idx, key)
+		}
+		return err
+	})
+	return fi, err
+}
+
+func (l *Local) Unfollow(_ context.Context, req api.FollowRequest) (fi *api.FollowInfo, err error) {
+	err = l.withIndex(func(idx *content.Index) error {
+		key, err := unfollow(l.Home, idx, req)
+		fi = &api.FollowInfo{Key: key, Names: []api.FollowedName{}}
+		return err
+	})
+	return fi, err
+}
+
+func (l *Local) Follows(context.Context) (out []api.FollowInfo, err error) {
+	err = l.withIndex(func(idx *content.Index) error {
+		out, err = follows(l.Home, idx)
+		return err
+	})
+	return out, err
 }

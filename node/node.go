@@ -22,11 +22,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relay "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/shoal-p2p/shoal/mirror"
 	"golang.org/x/time/rate"
 
 	"github.com/shoal-p2p/shoal/content"
@@ -83,6 +85,8 @@ type Node struct {
 	ann      *announcer // nil: this node does not provide (a short-lived fetcher)
 	mdns     mdns.Service
 	relay    *relayMeter // nil: no relay service
+	keeper   *mirror.Keeper
+	follower *mirror.Follower // nil: not a daemon
 	started  time.Time
 
 	served, fetched atomic.Int64 // exchange-protocol bytes sent and received
@@ -190,6 +194,7 @@ func New(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.Logg
 	_, _ = rand.Read(logKey)
 	n.fetcher = fetch.New(n, idx, fetch.Config{RequestTimeout: time.Duration(cfg.RequestTimeout),
 		FindTimeout: time.Duration(cfg.FindTimeout), LogKey: logKey}, log)
+	n.newKeeper()
 	srv := &protocol.Server{Store: n.fetcher, Log: log, Asked: n.fetcher.Asked}
 	h.SetStreamHandler(protocol.ID, func(s network.Stream) {
 		if !n.isSourcePeer(s.Conn().RemotePeer()) {

@@ -37,6 +37,10 @@ func AddOffline(ctx context.Context, idx *content.Index, path string, opt conten
 	if err := idx.Put(im.Held(content.SourceAdded)); err != nil {
 		return nil, err
 	}
+	// What a user adds is what they mean to serve: kept until unpinned.
+	if err := idx.PinRoot(im.M.Root, "add"); err != nil {
+		return nil, err
+	}
 	return newAdded(im), nil
 }
 

@@ -82,6 +82,9 @@ func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, roo
 	if err := n.Index.PutRecord(s); err != nil {
 		return nil, err
 	}
+	if n.follower != nil {
+		n.follower.Announce(s) // mirrors following this key hear of it in seconds
+	}
 	pctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	if err := n.putValue(pctx, content.RecordKey(s.Key, name), s.Envelope); err != nil {

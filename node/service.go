@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/home"
+	"github.com/shoal-p2p/shoal/mirror"
 	"github.com/shoal-p2p/shoal/protocol"
 )
 
@@ -46,6 +47,8 @@ var Codes = api.Codes{
 	{Name: "hash_mismatch", Err: content.ErrHashMismatch},
 	{Name: "not_found", Err: content.ErrNotFound},
 	{Name: "busy", Err: protocol.ErrBusy},
+	{Name: "over_budget", Err: mirror.ErrOverBudget},
+	{Name: "no_store", Err: mirror.ErrNoStore},
 }
 
 // Service is the node as an api.Service: what the daemon serves on its

@@ -68,7 +68,7 @@ one, the folder is recorded and announced when a daemon next starts.`,
 					state = "not announced yet; the daemon keeps trying (shoal status)"
 				}
 			}
-			fmt.Fprintf(a.stdout, "added %s: %d files, %s, %s\n%s\n", content.Escape(res.Name), res.Files, humanBytes(res.Size), state, res.Root)
+			fmt.Fprintf(a.stdout, "added %s: %d files, %s, %s\n%s\n", content.Escape(res.Name), res.Files, content.HumanBytes(res.Size), state, res.Root)
 			return nil
 		},
 	}

@@ -338,7 +338,7 @@ func TestPublishAloneFailsAndTrustConfirms(t *testing.T) {
 		t.Errorf("trust add: %d %q %q", code, out, errOut)
 	}
 	_, errOut, code = shoal(t, "gte")
-	if code != 1 || errOut != "shoal: unknown command \"gte\" for \"shoal\" (did you mean get?)\n" {
+	if code != 1 || errOut != "shoal: unknown command \"gte\" for \"shoal\" (did you mean get or gc?)\n" {
 		t.Errorf("mistyped command: %d %q", code, errOut)
 	}
 }

@@ -133,7 +133,7 @@ printed one JSON object per line.`,
 			a.notePickles(res.Pickle)
 			if res.Held {
 				fmt.Fprintf(a.stdout, "already complete: %s, %s, %s, unchanged since it was fetched here; nothing moved (shoal verify re-hashes it)\n",
-					res.Root, plural(res.Files, "file"), humanBytes(res.Size))
+					res.Root, plural(res.Files, "file"), content.HumanBytes(res.Size))
 			} else {
 				// The rate counts what moved in this run, not what an
 				// earlier run or this node already had.
@@ -147,7 +147,7 @@ printed one JSON object per line.`,
 					resumed = fmt.Sprintf(", %d were already there from an earlier run", res.Resumed)
 				}
 				fmt.Fprintf(a.stdout, "fetched %s: %s, %s; moved %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
-					res.Root, plural(res.Files, "file"), humanBytes(res.Size), humanBytes(moved), secs, humanBytes(int64(float64(moved)/max(secs, 1e-3))),
+					res.Root, plural(res.Files, "file"), content.HumanBytes(res.Size), content.HumanBytes(moved), secs, content.HumanBytes(int64(float64(moved)/max(secs, 1e-3))),
 					plural(res.Peers, "peer"), res.Chunks, resumed, res.Refetch)
 			}
 			a.printSigners(res.Signers, true)
@@ -196,7 +196,7 @@ func (p *getProgress) update(pr api.Progress) {
 		p.bar.update(pr)
 	case pr.Phase == "fetching" && time.Since(p.last) >= progressEvery && pr.Total > 0:
 		p.last = time.Now()
-		fmt.Fprintf(p.a.stderr, "fetching: %s of %s (%d%%) from %s\n", humanBytes(pr.Done), humanBytes(pr.Total),
+		fmt.Fprintf(p.a.stderr, "fetching: %s of %s (%d%%) from %s\n", content.HumanBytes(pr.Done), content.HumanBytes(pr.Total),
 			100*pr.Done/pr.Total, plural(pr.Peers, "peer"))
 	}
 }

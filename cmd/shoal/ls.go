@@ -50,7 +50,7 @@ loaded, are marked.`,
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ROOT\tNAME\tSIZE\tFILES\tSOURCE")
 			for _, r := range roots {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Root, content.Escape(r.Name), humanBytes(r.Size), r.Files, r.Source)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Root, content.Escape(r.Name), content.HumanBytes(r.Size), r.Files, r.Source)
 			}
 			return tw.Flush()
 		},
@@ -88,7 +88,7 @@ func (a *app) printFiles(files []content.FileInfo) error {
 		if r.Pickle != "" {
 			mark = "pickle: can run code when loaded (" + r.Pickle + ")"
 		}
-		fmt.Fprintln(tw, strings.TrimRight(fmt.Sprintf("%s\t%s\t%s\t%s", content.Escape(r.Rel), humanBytes(r.Size), r.SHA256, mark), "\t "))
+		fmt.Fprintln(tw, strings.TrimRight(fmt.Sprintf("%s\t%s\t%s\t%s", content.Escape(r.Rel), content.HumanBytes(r.Size), r.SHA256, mark), "\t "))
 	}
 	return tw.Flush()
 }

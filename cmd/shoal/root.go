@@ -90,7 +90,8 @@ identity key, config.json and the index.`,
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (the daemon: info unless given)")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log collectors)")
 	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
-		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd())
+		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd(),
+		a.pinCmd(), a.gcCmd(), a.mirrorCmd())
 	// --version prints what `shoal version` does.
 	root.Version = currentVersion().Version
 	root.SetVersionTemplate(currentVersion().String())
@@ -115,7 +116,7 @@ func (a *app) setupLog() error {
 }
 
 // suggestion is cobra's "Did you mean this?" block.
-var suggestion = regexp.MustCompile(`\s*Did you mean this\?\s*(.*?)\s*$`)
+var suggestion = regexp.MustCompile(`(?s)\s*Did you mean this\?\s*(.*?)\s*$`)
 
 // oneLine makes an error one readable line: a message of several lines
 // (cobra's suggestions, libp2p's list of failed dials) is joined with
@@ -257,20 +258,6 @@ func edgeJSON(v any) ([]byte, error) {
 func (a *app) isTerminal() bool {
 	f, ok := a.stderr.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// humanBytes formats a size: 1.5 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // exampleBlock indents examples for --help.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -83,7 +84,7 @@ func (a *app) printStatus(st *api.Status) {
 		mdns = "on"
 	}
 	fmt.Fprintf(w, "mdns          %s\n", mdns)
-	fmt.Fprintf(w, "traffic       %s served, %s fetched\n", humanBytes(st.BytesServed), humanBytes(st.BytesFetched))
+	fmt.Fprintf(w, "traffic       %s served, %s fetched\n", content.HumanBytes(st.BytesServed), content.HumanBytes(st.BytesFetched))
 	if r := st.Relay; r != nil {
 		state := "waiting for public reachability (AutoNAT, or --reachability public)"
 		if r.Active {
@@ -94,10 +95,10 @@ func (a *app) printStatus(st *api.Status) {
 			carries = "anything (relay_data on)"
 		}
 		fmt.Fprintf(w, "relay         %s; carries %s; %d reservations, %d circuits open (%d in all), %s relayed\n",
-			state, carries, r.Reservations, r.Circuits, r.CircuitsAll, humanBytes(r.Bytes))
+			state, carries, r.Reservations, r.Circuits, r.CircuitsAll, content.HumanBytes(r.Bytes))
 	}
 	for _, f := range st.Fetching {
-		fmt.Fprintf(w, "fetching      %s  %s of %s into %s\n", f.Root, humanBytes(f.Done), humanBytes(f.Total), f.Dir)
+		fmt.Fprintf(w, "fetching      %s  %s of %s into %s\n", f.Root, content.HumanBytes(f.Done), content.HumanBytes(f.Total), f.Dir)
 	}
 	if len(st.Roots) == 0 {
 		fmt.Fprintln(w, "roots         none held")

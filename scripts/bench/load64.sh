@@ -11,12 +11,14 @@
 #   scripts/bench/load64.sh
 #   SIZE_MB=256 FETCHERS=64 TIMEOUT=1200 SETTLE=5 KEEP= scripts/bench/load64.sh
 # TIMEOUT bounds each fetcher (seconds), SETTLE is how long after the last
-# fetcher the "after" sample is taken, KEEP=1 keeps the work folder (logs).
+# fetcher the "after" sample is taken, FETCH_LOG_LEVEL (info) is the
+# fetchers' --log-level, KEEP=1 keeps the work folder (logs).
 source "$(dirname "$0")/lib.sh"
 MIB=${SIZE_MB:-256}
 N=${FETCHERS:-64}
 TIMEOUT=${TIMEOUT:-1200}
 SETTLE=${SETTLE:-5}
+FLOG=${FETCH_LOG_LEVEL:-info}
 
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -57,22 +59,37 @@ CID=$(timeout 600 "$SHOAL" --home "$WORK/mirror" add --quiet "$WORK/model" 2>"$W
 tadd=$(since "$ta")
 grep -q '^bafy' <<<"$CID" || { echo "add failed: $CID"; cat "$WORK/add.err"; exit 1; }
 
-# scrape [METRIC]: the mirror's /metrics, or one unlabelled metric's value
-# ("-" when absent).
+# scrape: the mirror's /metrics; metric NAME: one unlabelled metric's
+# value in it ("-" when absent).
 scrape() { curl -s --max-time 2 "$MURL" 2>/dev/null || true; }
 metric() { awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }'; }
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$MPID/status" 2>/dev/null || echo 0; }
-# sample: "time goroutines rss_bytes threads VmRSS_kB VmHWM_kB"
+# sample: one line "time answered goroutines rss_bytes threads VmRSS VmHWM
+# RssAnon RssFile" (kB from /proc/PID/status; "-" for a metric absent).
+# Builtins but for curl: with N fetchers on 2 cores a forking sampler
+# falls seconds behind.
 sample() {
-	local m
-	m=$(scrape)
-	echo "$(now) $(metric go_goroutines <<<"$m") $(metric process_resident_memory_bytes <<<"$m") $(status_kb Threads) $(status_kb VmRSS) $(status_kb VmHWM)"
+	local k v _ ok=0 g=- r=- Threads=0 VmRSS=0 VmHWM=0 RssAnon=0 RssFile=0
+	while read -r k v _; do
+		case $k in
+		go_goroutines) g=$v ;;
+		process_resident_memory_bytes) r=$v ;;
+		shoal_served_bytes_total) ok=1 ;;
+		esac
+	done < <(scrape)
+	{ while read -r k v _; do
+		case $k in Threads: | VmRSS: | VmHWM: | RssAnon: | RssFile:) printf -v "${k%:}" %s "$v" ;; esac
+	done 2>/dev/null <"/proc/$MPID/status"; } 2>/dev/null || true
+	echo "$EPOCHREALTIME $ok $g $r $Threads $VmRSS $VmHWM $RssAnon $RssFile"
 }
 hwm_add=$(status_kb VmHWM)
 # Peak RSS from here on counts the fetch, not the add's hashing.
 hwm_reset=yes
 echo 5 >"/proc/$MPID/clear_refs" 2>/dev/null || hwm_reset=no
-( while kill -0 "$MPID" 2>/dev/null; do sample >>"$WORK/samples"; sleep 0.5; done ) &
+(
+	renice -n -10 -p "$BASHPID" >/dev/null 2>&1 || true # a measuring tool, not a competitor
+	while kill -0 "$MPID" 2>/dev/null; do sample >>"$WORK/samples"; sleep 0.5; done
+) &
 PIDS+=($!)
 sleep 1
 m0=$(scrape)
@@ -82,7 +99,7 @@ before=$(sample)
 t0=$(now)
 declare -A IDX
 for i in $(seq "$N"); do
-	timeout -k 10 "$TIMEOUT" "$SHOAL" --home "$WORK/g$i" --json get "$CID" -o "$WORK/out$i" \
+	timeout -k 10 "$TIMEOUT" "$SHOAL" --home "$WORK/g$i" --log-level "$FLOG" --json get "$CID" -o "$WORK/out$i" \
 		--bootstrap "$MIRROR" --listen $LOOP >"$WORK/g$i.json" 2>"$WORK/g$i.err" &
 	PIDS+=($!)
 	IDX[$!]=$i
@@ -111,6 +128,7 @@ served1=$(metric shoal_served_bytes_total <<<"$m1")
 ok=0
 good=0
 failed=()
+kill -0 "$MPID" 2>/dev/null || failed+=("mirror:exited during the run")
 for i in $(seq "$N"); do
 	if [ "${RC[$i]:-x}" != 0 ]; then
 		failed+=("$i:exit ${RC[$i]:-?}")
@@ -134,6 +152,7 @@ first=$(head -1 <<<"$times")
 median=$(awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' <<<"$times")
 agg=$(mbps "$((N * BYTES))" "$last")
 from_mirror=$(cat "$WORK"/g*.json | grep -o "\"peer\":\"$MID\",\"bytes\":[0-9]*" | awk -F: '{ s += $NF } END { print s + 0 }')
+refetched=$(cat "$WORK"/g*.json | grep -o '"refetched":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
 if [ "$served1" != - ] && [ "$served0" != - ]; then
 	served=$(awk -v a="$served1" -v b="$served0" 'BEGIN { printf "%.0f", a - b }')
 else
@@ -141,14 +160,18 @@ else
 fi
 
 # Peaks over the samples taken while the fetchers ran.
-read -r gpeak thpeak rsspeak < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
-	if ($2 != "-" && $2 + 0 > g) g = $2 + 0
-	if ($4 + 0 > t) t = $4 + 0
-	r = ($3 != "-" ? $3 / 1024 : $5); if (r > m) m = r
-} END { printf "%s %d %d\n", (g == "" ? "-" : g), t, m }' "$WORK/samples")
-read -r _ g_before _ th_before _ _ <<<"$before"
-read -r _ g_after _ th_after _ _ <<<"$after"
+read -r n_s n_ok n_rss gpeak thpeak rsspeak < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
+	n++; ok += $2; if ($4 != "-") nr++
+	if ($3 != "-" && $3 + 0 > g) g = $3 + 0
+	if ($5 + 0 > t) t = $5 + 0
+	r = ($4 != "-" ? $4 / 1024 : $6); if (r > m) m = r
+} END { printf "%d %d %d %s %d %d\n", n, ok, nr, (g == "" ? "-" : g), t, m }' "$WORK/samples")
+read -r _ _ g_before _ th_before _ _ _ _ <<<"$before"
+read -r _ _ g_after _ th_after rss_after _ anon_after file_after <<<"$after"
+end=$(awk -v b="$tend" '$1 <= b { l = $0 } END { print l }' "$WORK/samples")
+read -r _ _ _ _ _ rss_end _ anon_end file_end <<<"$end"
 hwm=$(status_kb VmHWM)
+hwm=${hwm:-0}
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 if [ "$gpeak" != - ]; then
 	gl="goroutines peak $gpeak, after $g_after (before $g_before)"
@@ -157,13 +180,27 @@ else
 fi
 if [ "$hwm_reset" = yes ]; then
 	peak=$(mib "$hwm")
-	how="VmHWM over the fetch; sampled max $(mib "$rsspeak") MiB; add phase peaked at $(mib "$hwm_add") MiB"
+	how="VmHWM over the fetch; add phase peaked at $(mib "$hwm_add") MiB"
 else
 	peak=$(mib "$((rsspeak > hwm ? rsspeak : hwm))")
-	how="VmHWM could not be reset after the add, so it includes the add; sampled max $(mib "$rsspeak") MiB"
+	how="VmHWM could not be reset after the add, so it includes the add"
 fi
-samples=$(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b' "$WORK/samples" | wc -l)
-rssmetric=$(awk '$3 != "-" { n++ } END { print n + 0 }' "$WORK/samples")
+how="$how; sampled max $(mib "$rsspeak") MiB, $n_s samples in ${last} s, $n_ok with /metrics answering, $n_rss with process_resident_memory_bytes"
+rssl="mirror RSS at the last fetcher $(mib "$rss_end") MiB (anon $(mib "$anon_end"), file $(mib "$file_end")), ${SETTLE} s later $(mib "$rss_after") MiB (anon $(mib "$anon_after"), file $(mib "$file_after"))"
+# logsum FILE...: log messages but the per-peer "served" lines, with
+# their err (peer IDs and CIDs elided), counted, most frequent first.
+logsum() {
+	cat "$@" 2>/dev/null | awk '{
+		l = m = e = ""
+		if (match($0, / level=[A-Z]+/)) l = substr($0, RSTART + 7, RLENGTH - 7)
+		if (match($0, / msg=("[^"]*"|[^ ]*)/)) m = substr($0, RSTART + 5, RLENGTH - 5)
+		if (match($0, / err=("[^"]*"|[^ ]*)/)) e = " err=" substr($0, RSTART + 5, RLENGTH - 5)
+		if (m == "served" || m == "") next
+		gsub(/12D3KooW[1-9A-HJ-NP-Za-km-z]+/, "PEER", e); gsub(/bafy[a-z2-7]+/, "CID", e)
+		gsub(/tcp\/[0-9]+/, "tcp/PORT", e); gsub(/:[0-9]+/, ":PORT", e)
+		c[l " " m e]++
+	} END { for (k in c) print c[k] " x " k; if (!length(c)) print "0 x (none)" }' | sort -rn | head -5 | sed 's/^/    /'
+}
 mlog_bad=$(grep -ciE 'level=(warn|error)|"level":"(warn|error)"|panic' "$WORK/mirror.log" || true)
 flog_bad=$(cat "$WORK"/g*.err | grep -ciE 'level=(warn|error)|"level":"(warn|error)"|panic|^error' || true)
 
@@ -171,14 +208,20 @@ echo "load64: $N fetchers, $MIB MiB model, $(nproc) cores"
 echo "baseline tcp copy loopback: $tcp MB/s"
 echo "aggregate: $agg MB/s delivered = $(ratio "$agg" "$tcp") x tcp copy; last fetcher done in ${last} s (first ${first} s, median ${median} s)"
 echo "mirror peak RSS: $peak MiB (target < 512), $gl"
-echo "  ($how; $samples samples during the fetch, process_resident_memory_bytes in $rssmetric of them)"
+echo "  ($how)"
+echo "  ($rssl)"
 echo "mirror served $(awk -v b="$served" 'BEGIN { printf "%.0f", b / 1048576 }') MiB = $(ratio "$served" "$BYTES") x the model (the rest the fetchers swapped; fetchers report $(ratio "$from_mirror" "$BYTES") x from the mirror)"
-echo "fetchers: $ok of $N exited 0, $good verified byte-identical; add took ${tadd} s"
+echo "fetchers: $ok of $N exited 0, $good verified byte-identical, $refetched chunks re-asked after a failure; add took ${tadd} s"
 echo "mirror after: peers_connected $(metric shoal_peers_connected <<<"$m1"), fetches_in_flight $(metric shoal_fetches_in_flight <<<"$m1"); warn/error log lines: mirror $mlog_bad, fetchers $flog_bad"
+echo "  mirror log, but 'served' lines:"
+logsum "$WORK/mirror.log"
+echo "  fetcher logs ($FLOG), but 'served' lines:"
+logsum "$WORK"/g*.err
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAILED: ${failed[*]}"
 	for f in "${failed[@]}"; do
 		i=${f%%:*}
+		[ "$i" != mirror ] || { echo "--- mirror log (tail)"; tail -5 "$WORK/mirror.log"; continue; }
 		echo "--- fetcher $i stderr (tail)"
 		tail -5 "$WORK/g$i.err"
 	done

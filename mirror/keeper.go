@@ -1,0 +1,257 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
+)
+
+// Keeper decides what a node keeps: pins, gc and the disk budget.
+type Keeper struct {
+	Index *content.Index
+	// Store is the folder the node fetches into for itself ("": none).
+	Store string
+	// Budget bounds the bytes in the store (0: no bound).
+	Budget int64
+	// Running lists the roots being fetched now: gc leaves them alone.
+	Running func() []cid.Cid
+
+	gc       sync.Mutex // one gc at a time
+	mu       sync.Mutex
+	reserved int64                     // bytes admitted to fetches into the store still running
+	pinning  map[cid.Cid]chan struct{} // pins fetching now, closed when done
+}
+
+// Fetch fetches root into dir for the node's store; admit must be shown
+// the manifest before any chunk moves.
+type Fetch func(ctx context.Context, dir string, admit func(*content.Manifest) error) (*api.GetResult, error)
+
+// StoreDir is the folder root is fetched into for the node itself.
+func (k *Keeper) StoreDir(root cid.Cid) string { return filepath.Join(k.Store, root.String()) }
+
+// Used is the bytes of the roots held in the store.
+func (k *Keeper) Used() int64 {
+	roots, _ := k.Index.Roots()
+	var used int64
+	for _, r := range roots {
+		for _, p := range r.Places {
+			if p.Source == content.SourceStored {
+				used += r.Size
+			}
+		}
+	}
+	return used
+}
+
+// admit reserves room in the store for m, or refuses with the numbers.
+// The reservation is released by the returned function.
+func (k *Keeper) admit(m *content.Manifest) (release func(), err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	need := m.Size()
+	if k.Budget > 0 {
+		used := k.Used() + k.reserved
+		if used+need > k.Budget {
+			return nil, fmt.Errorf("%w: %s needs %s; the store holds %s of its %s budget (storage_max): free room with shoal gc (and shoal pin rm), or raise storage_max",
+				ErrOverBudget, m.Root, content.HumanBytes(need), content.HumanBytes(used), content.HumanBytes(k.Budget))
+		}
+	}
+	k.reserved += need
+	return func() {
+		k.mu.Lock()
+		k.reserved -= need
+		k.mu.Unlock()
+	}, nil
+}
+
+// Pin pins root for reason. A root not held is fetched into the store
+// first, within the budget; the pin is taken before the fetch starts (so
+// a gc meanwhile cannot collect what it fetched) and dropped again if the
+// fetch fails. Pins of one root fetching at once wait for each other.
+func (k *Keeper) Pin(ctx context.Context, root cid.Cid, reason string, fetch Fetch) (*api.PinResult, error) {
+	for {
+		k.mu.Lock()
+		wait, busy := k.pinning[root]
+		if !busy {
+			if k.pinning == nil {
+				k.pinning = map[cid.Cid]chan struct{}{}
+			}
+			k.pinning[root] = make(chan struct{})
+		}
+		k.mu.Unlock()
+		if !busy {
+			break
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	defer func() {
+		k.mu.Lock()
+		close(k.pinning[root])
+		delete(k.pinning, root)
+		k.mu.Unlock()
+	}()
+	res := &api.PinResult{}
+	if ri, err := k.Index.Root(root); err == nil && ri.Pin != nil {
+		res.Already = true
+	}
+	if err := k.Index.PinRoot(root, reason); err != nil {
+		return nil, err
+	}
+	if _, err := k.Index.Root(root); errors.Is(err, content.ErrNotFound) {
+		if k.Store == "" {
+			return nil, k.undo(root, res, fmt.Errorf("%w: %s is not held here", ErrNoStore, root))
+		}
+		if err := os.MkdirAll(k.Store, 0o700); err != nil {
+			return nil, k.undo(root, res, err)
+		}
+		var release func()
+		defer func() {
+			if release != nil {
+				release()
+			}
+		}()
+		got, err := fetch(ctx, k.StoreDir(root), func(m *content.Manifest) (err error) {
+			release, err = k.admit(m)
+			return err
+		})
+		if err != nil {
+			return nil, k.undo(root, res, err)
+		}
+		res.Fetched = got
+	}
+	pins, err := k.Index.Pins()
+	if err != nil {
+		return nil, err
+	}
+	if i := slices.IndexFunc(pins, func(p content.Pin) bool { return p.Root == root }); i >= 0 {
+		res.Pin = pins[i]
+	}
+	return res, nil
+}
+
+// undo drops a pin Pin took when its fetch failed.
+func (k *Keeper) undo(root cid.Cid, res *api.PinResult, err error) error {
+	if !res.Already {
+		_, _ = k.Index.Unpin(root)
+	}
+	return err
+}
+
+// GC collects every held root that is neither pinned nor being fetched:
+// its places in the store are deleted (except files a kept root also
+// uses), its other places only forgotten. Places whose folder is gone
+// are forgotten whatever the root.
+func (k *Keeper) GC(ctx context.Context, dryRun bool) (*api.GCReport, error) {
+	k.gc.Lock()
+	defer k.gc.Unlock()
+	roots, err := k.Index.Roots()
+	if err != nil {
+		return nil, err
+	}
+	running := map[cid.Cid]bool{}
+	if k.Running != nil {
+		for _, r := range k.Running() {
+			running[r] = true
+		}
+	}
+	k.mu.Lock()
+	for r := range k.pinning {
+		running[r] = true
+	}
+	k.mu.Unlock()
+	rep := &api.GCReport{DryRun: dryRun, Items: []api.GCItem{}, Budget: k.Budget}
+	keep := map[string]bool{} // paths a kept root uses
+	var collect []content.RootInfo
+	for _, r := range roots {
+		if r.Pin == nil && !running[r.Root] {
+			collect = append(collect, r)
+			continue
+		}
+		rep.Kept++
+		for _, p := range r.Places {
+			files, _ := k.Index.PlaceFiles(r.Root, p.Dir)
+			for _, f := range files {
+				keep[f.Path] = true
+			}
+		}
+	}
+	for _, r := range collect {
+		for _, p := range r.Places {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			item := api.GCItem{Root: r.Root, Dir: p.Dir, Source: p.Source, Action: "forgotten"}
+			if p.Source == content.SourceStored && k.inStore(p.Dir) {
+				item.Action = "deleted"
+				files, _ := k.Index.PlaceFiles(r.Root, p.Dir)
+				for _, f := range files {
+					if keep[f.Path] {
+						continue
+					}
+					st, err := os.Lstat(f.Path)
+					if err != nil || !st.Mode().IsRegular() {
+						continue
+					}
+					if !dryRun {
+						if err := os.Remove(f.Path); err != nil {
+							return nil, err
+						}
+					}
+					item.Bytes += st.Size()
+				}
+				if !dryRun {
+					removeEmptyDirs(p.Dir)
+				}
+			}
+			if !dryRun {
+				if _, err := k.Index.Forget(r.Root, p.Dir); err != nil && !errors.Is(err, content.ErrNotFound) {
+					return nil, err
+				}
+			}
+			rep.Freed += item.Bytes
+			rep.Items = append(rep.Items, item)
+		}
+	}
+	rep.Used = k.Used()
+	return rep, nil
+}
+
+// inStore reports whether dir lies inside the store (never the store
+// itself).
+func (k *Keeper) inStore(dir string) bool {
+	if k.Store == "" {
+		return false
+	}
+	rel, err := filepath.Rel(k.Store, dir)
+	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
+}
+
+// removeEmptyDirs removes dir and the folders under it that hold nothing
+// (deepest first); a folder with anything left in it stays.
+func removeEmptyDirs(dir string) {
+	var dirs []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i]) // fails, harmlessly, on a folder not empty
+	}
+}

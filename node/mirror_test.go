@@ -1,0 +1,323 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/home"
+	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/mirror"
+)
+
+// homeNode runs a daemon-like node on a home of its own (so it has a
+// store), bootstrapped from boot. stop closes it; the test's cleanup
+// does too.
+func homeNode(t *testing.T, hm home.Home, cfg home.Config) (n *Node, stop func()) {
+	t.Helper()
+	if hm.Dir == "" {
+		hm = home.Home{Dir: t.TempDir()}
+	}
+	if _, err := hm.Init(); err != nil {
+		t.Fatal(err)
+	}
+	n, closeNode, err := Open(hm, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = sync1(func() { closeNode() })
+	t.Cleanup(stop)
+	n.startDaemonLoops()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n, stop
+}
+
+// sync1 makes f safe to call more than once.
+func sync1(f func()) func() {
+	done := false
+	return func() {
+		if !done {
+			done = true
+			f()
+		}
+	}
+}
+
+// A mirror that follows a publisher learns of its new record over
+// gossip, fetches the model into its store, pins and announces it, and
+// after a restart still serves it to a newcomer, with the publisher gone.
+// A second record for the same name moves the pin to the new model.
+func TestMirrorFollowsPublisher(t *testing.T) {
+	ctx := ctxT(t)
+	pub, stopPub := homeNode(t, home.Home{}, testConfig())
+	mhome := home.Home{Dir: t.TempDir()}
+	mcfg := testConfig(pub.Addrs()[0].String())
+	mir, stopMir := homeNode(t, mhome, mcfg)
+	pubKey := pub.Host.ID().String()
+	if _, err := mir.Service().Follow(ctx, api.FollowRequest{Publisher: pubKey}); err != nil {
+		t.Fatal(err)
+	}
+	model, added := addModel(t, pub, 71)
+	root := added.Root
+	if _, err := pub.Service().Publish(ctx, api.PublishRequest{Name: "llm", Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, 30*time.Second, "the mirror to hold the published model", func() bool {
+		ri, err := mir.Index.Root(root)
+		return err == nil && ri.Pin != nil
+	})
+	t.Logf("mirror held the model %v after the publish", time.Since(start).Round(time.Millisecond))
+	ri, _ := mir.Index.Root(root)
+	if ri.Source != content.SourceStored || ri.Pin.Reason != "follow "+pubKey+"/llm" {
+		t.Fatalf("mirror holds %+v, pin %+v", ri, ri.Pin)
+	}
+	sameTree(t, model, mir.keeper.StoreDir(root))
+	waitFor(t, 20*time.Second, "the mirror to announce it", func() bool {
+		st := mir.ann.snapshot()[root.String()]
+		return !st.Last.IsZero()
+	})
+
+	// A new version of the name: fetched, pinned; the old one unpinned.
+	_, added2 := addModel(t, pub, 72)
+	if _, err := pub.Service().Publish(ctx, api.PublishRequest{Name: "llm", Root: added2.Root}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the mirror to follow the new version", func() bool {
+		ri, err := mir.Index.Root(added2.Root)
+		old, _ := mir.Index.Root(root)
+		return err == nil && ri.Pin != nil && old.Pin == nil
+	})
+
+	// The mirror restarts; the publisher is gone: a newcomer that knows
+	// only the mirror resolves the name and fetches from it alone.
+	stopPub()
+	stopMir()
+	mir, _ = homeNode(t, mhome, testConfig()) // its bootstrap peer is gone
+	fresh := newTestNode(t, mir.Addrs()[0].String())
+	rec, err := fresh.Resolve(ctx, pubKey, "llm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Root.Cid != added2.Root {
+		t.Fatalf("resolved %s, want %s", rec.Root.Cid, added2.Root)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := fresh.Get(ctx, root, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, model, out)
+}
+
+// A record with a bad signature gossiped on a followed publisher's topic
+// is dropped and counted by the mirror, and not passed on: a node that
+// hears the topic only through the mirror never sees it.
+func TestGossipDropsForgedRecords(t *testing.T) {
+	ctx := ctxT(t)
+	pub, _ := homeNode(t, home.Home{}, testConfig())
+	mir, _ := homeNode(t, home.Home{}, testConfig(pub.Addrs()[0].String()))
+	far, _ := homeNode(t, home.Home{}, testConfig(mir.Addrs()[0].String()))
+	pubKey := pub.Host.ID().String()
+	for _, n := range []*Node{mir, far} {
+		if _, err := n.Service().Follow(ctx, api.FollowRequest{Publisher: pubKey}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A valid record, then the same with its signature broken.
+	_, added := addModel(t, pub, 73)
+	key, _ := keyOf(t, pub)
+	s, err := content.Sign(key, "llm", added.Root, 9, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := slices.Clone(s.Envelope)
+	forged[len(forged)-3] ^= 0xff
+
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ps, err := pubsub.NewGossipSub(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Connect(ctx, peer.AddrInfo{ID: mir.Host.ID(), Addrs: mir.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join(mirror.Topic(pubKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the hostile peer to see the mirror on the topic", func() bool {
+		return slices.Contains(topic.ListPeers(), mir.Host.ID())
+	})
+	for range 5 {
+		if err := topic.Publish(ctx, forged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "the mirror to count the forged records", func() bool {
+		return mir.follower.Rejected() >= 1
+	})
+	time.Sleep(2 * time.Second) // what the mirror would relay arrives by now
+	if far.follower.Rejected() != 0 {
+		t.Fatalf("the far node saw %d forged records: the mirror relayed them", far.follower.Rejected())
+	}
+	for _, n := range []*Node{mir, far} {
+		if _, err := n.Index.Record(pubKey, "llm"); !errors.Is(err, content.ErrNotFound) {
+			t.Fatalf("a forged record was kept: %v", err)
+		}
+	}
+}
+
+// gc keeps pinned models and what is being fetched, deletes only the
+// node's own store copies of the rest, and only forgets users' folders.
+// A dry run touches nothing.
+func TestGCKeepsPinsAndUserFiles(t *testing.T) {
+	ctx := ctxT(t)
+	seeder, _ := homeNode(t, home.Home{}, testConfig())
+	n, _ := homeNode(t, home.Home{}, testConfig(seeder.Addrs()[0].String()))
+	svc := n.Service()
+	_, mine := addModel(t, n, 81)   // added: pinned by add
+	_, b := addModel(t, seeder, 82) // fetched into a user's folder
+	_, c := addModel(t, seeder, 83) // pinned into the store
+	_, d := addModel(t, seeder, 84) // pinned into the store, then unpinned
+	userDir := filepath.Join(t.TempDir(), "b")
+	if _, err := svc.Get(ctx, api.GetRequest{Root: b.Root, Dir: userDir}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []cid.Cid{c.Root, d.Root} {
+		res, err := svc.Pin(ctx, api.PinRequest{Root: r}, nil)
+		if err != nil || res.Fetched == nil {
+			t.Fatalf("pin %s: %+v %v", r, res, err)
+		}
+	}
+	if res, err := svc.Unpin(ctx, api.PinRequest{Root: d.Root}); err != nil || !res.Unpinned {
+		t.Fatalf("unpin: %+v %v", res, err)
+	}
+	dDir := n.keeper.StoreDir(d.Root)
+	dry, err := svc.GC(ctx, api.GCRequest{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Items) != 2 || dry.Freed != d.Size {
+		t.Fatalf("dry run: %+v", dry)
+	}
+	if _, err := os.Stat(dDir); err != nil {
+		t.Fatalf("a dry run deleted: %v", err)
+	}
+	rep, err := svc.GC(ctx, api.GCRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Items) != 2 || rep.Freed != d.Size || rep.Kept != 2 || rep.Used != c.Size {
+		t.Fatalf("gc: %+v", rep)
+	}
+	if _, err := os.Stat(dDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the unpinned store copy is still there: %v", err)
+	}
+	if err := filepath.WalkDir(userDir, func(string, os.DirEntry, error) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rep2, err := n.Service().Verify(ctx, c.Root, nil)
+	if err != nil || !rep2.OK {
+		t.Fatalf("the pinned store copy: %+v %v", rep2, err)
+	}
+	for _, r := range []cid.Cid{mine.Root, c.Root} {
+		if _, err := n.Index.Root(r); err != nil {
+			t.Fatalf("kept root %s: %v", r, err)
+		}
+	}
+	for _, r := range []cid.Cid{b.Root, d.Root} {
+		if _, err := n.Index.Root(r); !errors.Is(err, content.ErrNotFound) {
+			t.Fatalf("collected root %s still held: %v", r, err)
+		}
+	}
+	// The user's fetched folder is forgotten, never deleted.
+	if ents, err := os.ReadDir(userDir); err != nil || len(ents) == 0 {
+		t.Fatalf("gc touched the user's folder: %v %v", ents, err)
+	}
+}
+
+// A pin that would take the store past storage_max is refused before any
+// chunk moves, with the numbers; nothing is left pinned or written.
+func TestStorageBudgetRefused(t *testing.T) {
+	ctx := ctxT(t)
+	seeder, _ := homeNode(t, home.Home{}, testConfig())
+	cfg := testConfig(seeder.Addrs()[0].String())
+	cfg.StorageMax = "1MiB"
+	n, _ := homeNode(t, home.Home{}, cfg)
+	_, m := addModel(t, seeder, 91)
+	_, err := n.Service().Pin(ctx, api.PinRequest{Root: m.Root}, nil)
+	if !errors.Is(err, mirror.ErrOverBudget) || !strings.Contains(err.Error(), "1.0 MiB budget") {
+		t.Fatalf("pin past the budget: %v", err)
+	}
+	if pins, _ := n.Index.Pins(); len(pins) != 0 {
+		t.Fatalf("left pinned: %+v", pins)
+	}
+	if ents, _ := os.ReadDir(n.keeper.StoreDir(m.Root)); len(ents) > 1 { // at most the empty fetch state
+		t.Fatalf("wrote into the store: %v", ents)
+	}
+	if n.fetched.Load() > 1<<20 {
+		t.Fatalf("%d bytes fetched before the refusal", n.fetched.Load())
+	}
+}
+
+// gc running again and again while a fetch runs does not break it.
+func TestGCDuringFetch(t *testing.T) {
+	ctx := ctxT(t)
+	scfg := testConfig()
+	scfg.MaxUpload = "4MB/s"
+	seeder, _ := homeNode(t, home.Home{}, scfg)
+	n, _ := homeNode(t, home.Home{}, testConfig(seeder.Addrs()[0].String()))
+	dir := filepath.Join(t.TempDir(), "m")
+	if _, err := testmodel.Folder(dir, 8, 93); err != nil {
+		t.Fatal(err)
+	}
+	m, err := seeder.Add(ctx, dir, content.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	out := filepath.Join(t.TempDir(), "out")
+	go func() {
+		_, err := n.Service().Get(ctx, api.GetRequest{Root: m.Root, Dir: out}, nil)
+		done <- err
+	}()
+	gcs := 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gcs < 2 {
+				t.Fatalf("only %d gc runs overlapped the fetch", gcs)
+			}
+			sameTree(t, dir, out)
+			return
+		case <-time.After(100 * time.Millisecond):
+			if _, err := n.Service().GC(ctx, api.GCRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			gcs++
+		}
+	}
+}
