@@ -36,6 +36,7 @@ func (h Home) APIPath() string    { return filepath.Join(h.Dir, "api") }
 func (h Home) TokenPath() string  { return filepath.Join(h.Dir, "api.token") }
 func (h Home) PeersPath() string  { return filepath.Join(h.Dir, "peers.json") }
 func (h Home) StorePath() string  { return filepath.Join(h.Dir, "store") }
+func (h Home) DHTPath() string    { return filepath.Join(h.Dir, "dht") }
 
 // Config is a node's configuration, stored as config.json in its home.
 type Config struct {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
+	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/home"
@@ -24,6 +26,12 @@ const ReannounceInterval = 12 * time.Hour
 // bootstrapped). The returned close function stops the node and closes the
 // index.
 func Open(hm home.Home, cfg home.Config, log *slog.Logger) (*Node, func() error, error) {
+	return open(hm, cfg, log, false)
+}
+
+// open is Open; with persist, the DHTs keep their records and provider
+// records on disk in the home (a daemon: it restarts warm).
+func open(hm home.Home, cfg home.Config, log *slog.Logger, persist bool) (*Node, func() error, error) {
 	idx, err := content.OpenIndex(hm.IndexPath())
 	if err != nil {
 		if errors.Is(err, content.ErrLocked) {
@@ -36,8 +44,26 @@ func Open(hm home.Home, cfg home.Config, log *slog.Logger) (*Node, func() error,
 		idx.Close()
 		return nil, nil, fmt.Errorf("identity key: %w", err)
 	}
-	n, err := New(cfg, key, idx, log)
+	var store *pebbleds.Datastore
+	if persist {
+		if store, err = pebbleds.NewDatastore(hm.DHTPath()); err != nil {
+			idx.Close()
+			return nil, nil, fmt.Errorf("DHT datastore: %w", err)
+		}
+	}
+	closeStore := func() error {
+		if store == nil {
+			return nil
+		}
+		return store.Close()
+	}
+	var dstore ds.Batching
+	if store != nil {
+		dstore = store
+	}
+	n, err := newNode(cfg, key, idx, log, dstore)
 	if err != nil {
+		closeStore()
 		idx.Close()
 		return nil, nil, err
 	}
@@ -46,11 +72,13 @@ func Open(hm home.Home, cfg home.Config, log *slog.Logger) (*Node, func() error,
 	fkey, err := hm.FetchKey()
 	if err != nil {
 		n.Close()
+		closeStore()
 		idx.Close()
 		return nil, nil, fmt.Errorf("fetch log key: %w", err)
 	}
 	n.fetcher.SetLogKey(fkey)
-	return n, func() error { return errors.Join(n.Close(), idx.Close()) }, nil
+	// The DHTs do not close a datastore given to them: after them.
+	return n, func() error { return errors.Join(n.Close(), closeStore(), idx.Close()) }, nil
 }
 
 // startDaemonLoops starts what only an always-on node does: keeping what
@@ -73,7 +101,7 @@ func RunDaemon(ctx context.Context, hm home.Home, cfg home.Config, log *slog.Log
 	if err := home.CheckLoopback(cfg.API); err != nil {
 		return err
 	}
-	n, closeNode, err := Open(hm, cfg, log)
+	n, closeNode, err := open(hm, cfg, log, true)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func homeNode(t *testing.T, hm home.Home, cfg home.Config) (n *Node, stop func()
 	if _, err := hm.Init(); err != nil {
 		t.Fatal(err)
 	}
-	n, closeNode, err := Open(hm, cfg, nil)
+	n, closeNode, err := open(hm, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,5 +319,27 @@ func TestGCDuringFetch(t *testing.T) {
 			}
 			gcs++
 		}
+	}
+}
+
+// A daemon's DHTs keep provider records on disk: after a restart, a
+// mirror still knows who announced a root to it while it ran, though
+// that peer is gone.
+func TestDHTStoreSurvivesRestart(t *testing.T) {
+	ctx := ctxT(t)
+	mhome := home.Home{Dir: t.TempDir()}
+	mir, stopMir := homeNode(t, mhome, testConfig())
+	seeder := newTestNode(t, mir.Addrs()[0].String())
+	_, added := addModel(t, seeder, 95)
+	has := func(n *Node) bool {
+		provs, err := n.DHT.LAN.ProviderStore().GetProviders(ctx, added.Root.Hash())
+		return err == nil && slices.ContainsFunc(provs, func(p peer.AddrInfo) bool { return p.ID == seeder.Host.ID() })
+	}
+	waitFor(t, 20*time.Second, "the seeder's provider record at the mirror", func() bool { return has(mir) })
+	seeder.Close()
+	stopMir()
+	mir, _ = homeNode(t, mhome, testConfig())
+	if !has(mir) {
+		t.Fatal("the restarted mirror forgot the provider record")
 	}
 }

@@ -23,11 +23,14 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relay "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/shoal-p2p/shoal/mirror"
 	"golang.org/x/time/rate"
 
@@ -107,6 +110,11 @@ type Node struct {
 // cfg asks for, and a LAN and a WAN DHT, serving the blocks of idx. It does
 // not contact anyone until Bootstrap (mDNS, when on, starts at once).
 func New(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger) (*Node, error) {
+	return newNode(cfg, key, idx, log, nil)
+}
+
+// newNode is New with the DHTs' records kept in store (nil: in memory).
+func newNode(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.Logger, store ds.Batching) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -178,7 +186,7 @@ func New(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.Logg
 		rm.Close()
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
-	kad, err := newDHT(h, cfg.DHTMode, boot)
+	kad, err := newDHT(h, cfg.DHTMode, boot, store)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("dht: %w", err)
@@ -256,7 +264,10 @@ func checkPortsFree(listen []string) error {
 // keeps peers reached over private and loopback addresses and, unlike
 // Kubo's, also hands out loopback addresses (so that nodes on one machine
 // find each other); the WAN DHT keeps only publicly reachable peers.
-func newDHT(h host.Host, mode string, boot []peer.AddrInfo) (*dual.DHT, error) {
+//
+// With store set, both keep their records and provider records there
+// (under /lan and /wan), across restarts.
+func newDHT(h host.Host, mode string, boot []peer.AddrInfo, store ds.Batching) (*dual.DHT, error) {
 	common := []dht.Option{dht.ProtocolPrefix(DHTPrefix), dht.BootstrapPeers(boot...),
 		dht.NamespacedValidator(content.RecordNamespace, content.RecordValidator{})}
 	// dual.New sets the LAN extension before our prefix replaces it:
@@ -273,6 +284,10 @@ func newDHT(h host.Host, mode string, boot []peer.AddrInfo) (*dual.DHT, error) {
 	default: // auto: the WAN DHT follows AutoNAT, the LAN DHT serves
 		lan = append(lan, dht.Mode(dht.ModeServer))
 		wan = append(wan, dht.Mode(dht.ModeAuto))
+	}
+	if store != nil {
+		lan = append(lan, dht.Datastore(namespace.Wrap(store, ds.NewKey("/lan"))))
+		wan = append(wan, dht.Datastore(namespace.Wrap(store, ds.NewKey("/wan"))))
 	}
 	return dual.New(h, dual.DHTOption(common...), dual.LanDHTOption(lan...), dual.WanDHTOption(wan...))
 }
