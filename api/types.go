@@ -156,6 +156,16 @@ type Status struct {
 	BytesServed   int64         `json:"bytes_served"`  // exchange bytes sent since start
 	BytesFetched  int64         `json:"bytes_fetched"` // exchange bytes received since start
 	Relay         *RelayService `json:"relay,omitempty"`
+	ChunksServed  int64         `json:"chunks_served"`   // blocks sent since start
+	BadChunks     int64         `json:"bad_chunks"`      // chunks refused from peers since start
+	Rotten        int64         `json:"verify_failures"` // held chunks found rotten on disk since start
+	ProvideQueue  int           `json:"provide_queue"`   // announces due or running
+	LastProvide   time.Time     `json:"last_provide"`    // last successful announce
+	StorageUsed   int64         `json:"storage_used"`    // bytes in the node's store
+	StorageBudget int64         `json:"storage_budget"`  // storage_max (0: none)
+	Pins          int           `json:"pins"`
+	Follows       int           `json:"follows"`
+	Rejected      int64         `json:"records_rejected"` // gossiped records refused
 }
 
 // BootStatus is how bootstrapping went.

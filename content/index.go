@@ -68,6 +68,9 @@ type Loc struct {
 // Index is the embedded store. Safe for concurrent use.
 type Index struct {
 	db *bolt.DB
+	// OnRot, if set, is told of a held file whose bytes no longer match
+	// the chunk read from it (set before the index is shared).
+	OnRot func(root cid.Cid, f FileInfo, err error)
 }
 
 // OpenIndex opens (creating if needed) the index at path. It fails with
@@ -344,9 +347,11 @@ func (fi FileInfo) Unchanged(st os.FileInfo) bool {
 }
 
 // ReadChunk reads a chunk of length n into buf (which must hold n bytes)
-// from the first place it is held whose file is unchanged on disk. It fails
-// with ErrNotFound when the chunk is not held and ErrChanged when every file
-// holding it changed.
+// from the first place it is held whose file is unchanged on disk and
+// whose bytes still hash to c: bytes that rotted on disk (same size and
+// mtime, other bytes) are never served; each such place is reported to
+// OnRot. It fails with ErrNotFound when the chunk is not held and
+// ErrChanged when every file holding it changed or rotted.
 func (x *Index) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 	locs := x.Locs(c)
 	if len(locs) == 0 {
@@ -358,7 +363,7 @@ func (x *Index) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 			continue
 		}
 		var data []byte
-		if data, err = x.readLoc(l, buf[:l.Len]); err == nil {
+		if data, err = x.readLoc(l, c, buf[:l.Len]); err == nil {
 			return data, nil
 		}
 	}
@@ -367,7 +372,7 @@ func (x *Index) ReadChunk(c cid.Cid, buf []byte) ([]byte, error) {
 
 // readLoc reads a chunk from the first place of its root whose file is
 // unchanged on disk.
-func (x *Index) readLoc(l Loc, buf []byte) ([]byte, error) {
+func (x *Index) readLoc(l Loc, c cid.Cid, buf []byte) ([]byte, error) {
 	var files []FileInfo
 	_ = x.db.View(func(tx *bolt.Tx) error {
 		rk := l.Root.Bytes()
@@ -384,8 +389,15 @@ func (x *Index) readLoc(l Loc, buf []byte) ([]byte, error) {
 	err := ErrNotFound
 	for _, fi := range files {
 		var data []byte
-		if data, err = readAt(fi, l.Off, buf); err == nil {
+		if data, err = readAt(fi, l.Off, buf); err != nil {
+			continue
+		}
+		if err = VerifyBlock(c, data); err == nil {
 			return data, nil
+		}
+		err = fmt.Errorf("%w: %s: bytes %d–%d no longer hash to chunk %s", ErrChanged, fi.Path, l.Off, l.Off+l.Len, c)
+		if x.OnRot != nil {
+			x.OnRot(l.Root, fi, err)
 		}
 	}
 	return nil, err

@@ -186,6 +186,12 @@ func (f *Follower) join(key string, sub bool) (*joined, error) {
 			_ = f.PS.UnregisterTopicValidator(Topic(key))
 			return nil, err
 		}
+		// Relay: advertise the topic (on the DHT) and tell peers this
+		// node is in it, subscribed or not, so that followers find a
+		// publisher and the records pass through it.
+		if _, err := t.Relay(); err != nil {
+			return nil, err
+		}
 		j = &joined{topic: t, cancel: func() {}}
 		f.topics[key] = j
 		f.watchJoins(key, t)

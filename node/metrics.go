@@ -2,8 +2,10 @@ package node
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -31,5 +33,43 @@ func (n *Node) Metrics() http.Handler {
 		roots, _ := n.Index.Roots()
 		return float64(len(roots))
 	})
+	counter("chunks_served_total", "Chunks (and manifest blocks) sent to other peers.", func() float64 { return float64(n.chunksServed.Load()) })
+	counter("verify_failures_total", "Held chunks whose bytes on disk no longer hash to their CID (bit rot): not served.", func() float64 { return float64(n.rotten.Load()) })
+	gauge("provide_queue", "Roots and record sets waiting to be announced (due or running).", nil, func() float64 {
+		q, _ := n.provideQueue()
+		return float64(q)
+	})
+	gauge("provide_last_success_timestamp_seconds", "When an announce last succeeded (Unix time; 0: never).", nil, func() float64 {
+		_, last := n.provideQueue()
+		if last.IsZero() {
+			return 0
+		}
+		return float64(last.UnixNano()) / 1e9
+	})
+	gauge("storage_used_bytes", "Bytes of the models in the node's store.", nil, func() float64 { return float64(n.keeper.Used()) })
+	gauge("storage_budget_bytes", "The store's budget, storage_max (0: none).", nil, func() float64 { return float64(n.keeper.Budget) })
+	gauge("pins", "Pinned roots.", nil, func() float64 {
+		pins, _ := n.Index.Pins()
+		return float64(len(pins))
+	})
+	gauge("follows", "Followed publishers.", nil, func() float64 {
+		fs, _ := n.Index.Follows()
+		return float64(len(fs))
+	})
+	counter("records_rejected_total", "Gossiped records refused (bad signature, wrong publisher, undecodable): dropped, not relayed.", func() float64 {
+		if n.follower == nil {
+			return 0
+		}
+		return float64(n.follower.Rejected())
+	})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// provideQueue is how many announces wait, and when one last succeeded.
+func (n *Node) provideQueue() (int, time.Time) {
+	if n.ann == nil {
+		return 0, time.Time{}
+	}
+	return n.ann.queue()
 }

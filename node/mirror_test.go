@@ -343,3 +343,49 @@ func TestDHTStoreSurvivesRestart(t *testing.T) {
 		t.Fatal("the restarted mirror forgot the provider record")
 	}
 }
+
+// Threat 22: a byte flipped in a seeded file (size and mtime kept, as
+// bit rot leaves them) is never served: the seeder checks each chunk as
+// it reads it, counts the rot, and a fetcher receives no bad chunk.
+func TestBitRotNeverServed(t *testing.T) {
+	seeder := newTestNode(t)
+	model, added := addModel(t, seeder, 97)
+	f := filepath.Join(model, added.M.Files[0].Path)
+	st, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(f, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	off := st.Size() / 2
+	fh.ReadAt(b, off)
+	b[0] ^= 0x01
+	fh.WriteAt(b, off)
+	fh.Close()
+	if err := os.Chtimes(f, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(seeder.Addrs()[0].String())
+	cfg.FindTimeout = home.Duration(3 * time.Second)
+	fetcher := newTestNodeCfg(t, cfg)
+	ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Second)
+	defer cancel()
+	_, err = fetcher.Get(ctx, added.Root, filepath.Join(t.TempDir(), "out"), GetOptions{})
+	if err == nil {
+		t.Fatal("fetched a model whose only copy rotted")
+	}
+	t.Logf("fetch: %v (file %s)", err, f)
+	if fetcher.badChunks.Load() != 0 {
+		t.Fatalf("the fetcher received %d bad chunks: the seeder served rot", fetcher.badChunks.Load())
+	}
+	if seeder.rotten.Load() == 0 {
+		t.Fatal("the seeder did not notice the rot")
+	}
+	rep, err := Verify(ctx, home.Home{}, seeder.Index, added.Root, nil)
+	if err != nil || rep.OK {
+		t.Fatalf("verify on the seeder: %+v %v", rep, err)
+	}
+}

@@ -94,6 +94,9 @@ type Node struct {
 
 	served, fetched atomic.Int64 // exchange-protocol bytes sent and received
 	badChunks       atomic.Int64 // chunks refused as not matching their CID
+	chunksServed    atomic.Int64 // blocks served to other peers
+	rotten          atomic.Int64 // held chunks whose bytes on disk no longer match
+	rotSeen         sync.Map     // file path → true: logged once
 	strangers       atomic.Int64 // inbound exchange streams of peers not our sources
 	srcMu           sync.Mutex
 	srcPeers        map[peer.ID]int // peers this node has a source open to
@@ -203,7 +206,8 @@ func newNode(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.
 	n.fetcher = fetch.New(n, idx, fetch.Config{RequestTimeout: time.Duration(cfg.RequestTimeout),
 		FindTimeout: time.Duration(cfg.FindTimeout), LogKey: logKey}, log)
 	n.newKeeper()
-	srv := &protocol.Server{Store: n.fetcher, Log: log, Asked: n.fetcher.Asked}
+	idx.OnRot = n.onRot
+	srv := &protocol.Server{Store: n.fetcher, Log: log, Asked: n.fetcher.Asked, Blocks: &n.chunksServed}
 	h.SetStreamHandler(protocol.ID, func(s network.Stream) {
 		if !n.isSourcePeer(s.Conn().RemotePeer()) {
 			if n.strangers.Add(1) > strangerStreams {
@@ -602,4 +606,15 @@ func (n *Node) isSourcePeer(p peer.ID) bool {
 	n.srcMu.Lock()
 	defer n.srcMu.Unlock()
 	return n.srcPeers[p] > 0
+}
+
+// onRot counts a held chunk whose bytes on disk no longer hash to it (bit
+// rot, or a change that kept size and mtime): it is not served. The file
+// is named in the log once.
+func (n *Node) onRot(root cid.Cid, f content.FileInfo, err error) {
+	n.rotten.Add(1)
+	if _, seen := n.rotSeen.LoadOrStore(f.Path, true); !seen {
+		n.log.Warn("a held file no longer matches its model; its bad chunks are not served (shoal verify says more)",
+			"root", root, "file", f.Path, "err", err)
+	}
 }

@@ -29,6 +29,21 @@ func (n *Node) Status() *api.Status {
 		MDNS:          n.mdns != nil,
 		BytesServed:   n.served.Load(),
 		BytesFetched:  n.fetched.Load(),
+		ChunksServed:  n.chunksServed.Load(),
+		BadChunks:     n.badChunks.Load(),
+		Rotten:        n.rotten.Load(),
+		StorageUsed:   n.keeper.Used(),
+		StorageBudget: n.keeper.Budget,
+	}
+	st.ProvideQueue, st.LastProvide = n.provideQueue()
+	if pins, err := n.Index.Pins(); err == nil {
+		st.Pins = len(pins)
+	}
+	if fs, err := n.Index.Follows(); err == nil {
+		st.Follows = len(fs)
+	}
+	if n.follower != nil {
+		st.Rejected = n.follower.Rejected()
 	}
 	listen := map[string]bool{}
 	if ifaces, err := n.Host.Network().InterfaceListenAddresses(); err == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -41,7 +42,9 @@ type Server struct {
 	// Asked, if set, is told of every have-map request: a peer fetching
 	// that root.
 	Asked func(p peer.ID, root cid.Cid)
-	Log   *slog.Logger
+	// Blocks, if set, counts the blocks served.
+	Blocks *atomic.Int64
+	Log    *slog.Logger
 
 	warns warnLimit
 }
@@ -240,6 +243,9 @@ func (s *Server) Handle(st network.Stream) {
 				hdr = appendBlockHeader(hdr, req.ID)
 				served.blocks++
 				served.bytes += int64(len(data))
+				if s.Blocks != nil {
+					s.Blocks.Add(1)
+				}
 			case errors.Is(err, ErrTooLong):
 				data = nil
 				hdr = AppendError(hdr, req.ID, CodeTooLarge, "have-map too large")

@@ -169,7 +169,7 @@ check "API with a browser Origin gets 403" test "$(curl -s -o /dev/null -w '%{ht
 check "API with a foreign Host gets 421" test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$WORK/seed/api.token")" -H 'Host: evil.example' "http://$API/v1/ls")" = 421
 check "API token file is owner-only" test "$(stat -c %a "$WORK/seed/api.token")" = 600
 
-echo "# corrupt peer"
+echo "# a seeder whose file rotted (threat 22): it never serves the bad chunk"
 start_daemon evil --bootstrap "$BOOT" || exit 1
 "$WORK/bin/genmodel" "$WORK/model2" 8 2
 CID2=$("$SHOAL" --home "$WORK/evil" add --quiet "$WORK/model2")
@@ -177,10 +177,11 @@ F="$WORK/model2/model.safetensors"
 TS=$(stat -c %y "$F")
 printf '\xff\xff\xff\xff' | dd of="$F" bs=1 seek=2000000 conv=notrunc status=none
 touch -d "$TS" "$F"
-expect_fail "corrupt peer: integrity error" "integrity" \
+expect_fail "rotted seeder: the chunk is refused at the seeder, not sent" "cannot serve block" \
 	"$SHOAL" --home "$WORK/getter" get "$CID2" -o "$WORK/out2" --bootstrap "$BOOT" --listen $LOOP
-check "corrupt peer: corrupted file never written" test ! -e "$WORK/out2/model.safetensors"
-check "corrupt peer: verified part kept for resume" test -d "$WORK/out2/.shoal-fetch"
+check "rotted seeder: its rot counted in its status" grep -q '"verify_failures": [1-9]' <("$SHOAL" --home "$WORK/evil" status --json)
+check "rotted seeder: corrupted file never written" test ! -e "$WORK/out2/model.safetensors"
+check "rotted seeder: verified part kept for resume" test -d "$WORK/out2/.shoal-fetch"
 
 echo "# a corrupt copy beside an honest one"
 cp -a "$WORK/model" "$WORK/modelcopy"
@@ -339,6 +340,27 @@ expect_fail "a CID the publisher did not sign is refused" "not signed by the req
 check "nothing written for the refused CID" test ! -e "$WORK/unsigned"
 expect_fail "an unknown petname is refused" "unknown publisher" "$SHOAL" --home "$WORK/fresh" get bob/llama -o "$WORK/x9"
 
+echo "# a mirror follows the publisher"
+start_daemon mirror --bootstrap "$BOOT" || exit 1
+MIRROR=$("$SHOAL" --home "$WORK/mirror" id --json | grep -o '"/ip4/127.0.0.1/tcp/[^"]*"' | head -1 | tr -d '"')
+"$SHOAL" --home "$WORK/mirror" trust add alice "$SEEDKEY" >/dev/null
+check "mirror follow alice" "$SHOAL" --home "$WORK/mirror" mirror follow alice
+for _ in $(seq 300); do
+	"$SHOAL" --home "$WORK/mirror" mirror ls --json 2>/dev/null | grep -q '"held": true' && break
+	sleep 0.1
+done
+check "the mirror holds alice/llama within 30 s" bash -c '"$0" --home "$1" mirror ls --json | grep -q "\"held\": true"' "$SHOAL" "$WORK/mirror"
+check "the mirror pinned it for the follow" grep -q "follow $SEEDKEY/llama" <("$SHOAL" --home "$WORK/mirror" pin ls)
+check "the mirror's copy verifies" "$SHOAL" --home "$WORK/mirror" verify -q "$CID"
+check "gc on the mirror keeps the followed model" bash -c '"$0" --home "$1" gc >/dev/null && "$0" --home "$1" verify -q "$2"' "$SHOAL" "$WORK/mirror" "$CID"
+kill -INT "$SEED_PID"
+for _ in $(seq 100); do kill -0 "$SEED_PID" 2>/dev/null || break; sleep 0.1; done
+check "the publisher stops on SIGINT and removes its API file" test ! -e "$WORK/seed/api"
+"$SHOAL" --home "$WORK/fresh2" trust add alice "$SEEDKEY" >/dev/null
+"$SHOAL" --home "$WORK/fresh2" get alice/llama -o "$WORK/frommirror" --bootstrap "$MIRROR" >"$WORK/fm.out" 2>"$WORK/fm.err"
+check "with the publisher gone, a fresh get by name exits 0" test $? -eq 0
+check "... and is byte-identical, served by the mirror" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/frommirror")
+
 echo "# hostile manifest"
 "$WORK/bin/hostile" --bootstrap "$BOOT" --path ../../evil.txt >"$WORK/hostile.out" 2>"$WORK/hostile.log" &
 PIDS+=($!)
@@ -348,11 +370,6 @@ mkdir -p "$WORK/deep/er"
 expect_fail "path traversal refused" "unsafe path" \
 	"$SHOAL" --home "$WORK/getter" get "$EVIL" -o "$WORK/deep/er/out" --bootstrap "$BOOT" --listen $LOOP
 check "path traversal: nothing written outside" test ! -e "$WORK/evil.txt" -a ! -e "$WORK/deep/evil.txt" -a ! -e "$WORK/deep/er/out"
-
-echo "# shutdown"
-kill -INT "$SEED_PID"
-for _ in $(seq 100); do kill -0 "$SEED_PID" 2>/dev/null || break; sleep 0.1; done
-check "daemon stops on SIGINT and removes its API file" test ! -e "$WORK/seed/api"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -84,7 +84,18 @@ func (a *app) printStatus(st *api.Status) {
 		mdns = "on"
 	}
 	fmt.Fprintf(w, "mdns          %s\n", mdns)
-	fmt.Fprintf(w, "traffic       %s served, %s fetched\n", content.HumanBytes(st.BytesServed), content.HumanBytes(st.BytesFetched))
+	fmt.Fprintf(w, "traffic       %s served (%d chunks), %s fetched\n", content.HumanBytes(st.BytesServed), st.ChunksServed, content.HumanBytes(st.BytesFetched))
+	last := "never"
+	if !st.LastProvide.IsZero() {
+		last = time.Since(st.LastProvide).Round(time.Second).String() + " ago"
+	}
+	fmt.Fprintf(w, "announce      %d waiting, last success %s\n", st.ProvideQueue, last)
+	budget := "no budget"
+	if st.StorageBudget > 0 {
+		budget = "of " + content.HumanBytes(st.StorageBudget)
+	}
+	fmt.Fprintf(w, "store         %s %s; %d pins, %d followed publishers\n", content.HumanBytes(st.StorageUsed), budget, st.Pins, st.Follows)
+	fmt.Fprintf(w, "refused       %d bad chunks from peers, %d rotten chunks here, %d forged records\n", st.BadChunks, st.Rotten, st.Rejected)
 	if r := st.Relay; r != nil {
 		state := "waiting for public reachability (AutoNAT, or --reachability public)"
 		if r.Active {
