@@ -48,9 +48,23 @@ loaded, are marked.`,
 				return a.printJSON(roots)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ROOT\tNAME\tSIZE\tFILES\tSOURCE")
+			fmt.Fprintln(tw, "ROOT\tNAME\tSIZE\tFILES\tPIN\tSOURCE\tWHERE")
 			for _, r := range roots {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Root, content.Escape(r.Name), content.HumanBytes(r.Size), r.Files, r.Source)
+				pin := "-"
+				if r.Pin != nil {
+					pin = content.Escape(r.Pin.Reason)
+				}
+				places := r.Places
+				if len(places) == 0 {
+					places = []content.Place{{Dir: r.Dir, Source: r.Source}}
+				}
+				for i, p := range places {
+					if i == 0 {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Root, content.Escape(r.Name), content.HumanBytes(r.Size), r.Files, pin, p.Source, content.Escape(p.Dir))
+					} else {
+						fmt.Fprintf(tw, "\t\t\t\t\t%s\t%s\n", p.Source, content.Escape(p.Dir))
+					}
+				}
 			}
 			return tw.Flush()
 		},

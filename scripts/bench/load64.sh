@@ -65,22 +65,24 @@ scrape() { curl -s --max-time 2 "$MURL" 2>/dev/null || true; }
 metric() { awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }'; }
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$MPID/status" 2>/dev/null || echo 0; }
 # sample: one line "time answered goroutines rss_bytes threads VmRSS VmHWM
-# RssAnon RssFile" (kB from /proc/PID/status; "-" for a metric absent).
+# RssAnon RssFile scrape_seconds" (kB from /proc/PID/status; "-" for a
+# metric absent; answered: /metrics answered within 2 s).
 # Builtins but for curl: with N fetchers on 2 cores a forking sampler
 # falls seconds behind.
 sample() {
-	local k v _ ok=0 g=- r=- Threads=0 VmRSS=0 VmHWM=0 RssAnon=0 RssFile=0
+	local k v _ ok=0 g=- r=- d=- Threads=0 VmRSS=0 VmHWM=0 RssAnon=0 RssFile=0
 	while read -r k v _; do
 		case $k in
 		go_goroutines) g=$v ;;
 		process_resident_memory_bytes) r=$v ;;
 		shoal_served_bytes_total) ok=1 ;;
+		scrape_seconds) d=$v ;;
 		esac
-	done < <(scrape)
+	done < <(curl -s --max-time 2 -w '\nscrape_seconds %{time_total}\n' "$MURL" 2>/dev/null)
 	{ while read -r k v _; do
 		case $k in Threads: | VmRSS: | VmHWM: | RssAnon: | RssFile:) printf -v "${k%:}" %s "$v" ;; esac
 	done 2>/dev/null <"/proc/$MPID/status"; } 2>/dev/null || true
-	echo "$EPOCHREALTIME $ok $g $r $Threads $VmRSS $VmHWM $RssAnon $RssFile"
+	echo "$EPOCHREALTIME $ok $g $r $Threads $VmRSS $VmHWM $RssAnon $RssFile $d"
 }
 hwm_add=$(status_kb VmHWM)
 # Peak RSS from here on counts the fetch, not the add's hashing.
@@ -160,12 +162,12 @@ else
 fi
 
 # Peaks over the samples taken while the fetchers ran.
-read -r n_s n_ok n_rss gpeak thpeak rsspeak < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
-	n++; ok += $2; if ($4 != "-") nr++
+read -r n_s n_ok n_rss gpeak thpeak rsspeak dmax < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
+	n++; ok += $2; if ($4 != "-") nr++; if ($10 + 0 > d) d = $10 + 0
 	if ($3 != "-" && $3 + 0 > g) g = $3 + 0
 	if ($5 + 0 > t) t = $5 + 0
 	r = ($4 != "-" ? $4 / 1024 : $6); if (r > m) m = r
-} END { printf "%d %d %d %s %d %d\n", n, ok, nr, (g == "" ? "-" : g), t, m }' "$WORK/samples")
+} END { printf "%d %d %d %s %d %d %.2f\n", n, ok, nr, (g == "" ? "-" : g), t, m, d }' "$WORK/samples")
 read -r _ _ g_before _ th_before _ _ _ _ <<<"$before"
 read -r _ _ g_after _ th_after rss_after _ anon_after file_after <<<"$after"
 end=$(awk -v b="$tend" '$1 <= b { l = $0 } END { print l }' "$WORK/samples")
@@ -185,7 +187,7 @@ else
 	peak=$(mib "$((rsspeak > hwm ? rsspeak : hwm))")
 	how="VmHWM could not be reset after the add, so it includes the add"
 fi
-how="$how; sampled max $(mib "$rsspeak") MiB, $n_s samples in ${last} s, $n_ok with /metrics answering, $n_rss with process_resident_memory_bytes"
+how="$how; sampled max $(mib "$rsspeak") MiB, $n_s samples in ${last} s, $n_ok with /metrics answering within 2 s (slowest scrape ${dmax} s), $n_rss with process_resident_memory_bytes"
 rssl="mirror RSS at the last fetcher $(mib "$rss_end") MiB (anon $(mib "$anon_end"), file $(mib "$file_end")), ${SETTLE} s later $(mib "$rss_after") MiB (anon $(mib "$anon_after"), file $(mib "$file_after"))"
 # logsum FILE...: log messages but the per-peer "served" lines, with
 # their err (peer IDs and CIDs elided), counted, most frequent first.
