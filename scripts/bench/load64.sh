@@ -61,16 +61,24 @@ grep -q '^bafy' <<<"$CID" || { echo "add failed: $CID"; cat "$WORK/add.err"; exi
 
 # scrape: the mirror's /metrics; metric NAME: one unlabelled metric's
 # value in it ("-" when absent).
-scrape() { curl -s --max-time 2 "$MURL" 2>/dev/null || true; }
+scrape() { curl -s --max-time 10 "$MURL" 2>/dev/null || true; }
 metric() { awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }'; }
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$MPID/status" 2>/dev/null || echo 0; }
-# sample: one line "time answered goroutines rss_bytes threads VmRSS VmHWM
-# RssAnon RssFile scrape_seconds" (kB from /proc/PID/status; "-" for a
-# metric absent; answered: /metrics answered within 2 s).
-# Builtins but for curl: with N fetchers on 2 cores a forking sampler
-# falls seconds behind.
-sample() {
-	local k v _ ok=0 g=- r=- d=- Threads=0 VmRSS=0 VmHWM=0 RssAnon=0 RssFile=0
+# Two samplers, each every 0.5 s, with builtins but for curl (with N
+# fetchers on 2 cores a forking sampler falls seconds behind), so a slow
+# scrape does not hold back the /proc samples:
+# proc_sample: "time Threads VmRSS VmHWM RssAnon RssFile" (kB, from
+# /proc/PID/status); metrics_sample: "time answered goroutines rss_bytes
+# scrape_seconds" ("-" for a metric absent; answered: within 10 s).
+proc_sample() {
+	local k v _ Threads=0 VmRSS=0 VmHWM=0 RssAnon=0 RssFile=0
+	{ while read -r k v _; do
+		case $k in Threads: | VmRSS: | VmHWM: | RssAnon: | RssFile:) printf -v "${k%:}" %s "$v" ;; esac
+	done 2>/dev/null <"/proc/$MPID/status"; } 2>/dev/null || true
+	echo "$EPOCHREALTIME $Threads $VmRSS $VmHWM $RssAnon $RssFile"
+}
+metrics_sample() {
+	local k v _ t=$EPOCHREALTIME ok=0 g=- r=- d=-
 	while read -r k v _; do
 		case $k in
 		go_goroutines) g=$v ;;
@@ -78,25 +86,25 @@ sample() {
 		shoal_served_bytes_total) ok=1 ;;
 		scrape_seconds) d=$v ;;
 		esac
-	done < <(curl -s --max-time 2 -w '\nscrape_seconds %{time_total}\n' "$MURL" 2>/dev/null)
-	{ while read -r k v _; do
-		case $k in Threads: | VmRSS: | VmHWM: | RssAnon: | RssFile:) printf -v "${k%:}" %s "$v" ;; esac
-	done 2>/dev/null <"/proc/$MPID/status"; } 2>/dev/null || true
-	echo "$EPOCHREALTIME $ok $g $r $Threads $VmRSS $VmHWM $RssAnon $RssFile $d"
+	done < <(curl -s --max-time 10 -w '\nscrape_seconds %{time_total}\n' "$MURL" 2>/dev/null)
+	echo "$t $ok $g $r $d"
 }
 hwm_add=$(status_kb VmHWM)
 # Peak RSS from here on counts the fetch, not the add's hashing.
 hwm_reset=yes
 echo 5 >"/proc/$MPID/clear_refs" 2>/dev/null || hwm_reset=no
-(
-	renice -n -10 -p "$BASHPID" >/dev/null 2>&1 || true # a measuring tool, not a competitor
-	while kill -0 "$MPID" 2>/dev/null; do sample >>"$WORK/samples"; sleep 0.5; done
-) &
-PIDS+=($!)
+for s in proc metrics; do
+	(
+		renice -n -10 -p "$BASHPID" >/dev/null 2>&1 || true # a measuring tool, not a competitor
+		while kill -0 "$MPID" 2>/dev/null; do "${s}_sample" >>"$WORK/samples.$s"; sleep 0.5; done
+	) &
+	PIDS+=($!)
+done
 sleep 1
 m0=$(scrape)
 served0=$(metric shoal_served_bytes_total <<<"$m0")
-before=$(sample)
+pbefore=$(proc_sample)
+mbefore=$(metrics_sample)
 
 t0=$(now)
 declare -A IDX
@@ -123,7 +131,8 @@ done
 last=$(since "$t0")
 tend=$(now)
 sleep "$SETTLE"
-after=$(sample)
+pafter=$(proc_sample)
+mafter=$(metrics_sample)
 m1=$(scrape)
 served1=$(metric shoal_served_bytes_total <<<"$m1")
 
@@ -162,16 +171,21 @@ else
 fi
 
 # Peaks over the samples taken while the fetchers ran.
-read -r n_s n_ok n_rss gpeak thpeak rsspeak dmax < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
-	n++; ok += $2; if ($4 != "-") nr++; if ($10 + 0 > d) d = $10 + 0
+read -r n_p thpeak rsspeak < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
+	n++; if ($2 > t) t = $2; if ($3 > m) m = $3
+} END { printf "%d %d %d\n", n, t, m }' "$WORK/samples.proc")
+read -r n_m n_ok n_rss gpeak mrss dmax < <(awk -v a="$t0" -v b="$tend" '$1 >= a && $1 <= b {
+	n++; ok += $2; if ($5 != "-" && $5 + 0 > d) d = $5 + 0
 	if ($3 != "-" && $3 + 0 > g) g = $3 + 0
-	if ($5 + 0 > t) t = $5 + 0
-	r = ($4 != "-" ? $4 / 1024 : $6); if (r > m) m = r
-} END { printf "%d %d %d %s %d %d %.2f\n", n, ok, nr, (g == "" ? "-" : g), t, m, d }' "$WORK/samples")
-read -r _ _ g_before _ th_before _ _ _ _ <<<"$before"
-read -r _ _ g_after _ th_after rss_after _ anon_after file_after <<<"$after"
-end=$(awk -v b="$tend" '$1 <= b { l = $0 } END { print l }' "$WORK/samples")
-read -r _ _ _ _ _ rss_end _ anon_end file_end <<<"$end"
+	if ($4 != "-") { nr++; if ($4 / 1024 > m) m = $4 / 1024 }
+} END { printf "%d %d %d %s %d %.2f\n", n, ok, nr, (g == "" ? "-" : g), m, d }' "$WORK/samples.metrics")
+rsspeak=$((mrss > rsspeak ? mrss : rsspeak))
+read -r _ th_before _ <<<"$pbefore"
+read -r _ _ g_before _ <<<"$mbefore"
+read -r _ th_after rss_after _ anon_after file_after <<<"$pafter"
+read -r _ _ g_after _ <<<"$mafter"
+pend=$(awk -v b="$tend" '$1 <= b { l = $0 } END { print l }' "$WORK/samples.proc")
+read -r _ _ rss_end _ anon_end file_end <<<"$pend"
 hwm=$(status_kb VmHWM)
 hwm=${hwm:-0}
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
@@ -187,7 +201,7 @@ else
 	peak=$(mib "$((rsspeak > hwm ? rsspeak : hwm))")
 	how="VmHWM could not be reset after the add, so it includes the add"
 fi
-how="$how; sampled max $(mib "$rsspeak") MiB, $n_s samples in ${last} s, $n_ok with /metrics answering within 2 s (slowest scrape ${dmax} s), $n_rss with process_resident_memory_bytes"
+how="$how; sampled max $(mib "$rsspeak") MiB; over ${last} s, $n_p /proc samples, $n_m scrapes, $n_ok answered (slowest ${dmax} s), $n_rss with process_resident_memory_bytes"
 rssl="mirror RSS at the last fetcher $(mib "$rss_end") MiB (anon $(mib "$anon_end"), file $(mib "$file_end")), ${SETTLE} s later $(mib "$rss_after") MiB (anon $(mib "$anon_after"), file $(mib "$file_after"))"
 # logsum FILE...: log messages but the per-peer "served" lines, with
 # their err (peer IDs and CIDs elided), counted, most frequent first.
@@ -225,7 +239,7 @@ if [ ${#failed[@]} -gt 0 ]; then
 		i=${f%%:*}
 		[ "$i" != mirror ] || { echo "--- mirror log (tail)"; tail -5 "$WORK/mirror.log"; continue; }
 		echo "--- fetcher $i stderr (tail)"
-		tail -5 "$WORK/g$i.err"
+		grep -v " msg=served " "$WORK/g$i.err" | tail -5
 	done
 	exit 1
 fi
