@@ -165,6 +165,7 @@ type Status struct {
 	StorageBudget int64         `json:"storage_budget"`  // storage_max (0: none)
 	Pins          int           `json:"pins"`
 	Follows       int           `json:"follows"`
+	FollowErrors  []string      `json:"follow_errors"`    // followed models whose fetch failed, and why
 	Rejected      int64         `json:"records_rejected"` // gossiped records refused
 }
 
@@ -285,8 +286,9 @@ type FollowInfo struct {
 
 // FollowedName is a followed publisher's newest record for one name.
 type FollowedName struct {
-	Name string  `json:"name"`
-	Seq  uint64  `json:"seq"`
-	Root cid.Cid `json:"root"`
-	Held bool    `json:"held"` // the root is held here
+	Name  string  `json:"name"`
+	Seq   uint64  `json:"seq"`
+	Root  cid.Cid `json:"root"`
+	Held  bool    `json:"held"`            // the root is held here
+	Error string  `json:"error,omitempty"` // why its last fetch failed (a daemon retries)
 }

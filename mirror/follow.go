@@ -71,6 +71,7 @@ type Follower struct {
 	mu       sync.Mutex
 	topics   map[string]*joined // by key ID
 	ensuring map[cid.Cid]bool
+	failed   map[cid.Cid]string // root → why its last fetch failed
 	wg       sync.WaitGroup
 	spawnMu  sync.Mutex
 	closed   bool
@@ -84,6 +85,18 @@ type joined struct {
 	lastPush time.Time
 }
 
+// Failures lists the followed roots whose last fetch failed, and why
+// (tried again at the next check or record).
+func (f *Follower) Failures() map[cid.Cid]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[cid.Cid]string, len(f.failed))
+	for r, why := range f.failed {
+		out[r] = why
+	}
+	return out
+}
+
 // Rejected counts records refused over gossip (bad signature, wrong
 // publisher, not decodable): dropped, and not relayed.
 func (f *Follower) Rejected() int64 { return f.rejected.Load() }
@@ -95,6 +108,7 @@ func (f *Follower) Start(ctx context.Context, own []string) error {
 	f.ctx = ctx
 	f.topics = map[string]*joined{}
 	f.ensuring = map[cid.Cid]bool{}
+	f.failed = map[cid.Cid]string{}
 	for _, k := range own {
 		if _, err := f.join(k, false); err != nil {
 			return err
@@ -286,7 +300,15 @@ func (f *Follower) ensure(s *content.Signed) {
 			f.mu.Unlock()
 		}()
 		reason := "follow " + s.Key + "/" + s.Name
-		if err := f.Pin(f.ctx, root, reason); err != nil {
+		err := f.Pin(f.ctx, root, reason)
+		f.mu.Lock()
+		if err != nil {
+			f.failed[root] = content.OneLine(err.Error())
+		} else {
+			delete(f.failed, root)
+		}
+		f.mu.Unlock()
+		if err != nil {
 			if f.ctx.Err() == nil {
 				f.Log.Warn("fetching a followed model", "name", s.Key+"/"+s.Name, "root", root, "err", err)
 			}

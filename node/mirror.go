@@ -44,16 +44,7 @@ func (n *Node) startFollower() error {
 	f := &mirror.Follower{Index: n.Index, PS: ps, Self: n.Host.ID(), Log: n.log,
 		Check: time.Duration(n.cfg.FollowCheck), Republish: RepublishInterval,
 		Resolve: n.Resolve,
-		Pin: func(ctx context.Context, root cid.Cid, reason string) error {
-			_, err := n.pin(ctx, root, reason, nil)
-			if err != nil && isOverBudget(err) {
-				// Make room from what nobody pinned, and try once more.
-				if rep, gerr := n.keeper.GC(ctx, false); gerr == nil && rep.Freed > 0 {
-					_, err = n.pin(ctx, root, reason, nil)
-				}
-			}
-			return err
-		},
+		Pin: n.followPin,
 	}
 	var own []string
 	if n.Home.Dir != "" {
@@ -69,6 +60,40 @@ func (n *Node) startFollower() error {
 	n.follower = f
 	n.wg.Go(func() { <-n.ctx.Done(); f.Wait() })
 	return nil
+}
+
+// followPin fetches and pins a followed name's new root. Over budget, it
+// makes room: the older roots pinned for the same name are unpinned (the
+// name has moved on; a mirror keeps its newest version first), gc
+// collects what nobody pinned, and the fetch is tried once more.
+func (n *Node) followPin(ctx context.Context, root cid.Cid, reason string) error {
+	_, err := n.pin(ctx, root, reason, nil)
+	if err == nil || !isOverBudget(err) {
+		return err
+	}
+	if pins, perr := n.Index.Pins(); perr == nil {
+		for _, p := range pins {
+			if p.Reason == reason && p.Root != root {
+				_, _ = n.Index.Unpin(p.Root)
+			}
+		}
+	}
+	rep, gerr := n.gc(ctx, false)
+	if gerr != nil || rep.Freed == 0 {
+		return err
+	}
+	n.log.Info("collected to make room for a followed model", "root", root, "freed", content.HumanBytes(rep.Freed), "items", len(rep.Items))
+	_, err = n.pin(ctx, root, reason, nil)
+	return err
+}
+
+// gc collects (mirror.Keeper.GC) and stops announcing what went.
+func (n *Node) gc(ctx context.Context, dryRun bool) (*api.GCReport, error) {
+	rep, err := n.keeper.GC(ctx, dryRun)
+	if err == nil && !dryRun && n.ann != nil {
+		n.ann.forget(gcGone(n.Index, rep))
+	}
+	return rep, err
 }
 
 // pin pins root for reason, fetching it into the store when it is not
@@ -125,11 +150,7 @@ func pins(idx *content.Index) ([]content.Pin, error) {
 }
 
 func (s service) GC(ctx context.Context, req api.GCRequest) (*api.GCReport, error) {
-	rep, err := s.n.keeper.GC(ctx, req.DryRun)
-	if err == nil && !req.DryRun && s.n.ann != nil {
-		s.n.ann.forget(gcGone(s.n.Index, rep))
-	}
-	return rep, err
+	return s.n.gc(ctx, req.DryRun)
 }
 
 // gcGone lists the roots gc took out of the index.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -387,5 +388,41 @@ func TestBitRotNeverServed(t *testing.T) {
 	rep, err := Verify(ctx, home.Home{}, seeder.Index, added.Root, nil)
 	if err != nil || rep.OK {
 		t.Fatalf("verify on the seeder: %+v %v", rep, err)
+	}
+}
+
+// A mirror whose budget holds one version of a followed name makes room
+// for the next: the older version is unpinned and collected, the new one
+// fetched; nothing is left failing, nor announced that is gone.
+func TestFollowerMakesRoomWithinBudget(t *testing.T) {
+	ctx := ctxT(t)
+	pub, _ := homeNode(t, home.Home{}, testConfig())
+	cfg := testConfig(pub.Addrs()[0].String())
+	cfg.StorageMax = "5MiB"
+	mir, _ := homeNode(t, home.Home{}, cfg)
+	pubKey := pub.Host.ID().String()
+	if _, err := mir.Service().Follow(ctx, api.FollowRequest{Publisher: pubKey}); err != nil {
+		t.Fatal(err)
+	}
+	var roots []cid.Cid
+	for i, seed := range []uint64{101, 102} {
+		_, added := addModel(t, pub, seed)
+		roots = append(roots, added.Root)
+		if _, err := pub.Service().Publish(ctx, api.PublishRequest{Name: "llm", Root: added.Root}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "the mirror to hold version "+fmt.Sprint(i+1), func() bool {
+			ri, err := mir.Index.Root(added.Root)
+			return err == nil && ri.Pin != nil
+		})
+	}
+	if _, err := mir.Index.Root(roots[0]); !errors.Is(err, content.ErrNotFound) {
+		t.Fatalf("the older version is still held: %v", err)
+	}
+	if _, ok := mir.ann.snapshot()[roots[0].String()]; ok {
+		t.Fatal("the collected version is still announced")
+	}
+	if st := mir.Status(); len(st.FollowErrors) != 0 || st.StorageUsed > st.StorageBudget {
+		t.Fatalf("status: errors %v, store %d of %d", st.FollowErrors, st.StorageUsed, st.StorageBudget)
 	}
 }

@@ -42,8 +42,15 @@ func (n *Node) Status() *api.Status {
 	if fs, err := n.Index.Follows(); err == nil {
 		st.Follows = len(fs)
 	}
+	st.FollowErrors = []string{}
 	if n.follower != nil {
 		st.Rejected = n.follower.Rejected()
+		for r, why := range n.follower.Failures() {
+			if _, err := n.Index.Root(r); err != nil {
+				st.FollowErrors = append(st.FollowErrors, r.String()+": "+why)
+			}
+		}
+		sort.Strings(st.FollowErrors)
 	}
 	listen := map[string]bool{}
 	if ifaces, err := n.Host.Network().InterfaceListenAddresses(); err == nil {

@@ -5,6 +5,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/api"
@@ -109,10 +110,18 @@ mirror fetches for the publishers it follows are pinned for them.`,
 			if a.json {
 				return a.printJSON(pins)
 			}
+			roots, err := svc.Ls(cmd.Context())
+			if err != nil {
+				return err
+			}
+			held := map[cid.Cid]bool{}
+			for _, r := range roots {
+				held[r.Root] = true
+			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ROOT\tSINCE\tWHY")
+			fmt.Fprintln(tw, "ROOT\tHELD\tSINCE\tWHY")
 			for _, p := range pins {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Root, p.Time.Local().Format(time.DateTime), content.Escape(p.Reason))
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.Root, held[p.Root], p.Time.Local().Format(time.DateTime), content.Escape(p.Reason))
 			}
 			return tw.Flush()
 		},
@@ -247,15 +256,25 @@ knows of, to catch what it missed while offline.`,
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PUBLISHER\tNAME\tSEQ\tROOT\tHELD")
+			var errs []string
 			for _, f := range fs {
 				if len(f.Names) == 0 {
 					fmt.Fprintf(tw, "%s\t-\t\t\t\n", who(&f))
 				}
 				for _, n := range f.Names {
 					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\n", who(&f), content.Escape(n.Name), n.Seq, n.Root, n.Held)
+					if n.Error != "" {
+						errs = append(errs, fmt.Sprintf("%s: fetch failed (retried at the next check): %s", content.Escape(n.Name), content.Escape(n.Error)))
+					}
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, e := range errs {
+				fmt.Fprintln(a.stdout, e)
+			}
+			return nil
 		},
 	}
 	cmd.AddCommand(follow, unfollow, ls)

@@ -95,6 +95,9 @@ func (a *app) printStatus(st *api.Status) {
 		budget = "of " + content.HumanBytes(st.StorageBudget)
 	}
 	fmt.Fprintf(w, "store         %s %s; %d pins, %d followed publishers\n", content.HumanBytes(st.StorageUsed), budget, st.Pins, st.Follows)
+	for _, e := range st.FollowErrors {
+		fmt.Fprintf(w, "follow failed %s\n", content.Escape(e))
+	}
 	fmt.Fprintf(w, "refused       %d bad chunks from peers, %d rotten chunks here, %d forged records\n", st.BadChunks, st.Rotten, st.Rejected)
 	if r := st.Relay; r != nil {
 		state := "waiting for public reachability (AutoNAT, or --reachability public)"
