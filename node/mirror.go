@@ -44,7 +44,7 @@ func (n *Node) startFollower() error {
 	f := &mirror.Follower{Index: n.Index, PS: ps, Self: n.Host.ID(), Log: n.log,
 		Check: time.Duration(n.cfg.FollowCheck), Republish: RepublishInterval,
 		Resolve: n.Resolve,
-		Pin: n.followPin,
+		Pin:     n.followPin,
 	}
 	var own []string
 	if n.Home.Dir != "" {
