@@ -128,6 +128,9 @@ type PublishResult struct {
 	Record  Signer `json:"record"`
 	OnDHT   bool   `json:"on_dht"`
 	Warning string `json:"warning,omitempty"`
+	// Gossiped counts the peers following the publisher's topic that the
+	// record was sent to (a daemon's publish).
+	Gossiped int `json:"gossiped"`
 }
 
 // ResolveRequest asks for the newest valid record of a publisher's name.

@@ -102,6 +102,13 @@ type Config struct {
 	// publishers it follows (gossip brings new records within seconds;
 	// this catches what gossip missed).
 	FollowCheck Duration `json:"follow_check"`
+	// ConnsPerIP bounds the connections from one IP address (IPv4; an
+	// IPv6 /56): many peer IDs from one machine get no more. Loopback is
+	// not bounded.
+	ConnsPerIP int `json:"conns_per_ip"`
+	// MaxConns bounds the node's connections in all (0: go-libp2p's
+	// default, scaled to the machine's memory and file descriptors).
+	MaxConns int `json:"max_conns"`
 }
 
 // Duration is a time.Duration written as text ("30s") in JSON.
@@ -141,6 +148,8 @@ func DefaultConfig() Config {
 		MaxDownload:    "0",
 		StorageMax:     "0",
 		FollowCheck:    Duration(10 * time.Minute),
+		ConnsPerIP:     8,
+		MaxConns:       0,
 	}
 }
 
@@ -186,6 +195,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseSize(c.StorageMax); err != nil {
 		return fmt.Errorf("config: storage_max: %w", err)
+	}
+	if c.ConnsPerIP < 1 {
+		return errors.New("config: conns_per_ip must be at least 1")
+	}
+	if c.MaxConns < 0 {
+		return errors.New("config: max_conns must be 0 (automatic) or more")
 	}
 	if c.FollowCheck < Duration(time.Second) {
 		return errors.New("config: follow_check must be at least 1s")

@@ -170,16 +170,19 @@ func (f *Follower) Unfollow(key string) {
 	}
 }
 
-// Announce gossips a record this node just signed or kept.
-func (f *Follower) Announce(s *content.Signed) {
+// Announce gossips a record this node just signed or kept, and says to
+// how many peers in the publisher's topic.
+func (f *Follower) Announce(s *content.Signed) int {
 	j, err := f.join(s.Key, false)
 	if err != nil {
 		f.Log.Debug("gossip a record", "err", err)
-		return
+		return 0
 	}
 	if err := j.topic.Publish(f.ctx, s.Envelope); err != nil {
 		f.Log.Debug("gossip a record", "name", s.Key+"/"+s.Name, "err", err)
+		return 0
 	}
+	return len(j.topic.ListPeers())
 }
 
 // join joins a publisher's topic once, with its validator, and

@@ -138,7 +138,18 @@ func newNode(cfg home.Config, key crypto.PrivKey, idx *content.Index, log *slog.
 		rcmgr.BaseLimit{StreamsInbound: maxStreamsTotal, StreamsOutbound: maxStreamsTotal, Streams: 2 * maxStreamsTotal, Memory: 512 << 20},
 		rcmgr.BaseLimitIncrease{})
 	limits.AddServicePeerLimit(protocol.ServiceName, peerLimit, rcmgr.BaseLimitIncrease{})
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	scaled := limits.AutoScale()
+	if cfg.MaxConns > 0 {
+		c := scaled.ToPartialLimitConfig()
+		c.System.Conns, c.System.ConnsInbound = rcmgr.LimitVal(cfg.MaxConns), rcmgr.LimitVal(cfg.MaxConns)
+		scaled = c.Build(scaled)
+	}
+	// At most ConnsPerIP connections from one address (IPv4 /32, IPv6
+	// /56): many peer IDs from one machine get no more (threat 9).
+	perIP := cfg.ConnsPerIP
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled), rcmgr.WithLimitPerSubnet(
+		[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
+		[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: perIP}, {PrefixLength: 48, ConnCount: 8 * perIP}}))
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +288,10 @@ func newDHT(h host.Host, mode string, boot []peer.AddrInfo, store ds.Batching) (
 	// dual.New sets the LAN extension before our prefix replaces it:
 	// set it again, so the LAN DHT speaks /shoal/lan/kad/1.0.0.
 	lan := []dht.Option{dht.ProtocolExtension(dual.LanExtension), dht.AddressFilter(nil)}
+	// dual gives the WAN table its peer-diversity filter: at most 2 peers
+	// of one IP group (a /16, or an ASN for IPv6) a bucket and 3 in all
+	// (threat 9; scripts/nat-test.sh case 3 checks it). The LAN table has
+	// none: every LAN peer shares a group.
 	var wan []dht.Option
 	switch mode {
 	case "server":

@@ -58,6 +58,9 @@ const recordTimeout = 30 * time.Second
 type Published struct {
 	Record   *content.Signed
 	NotOnDHT error
+	// Gossiped counts the peers in the publisher's topic the record was
+	// sent to (a daemon only).
+	Gossiped int
 }
 
 func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, root cid.Cid, ttl time.Duration) (*Published, error) {
@@ -82,15 +85,16 @@ func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, roo
 	if err := n.Index.PutRecord(s); err != nil {
 		return nil, err
 	}
+	gossiped := 0
 	if n.follower != nil {
-		n.follower.Announce(s) // mirrors following this key hear of it in seconds
+		gossiped = n.follower.Announce(s) // mirrors following this key hear of it in seconds
 	}
 	pctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	if err := n.putValue(pctx, content.RecordKey(s.Key, name), s.Envelope); err != nil {
-		return &Published{Record: s, NotOnDHT: fmt.Errorf("signed and kept, but not yet on the DHT: %w", err)}, nil
+		return &Published{Record: s, Gossiped: gossiped, NotOnDHT: err}, nil
 	}
-	return &Published{Record: s}, nil
+	return &Published{Record: s, Gossiped: gossiped}, nil
 }
 
 // lookupRecord asks the DHT for a name's best record and checks it.

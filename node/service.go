@@ -186,7 +186,7 @@ func (s service) Publish(ctx context.Context, req api.PublishRequest) (*api.Publ
 	if err != nil {
 		return nil, err
 	}
-	res := &api.PublishResult{Record: Signer(s.n.Home, p.Record), OnDHT: p.NotOnDHT == nil}
+	res := &api.PublishResult{Record: Signer(s.n.Home, p.Record), OnDHT: p.NotOnDHT == nil, Gossiped: p.Gossiped}
 	if p.NotOnDHT != nil {
 		res.Warning = p.NotOnDHT.Error()
 	}

@@ -44,7 +44,9 @@ NS_INET=${P}inet
 NS_R1=${P}home1 NS_SEED=${P}seed
 NS_R2=${P}home2 NS_FETCH=${P}fetch
 NS_R3=${P}home3 NS_LANA=${P}lanA NS_LANB=${P}lanB
-ALL_NS=("$NS_INET" "$NS_R1" "$NS_SEED" "$NS_R2" "$NS_FETCH" "$NS_R3" "$NS_LANA" "$NS_LANB")
+NS_SYB=${P}sybil
+ALL_NS=("$NS_INET" "$NS_R1" "$NS_SEED" "$NS_R2" "$NS_FETCH" "$NS_R3" "$NS_LANA" "$NS_LANB" "$NS_SYB")
+SYBIL_IP=7.7.7.50
 MIRROR_IP=7.7.7.1
 MODEL_MIB=64
 DEADLINE=60                       # seconds, for every wait unless said otherwise
@@ -164,6 +166,7 @@ build() {
 		(cd "$REPO" && go build -o "$WORK/bin/shoal" ./cmd/shoal) || die "go build ./cmd/shoal failed"
 	fi
 	(cd "$REPO" && go build -o "$WORK/bin/genmodel" ./scripts/genmodel) || die "go build ./scripts/genmodel failed"
+	(cd "$REPO" && go build -o "$WORK/bin/sybil" ./scripts/sybil) || die "go build ./scripts/sybil failed"
 	SHOAL="$WORK/bin/shoal"
 }
 
@@ -526,6 +529,30 @@ case_mdns() {
 	show_status "$NS_LANB" lanB
 }
 
+# case_sybil: 40 peer IDs from one public address crowd the mirror
+# (threat 9). The resource manager keeps at most conns_per_ip (8) of their
+# connections, the WAN routing table at most 3 of them (one IP group),
+# and the mirror goes on answering.
+case_sybil() {
+	echo "# case 3: 40 peer IDs from one IP address (threat 9)"
+	new_ns "$NS_SYB"
+	ip -n "$NS_INET" link add syb type veth peer name eth0 netns "$NS_SYB"
+	ip -n "$NS_INET" link set syb master inet up
+	ip -n "$NS_SYB" addr add "$SYBIL_IP/24" dev eth0
+	ip -n "$NS_SYB" link set eth0 up
+	local wan_before out
+	wan_before=$(status_json "$NS_INET" "$MIRROR_HOME" | jq -r '.dht.wan.peers')
+	out=$(in_ns "$NS_SYB" timeout 120 "$WORK/bin/sybil" --target "$MIRROR" --ip "$SYBIL_IP" --n 40 --wait 10s 2>"$WORK/sybil.err")
+	info "sybil: $out (WAN table before: $wan_before)"
+	check "the sybil crowd ran" test -n "$out"
+	local kept wan
+	kept=$(jq -r '.connected_after' <<<"$out")
+	check "the mirror keeps at most 8 connections from one IP ($kept of 40)" test "${kept:-99}" -le 8
+	wan=$(status_json "$NS_INET" "$MIRROR_HOME" | jq -r '.dht.wan.peers')
+	check "the mirror's WAN table holds at most 3 of them ($wan, was $wan_before)" test "$((wan - wan_before))" -le 3
+	check "the mirror still answers (status)" quiet status_json "$NS_INET" "$MIRROR_HOME"
+}
+
 # ---------------------------------------------------------------- main
 
 need_root
@@ -538,4 +565,5 @@ setup_topology
 check_connectivity
 case_two_nats
 case_mdns
+case_sybil
 finish

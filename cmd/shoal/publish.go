@@ -67,6 +67,12 @@ until you publish again.`,
 			} else {
 				fmt.Fprintf(a.stdout, "signed %s/%s -> %s (sequence %d)\n", res.Record.Key, res.Record.Name, res.Record.Root, res.Record.Seq)
 			}
+			if !res.OnDHT && res.Gossiped > 0 {
+				// Followers have it; resolving by name waits for the DHT.
+				fmt.Fprintf(a.stderr, "note: sent to %s following this publisher; not on the DHT yet (%s): the daemon puts it there once it has DHT peers, until then only followers know it\n",
+					plural(res.Gossiped, "peer"), content.OneLine(res.Warning))
+				return nil
+			}
 			if !res.OnDHT {
 				// Signed and kept in this home, reached nobody: say where
 				// the record is and is not, and fail.
@@ -74,7 +80,7 @@ until you publish again.`,
 				if daemon {
 					where = "kept by the daemon, which puts it on the DHT once it has peers (shoal status)"
 				}
-				return fmt.Errorf("%w: the record is %s; it is not on the DHT yet, so nobody can resolve it: %s", errNotPublished, where, res.Warning)
+				return fmt.Errorf("%w: the record is %s; it is not on the DHT yet, so nobody can resolve it (%s)", errNotPublished, where, res.Warning)
 			}
 			return nil
 		},
