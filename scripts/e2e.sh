@@ -340,6 +340,39 @@ expect_fail "a CID the publisher did not sign is refused" "not signed by the req
 check "nothing written for the refused CID" test ! -e "$WORK/unsigned"
 expect_fail "an unknown petname is refused" "unknown publisher" "$SHOAL" --home "$WORK/fresh" get bob/llama -o "$WORK/x9"
 
+echo "# a disk that fills during a fetch (threat 19)"
+# A daemon whose output folder is a small tmpfs, in a mount namespace of
+# its own (as root only): the fetch stops with a clear error and keeps
+# what it verified, the daemon keeps serving, and once space is freed the
+# same command completes without a restart.
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+	mkdir -p "$WORK/small"
+	unshare -m --propagation private bash -c '
+		mount -t tmpfs -o size=96m tmpfs "$1" &&
+		head -c $((56 << 20)) /dev/zero >"$1/filler" &&
+		exec "$2" --home "$3" daemon --listen "$4" --dht-mode server --bootstrap "$5"' _ \
+		"$WORK/small" "$SHOAL" "$WORK/full" "$LOOP" "$BOOT" >"$WORK/full.out" 2>"$WORK/full.log" &
+	FULL_PID=$!
+	PIDS+=($FULL_PID)
+	for _ in $(seq 300); do
+		"$SHOAL" --home "$WORK/full" id --json 2>/dev/null | grep -q '"daemon_running": true' && break
+		sleep 0.1
+	done
+	"$SHOAL" --home "$WORK/full" get "$CID" -o "$WORK/small/out" -q >"$WORK/full1.out" 2>"$WORK/full1.err"
+	check "disk full: the get fails" test $? -ne 0
+	check "disk full: the error says so" grep -qi "no space left" "$WORK/full1.err"
+	echo "     $(tail -1 "$WORK/full1.err")"
+	check "disk full: the daemon keeps running and answering" bash -c '"$0" --home "$1" status >/dev/null' "$SHOAL" "$WORK/full"
+	check "disk full: nothing recorded as held" bash -c '! "$0" --home "$1" ls | grep -q "$2"' "$SHOAL" "$WORK/full" "$CID"
+	nsenter -t "$FULL_PID" -m rm "$WORK/small/filler"
+	"$SHOAL" --home "$WORK/full" get "$CID" -o "$WORK/small/out" -q >"$WORK/full2.out" 2>"$WORK/full2.err"
+	check "disk full: after freeing space, the same get completes (no restart)" test $? -eq 0
+	check "disk full: and the model verifies" bash -c '"$0" --home "$1" verify -q "$2" >/dev/null' "$SHOAL" "$WORK/full" "$CID"
+	kill -INT "$FULL_PID"
+else
+	echo "skipping the disk-full case: it needs root for a tmpfs in a mount namespace"
+fi
+
 echo "# a mirror follows the publisher"
 start_daemon mirror --bootstrap "$BOOT" || exit 1
 MIRROR=$("$SHOAL" --home "$WORK/mirror" id --json | grep -o '"/ip4/127.0.0.1/tcp/[^"]*"' | head -1 | tr -d '"')
