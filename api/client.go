@@ -235,3 +235,8 @@ func (c *Client) Follows(ctx context.Context) ([]FollowInfo, error) {
 	var out []FollowInfo
 	return out, c.getJSON(ctx, "/v1/follows", &out)
 }
+
+// Scrub asks the daemon to re-hash held roots and heal what it can.
+func (c *Client) Scrub(ctx context.Context, req ScrubRequest, progress func(Progress)) (*ScrubReport, error) {
+	return stream[ScrubReport](ctx, c, "/v1/scrub", req, progress)
+}

@@ -67,6 +67,7 @@ func Handler(svc Service, token string, codes Codes) http.Handler {
 	mux.HandleFunc("POST /v1/pin", streamed(h, svc.Pin))
 	mux.HandleFunc("POST /v1/unpin", streamed(h, noProgress(svc.Unpin)))
 	mux.HandleFunc("GET /v1/pins", plain(h, func(ctx context.Context, _ *http.Request) (any, error) { return svc.Pins(ctx) }))
+	mux.HandleFunc("POST /v1/scrub", streamed(h, svc.Scrub))
 	mux.HandleFunc("POST /v1/gc", streamed(h, noProgress(svc.GC)))
 	mux.HandleFunc("POST /v1/follow", streamed(h, noProgress(svc.Follow)))
 	mux.HandleFunc("POST /v1/unfollow", streamed(h, noProgress(svc.Unfollow)))

@@ -46,6 +46,10 @@ type Service interface {
 	Follow(ctx context.Context, req FollowRequest) (*FollowInfo, error)
 	// Unfollow stops following a publisher (its pins stay).
 	Unfollow(ctx context.Context, req FollowRequest) (*FollowInfo, error)
+	// Scrub re-hashes held roots: it reports what no longer matches,
+	// fetches again from peers what Shoal fetched, and stops announcing a
+	// root with no intact place left.
+	Scrub(ctx context.Context, req ScrubRequest, progress func(Progress)) (*ScrubReport, error)
 	// Follows lists the followed publishers.
 	Follows(ctx context.Context) ([]FollowInfo, error)
 }

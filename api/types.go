@@ -295,3 +295,33 @@ type FollowedName struct {
 	Held  bool    `json:"held"`            // the root is held here
 	Error string  `json:"error,omitempty"` // why its last fetch failed (a daemon retries)
 }
+
+// ScrubRequest asks to re-hash held roots (none named: every one).
+type ScrubRequest struct {
+	Roots []cid.Cid `json:"roots,omitempty"`
+}
+
+// ScrubReport is what a scrub found and mended.
+type ScrubReport struct {
+	OK    bool        `json:"ok"` // every place intact, or healed
+	Roots []ScrubRoot `json:"roots"`
+}
+
+// ScrubRoot is one root's places after a scrub.
+type ScrubRoot struct {
+	Root     cid.Cid      `json:"root"`
+	Servable bool         `json:"servable"` // some place is intact: announced and served
+	Places   []ScrubPlace `json:"places"`
+}
+
+// ScrubPlace is one place of a root: the files that did not match, and
+// whether they were healed (fetched again from peers: only files Shoal
+// fetched) or the place is now marked damaged.
+type ScrubPlace struct {
+	Dir     string       `json:"dir"`
+	Source  string       `json:"source"`
+	Bad     []VerifyFile `json:"bad"`
+	Healed  bool         `json:"healed,omitempty"`
+	Damaged bool         `json:"damaged,omitempty"`
+	Error   string       `json:"error,omitempty"` // why healing failed
+}

@@ -36,6 +36,35 @@ type Place struct {
 	Name   string    `json:"name"`   // base name of what was added or fetched
 	Source string    `json:"source"` // SourceAdded, SourceFetched or SourceStored
 	Time   time.Time `json:"time"`
+	// Damaged: a scrub found a file here that no longer matches the
+	// model, and could not heal it.
+	Damaged bool `json:"damaged,omitempty"`
+}
+
+// Servable reports whether some place of the root is not known damaged:
+// a root with none is neither announced nor offered as complete.
+func (ri RootInfo) Servable() bool {
+	for _, p := range ri.Places {
+		if !p.Damaged {
+			return true
+		}
+	}
+	return len(ri.Places) == 0
+}
+
+// SetDamaged marks root's place in folder dir damaged or not.
+func (x *Index) SetDamaged(root cid.Cid, dir string, damaged bool) error {
+	rk := root.Bytes()
+	return x.db.Update(func(tx *bolt.Tx) error {
+		for _, p := range places(tx, rk) {
+			if p.Dir == dir {
+				p.Damaged = damaged
+				v, _ := json.Marshal(p)
+				return tx.Bucket(bktPlaces).Put(placeKey(rk, p.ID), v)
+			}
+		}
+		return ErrNotFound
+	})
 }
 
 // Pin marks a root to keep: gc never collects it.

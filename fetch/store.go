@@ -105,7 +105,7 @@ func (e *Engine) Records(root cid.Cid) [][]byte {
 
 // Have says which chunks of root this node holds.
 func (e *Engine) Have(root cid.Cid) (protocol.HaveMap, error) {
-	if _, err := e.idx.Root(root); err == nil {
+	if ri, err := e.idx.Root(root); err == nil && ri.Servable() {
 		return protocol.HaveMap{Complete: true}, nil
 	}
 	e.mu.RLock()

@@ -102,6 +102,9 @@ type Config struct {
 	// publishers it follows (gossip brings new records within seconds;
 	// this catches what gossip missed).
 	FollowCheck Duration `json:"follow_check"`
+	// ScrubInterval is how often a daemon re-hashes everything it holds
+	// (shoal scrub): "0" is never; a mirror might say "168h".
+	ScrubInterval Duration `json:"scrub_interval"`
 	// ConnsPerIP bounds the connections from one IP address (IPv4; an
 	// IPv6 /56): many peer IDs from one machine get no more. Loopback is
 	// not bounded.
@@ -149,6 +152,7 @@ func DefaultConfig() Config {
 		StorageMax:     "0",
 		FollowCheck:    Duration(10 * time.Minute),
 		ConnsPerIP:     8,
+		ScrubInterval:  0,
 		MaxConns:       0,
 	}
 }
@@ -195,6 +199,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseSize(c.StorageMax); err != nil {
 		return fmt.Errorf("config: storage_max: %w", err)
+	}
+	if c.ScrubInterval < 0 || (c.ScrubInterval > 0 && c.ScrubInterval < Duration(time.Minute)) {
+		return errors.New("config: scrub_interval must be 0 (never) or at least 1m")
 	}
 	if c.ConnsPerIP < 1 {
 		return errors.New("config: conns_per_ip must be at least 1")

@@ -89,6 +89,9 @@ func (n *Node) startDaemonLoops() {
 	if err := n.startFollower(); err != nil {
 		n.log.Warn("following publishers is off", "err", err)
 	}
+	if d := time.Duration(n.cfg.ScrubInterval); d > 0 {
+		n.scrubLoop(d)
+	}
 }
 
 // RunDaemon runs a node on home until ctx ends: it serves blocks,

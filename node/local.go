@@ -299,3 +299,13 @@ func (l *Local) Follows(context.Context) (out []api.FollowInfo, err error) {
 	})
 	return out, err
 }
+
+// Scrub runs on a short-lived node: healing fetches from peers.
+func (l *Local) Scrub(ctx context.Context, req api.ScrubRequest, progress func(api.Progress)) (*api.ScrubReport, error) {
+	n, closeNode, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNode()
+	return n.Service().Scrub(ctx, req, progress)
+}

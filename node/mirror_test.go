@@ -426,3 +426,90 @@ func TestFollowerMakesRoomWithinBudget(t *testing.T) {
 		t.Fatalf("status: errors %v, store %d of %d", st.FollowErrors, st.StorageUsed, st.StorageBudget)
 	}
 }
+
+// flipByte flips one byte in the middle of a file, keeping its size and
+// modification time, as bit rot would.
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, st.Size()/2)
+	b[0] ^= 0x01
+	f.WriteAt(b, st.Size()/2)
+	f.Close()
+	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Threat 22, the scrub: rot in a copy Shoal fetched is healed from peers;
+// rot in a folder a user added is reported, the root is no longer
+// announced nor offered as complete, and once the file is mended a scrub
+// puts it back.
+func TestScrubHealsAndStopsAnnouncing(t *testing.T) {
+	ctx := ctxT(t)
+	seeder := newTestNode(t)
+	fetcher := newTestNode(t, seeder.Addrs()[0].String())
+	model, added := addModel(t, seeder, 111)
+	root := added.Root
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := fetcher.Get(ctx, root, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	big := added.M.Files[0].Path
+	for _, f := range added.M.Files {
+		if f.Size > added.M.Files[0].Size {
+			big = f.Path
+		}
+	}
+	flipByte(t, filepath.Join(out, big))
+	rep, err := fetcher.Scrub(ctx, api.ScrubRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Roots) != 1 || len(rep.Roots[0].Places[0].Bad) != 1 || !rep.Roots[0].Places[0].Healed {
+		t.Fatalf("scrub of a rotted fetched copy: %+v", rep)
+	}
+	sameTree(t, model, out)
+
+	orig, err := os.ReadFile(filepath.Join(model, big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, filepath.Join(model, big))
+	rep, err = seeder.Scrub(ctx, api.ScrubRequest{Roots: []cid.Cid{root}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Roots[0].Places[0]; rep.OK || p.Healed || !p.Damaged || rep.Roots[0].Servable {
+		t.Fatalf("scrub of a rotted added folder: %+v", rep)
+	}
+	if keys, _ := seeder.Keys(root); len(keys) != 0 {
+		t.Fatalf("a root with no intact copy still announces %v", keys)
+	}
+	if _, ok := seeder.ann.snapshot()[root.String()]; ok {
+		t.Fatal("a root with no intact copy is still in the announcer")
+	}
+	if hm, err := seeder.fetcher.Have(root); err == nil && hm.Complete {
+		t.Fatal("a root with no intact copy is still offered as complete")
+	}
+	st, _ := os.Stat(filepath.Join(model, big))
+	if err := os.WriteFile(filepath.Join(model, big), orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(model, big), st.ModTime(), st.ModTime())
+	rep, err = seeder.Scrub(ctx, api.ScrubRequest{Roots: []cid.Cid{root}}, nil)
+	if err != nil || !rep.OK || !rep.Roots[0].Servable {
+		t.Fatalf("scrub after mending: %+v %v", rep, err)
+	}
+	if keys, _ := seeder.Keys(root); len(keys) == 0 {
+		t.Fatal("the mended root is not announced again")
+	}
+}

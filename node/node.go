@@ -553,9 +553,15 @@ func (n *Node) Keys(root cid.Cid) ([]cid.Cid, error) {
 	if err != nil && !errors.Is(err, content.ErrNotFound) {
 		return nil, err
 	}
+	if err == nil && !info.Servable() {
+		return nil, nil // every copy is damaged: nothing to claim
+	}
 	keys := []cid.Cid{root}
 	seen := map[cid.Cid]bool{root: true}
 	for _, p := range info.Places {
+		if p.Damaged {
+			continue
+		}
 		files, _ := n.Index.PlaceFiles(root, p.Dir)
 		for _, f := range files {
 			if len(f.SHA256) != 32 || f.Size < content.FileKeyMin || f.Unchecked {

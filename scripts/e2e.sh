@@ -386,6 +386,15 @@ check "the mirror holds alice/llama within 30 s" bash -c '"$0" --home "$1" mirro
 check "the mirror pinned it for the follow" grep -q "follow $SEEDKEY/llama" <("$SHOAL" --home "$WORK/mirror" pin ls)
 check "the mirror's copy verifies" "$SHOAL" --home "$WORK/mirror" verify -q "$CID"
 check "gc on the mirror keeps the followed model" bash -c '"$0" --home "$1" gc >/dev/null && "$0" --home "$1" verify -q "$2"' "$SHOAL" "$WORK/mirror" "$CID"
+# Bit rot in the mirror's store copy: scrub heals it from the publisher.
+RF="$WORK/mirror/store/$CID/model.safetensors"
+TS=$(stat -c %y "$RF")
+printf '\x00\x01' | dd of="$RF" bs=1 seek=3000000 conv=notrunc status=none
+touch -d "$TS" "$RF"
+"$SHOAL" --home "$WORK/mirror" scrub -q >"$WORK/scrub.out" 2>"$WORK/scrub.err"
+check "scrub on the mirror exits 0 after healing rot" test $? -eq 0
+check "scrub says it healed the store copy from peers" grep -q "healed from peers" "$WORK/scrub.out"
+check "the healed copy verifies" bash -c '"$0" --home "$1" verify -q "$2" >/dev/null' "$SHOAL" "$WORK/mirror" "$CID"
 kill -INT "$SEED_PID"
 for _ in $(seq 100); do kill -0 "$SEED_PID" 2>/dev/null || break; sleep 0.1; done
 check "the publisher stops on SIGINT and removes its API file" test ! -e "$WORK/seed/api"

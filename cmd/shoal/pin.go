@@ -288,3 +288,95 @@ func who(f *api.FollowInfo) string {
 	}
 	return f.Key
 }
+
+func (a *app) scrubCmd() *cobra.Command {
+	var quiet bool
+	var nf netFlags
+	cmd := &cobra.Command{
+		Use:   "scrub [CID]...",
+		Short: "Re-hash held models; heal what Shoal fetched, stop announcing what cannot be served",
+		Long: `Re-read every copy of the held models (or of those named) and check each
+chunk and each whole file against its manifest, as verify does. A file
+that no longer matches (bit rot, an edit, a deletion) is reported:
+- in a folder Shoal fetched into (get -o, the store), it is deleted and
+  fetched again from peers, verified;
+- in a folder you added, it is yours: the copy is marked damaged.
+A model with no intact copy left is no longer announced nor offered to
+peers as complete; a later scrub that finds it mended puts it back. Its
+good chunks are still served; a rotten chunk never is. A daemon also
+scrubs everything every scrub_interval (config; off by default). Exits
+non-zero when something is left damaged.`,
+		Example: exampleBlock("shoal scrub", "shoal scrub bafyrei...", "shoal scrub --json"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var roots []cid.Cid
+			for _, s := range args {
+				r, err := content.ParseCID(s)
+				if err != nil {
+					return err
+				}
+				roots = append(roots, r)
+			}
+			_, svc, _, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if l, ok := svc.(*node.Local); ok {
+				nf.applyLocal(l)
+			}
+			b := &bar{}
+			if !quiet && !a.json {
+				b = a.newBar("scrubbing", 0)
+			}
+			rep, err := svc.Scrub(cmd.Context(), api.ScrubRequest{Roots: roots}, b.update)
+			b.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				a.printScrub(rep)
+			}
+			if !rep.OK {
+				return fmt.Errorf("%w: some copies do not match their models and could not be healed", api.ErrVerify)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	nf.register(cmd.Flags(), "without a daemon (to heal): ", "any free port")
+	return cmd
+}
+
+func (a *app) printScrub(rep *api.ScrubReport) {
+	intact := 0
+	for _, r := range rep.Roots {
+		clean := true
+		for _, p := range r.Places {
+			if len(p.Bad) == 0 {
+				continue
+			}
+			clean = false
+			what := "damaged (your folder: not touched)"
+			switch {
+			case p.Healed:
+				what = "healed from peers"
+			case p.Error != "":
+				what = "not healed: " + content.Escape(p.Error)
+			}
+			fmt.Fprintf(a.stdout, "%s  %s: %d bad file(s), %s\n", r.Root, content.Escape(p.Dir), len(p.Bad), what)
+			for _, f := range p.Bad {
+				fmt.Fprintf(a.stdout, "    %-8s %s: %s\n", f.Status, content.Escape(f.Path), f.Detail)
+			}
+		}
+		if !r.Servable {
+			fmt.Fprintf(a.stdout, "%s  no intact copy left: no longer announced\n", r.Root)
+		}
+		if clean {
+			intact++
+		}
+	}
+	fmt.Fprintf(a.stdout, "%d of %d models intact\n", intact, len(rep.Roots))
+}

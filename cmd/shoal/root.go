@@ -91,7 +91,7 @@ identity key, config.json and the index.`,
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log collectors)")
 	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
 		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd(),
-		a.pinCmd(), a.gcCmd(), a.mirrorCmd())
+		a.pinCmd(), a.gcCmd(), a.mirrorCmd(), a.scrubCmd())
 	// --version prints what `shoal version` does.
 	root.Version = currentVersion().Version
 	root.SetVersionTemplate(currentVersion().String())
