@@ -295,6 +295,27 @@ done < <(find "$WORK/model" -type f -print0)
 check "planted state: get exits 0" test $? -eq 0
 check "planted state: the model's bytes, not the planted ones" diff <(tree_sums "$WORK/model") <(tree_sums "$P")
 
+echo "# SIGTERM to a daemon in the middle of a fetch"
+start_daemon term --bootstrap "$BOOT" --max-download 16MB/s || exit 1
+TERM_PID=${PIDS[-1]}
+"$SHOAL" --home "$WORK/term" get "$CID" -o "$WORK/out11" -q >/dev/null 2>&1 &
+GP=$!
+for _ in $(seq 150); do [ -s "$WORK/out11/.shoal-fetch/done" ] && break; sleep 0.1; done
+T0=$SECONDS
+kill -TERM "$TERM_PID"
+for _ in $(seq 100); do kill -0 "$TERM_PID" 2>/dev/null || break; sleep 0.1; done
+check "SIGTERM stops the daemon within 10 s ($((SECONDS - T0)) s)" bash -c '! kill -0 "$0" 2>/dev/null' "$TERM_PID"
+wait "$TERM_PID"
+check "... and it exits 0" test $? -eq 0
+wait $GP 2>/dev/null
+check "... removing its API file" test ! -e "$WORK/term/api"
+check "its index opens afterwards" bash -c '"$0" --home "$1" ls >/dev/null' "$SHOAL" "$WORK/term"
+start_daemon term --bootstrap "$BOOT" || exit 1
+"$SHOAL" --home "$WORK/term" get "$CID" -o "$WORK/out11" -q >/dev/null 2>"$WORK/get11.err"
+check "after a restart the same get completes" test $? -eq 0
+check "... byte-identical" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/out11")
+kill -INT "${PIDS[-1]}"
+
 echo "# kill -9 at random points"
 # Every file at its final name must verify after each kill; temporary
 # files and the progress log are the only other things left.
