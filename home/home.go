@@ -1,4 +1,4 @@
-// Package home is a node's home folder: the identity key, config.json,
+// Package home is a node's home folder: the identity key, config.toml,
 // the index's path, publisher keys, trust petnames, remembered peers, the
 // fetch-log key, and, while a daemon runs, its API address and token.
 package home
@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/shoal-p2p/shoal/internal/fsx"
 )
@@ -30,88 +31,92 @@ type Home struct{ Dir string }
 
 // Paths inside a home.
 func (h Home) KeyPath() string    { return filepath.Join(h.Dir, "identity.key") }
-func (h Home) ConfigPath() string { return filepath.Join(h.Dir, "config.json") }
-func (h Home) IndexPath() string  { return filepath.Join(h.Dir, "index.db") }
-func (h Home) APIPath() string    { return filepath.Join(h.Dir, "api") }
-func (h Home) TokenPath() string  { return filepath.Join(h.Dir, "api.token") }
-func (h Home) PeersPath() string  { return filepath.Join(h.Dir, "peers.json") }
-func (h Home) StorePath() string  { return filepath.Join(h.Dir, "store") }
-func (h Home) DHTPath() string    { return filepath.Join(h.Dir, "dht") }
+func (h Home) ConfigPath() string { return filepath.Join(h.Dir, "config.toml") }
 
-// Config is a node's configuration, stored as config.json in its home.
+// legacyConfigPath is where homes kept their config before config.toml:
+// it is migrated (and renamed config.json.migrated) on first read.
+func (h Home) legacyConfigPath() string { return filepath.Join(h.Dir, "config.json") }
+func (h Home) IndexPath() string        { return filepath.Join(h.Dir, "index.db") }
+func (h Home) APIPath() string          { return filepath.Join(h.Dir, "api") }
+func (h Home) TokenPath() string        { return filepath.Join(h.Dir, "api.token") }
+func (h Home) PeersPath() string        { return filepath.Join(h.Dir, "peers.json") }
+func (h Home) StorePath() string        { return filepath.Join(h.Dir, "store") }
+func (h Home) DHTPath() string          { return filepath.Join(h.Dir, "dht") }
+
+// Config is a node's configuration, stored as config.toml in its home.
 type Config struct {
 	// Listen are the multiaddrs the libp2p host listens on.
-	Listen []string `json:"listen"`
+	Listen []string `json:"listen" toml:"listen" comment:"Multiaddrs the daemon listens on (commands without a daemon listen on any free port)."`
 	// Bootstrap are multiaddrs (with /p2p/ID) of peers to join the DHT
 	// through. Empty by default: Shoal contacts no public network unless
 	// told to.
-	Bootstrap []string `json:"bootstrap"`
+	Bootstrap []string `json:"bootstrap" toml:"bootstrap" comment:"Peers to join the DHT through, multiaddrs ending in /p2p/ID. Empty: Shoal contacts no public network unless told to."`
 	// DHTMode is "auto" (the LAN DHT answers queries, the WAN DHT answers
 	// once AutoNAT finds the node publicly reachable), "server" (both
 	// answer: for mirrors) or "client" (neither answers).
-	DHTMode string `json:"dht_mode"`
+	DHTMode string `json:"dht_mode" toml:"dht_mode" comment:"'auto' (the LAN DHT serves; the WAN DHT serves once AutoNAT finds this node public), 'server' (both serve: mirrors) or 'client'."`
 	// MDNS finds Shoal peers on the local network by multicast DNS.
-	MDNS bool `json:"mdns"`
+	MDNS bool `json:"mdns" toml:"mdns" comment:"Find Shoal peers on the local network by multicast DNS."`
 	// AutoNAT asks peers whether this node is reachable, and answers
 	// them in turn (AutoNAT v1 and v2).
-	AutoNAT bool `json:"autonat"`
+	AutoNAT bool `json:"autonat" toml:"autonat" comment:"Ask peers whether this node is reachable, and answer them (AutoNAT v1 and v2)."`
 	// HolePunching upgrades relayed connections to direct ones (DCUtR).
-	HolePunching bool `json:"hole_punching"`
+	HolePunching bool `json:"hole_punching" toml:"hole_punching" comment:"Turn relayed connections into direct ones (DCUtR)."`
 	// AutoRelay reserves a slot on a bootstrap peer that runs a relay
 	// service when this node is not reachable, and advertises it.
-	AutoRelay bool `json:"auto_relay"`
+	AutoRelay bool `json:"auto_relay" toml:"auto_relay" comment:"When unreachable, reserve a slot on a bootstrap peer that relays, and advertise it."`
 	// PortMapping asks the home router to forward a port (UPnP, NAT-PMP).
-	PortMapping bool `json:"port_mapping"`
+	PortMapping bool `json:"port_mapping" toml:"port_mapping" comment:"Ask the home router to forward a port (UPnP, NAT-PMP)."`
 	// Reachability is "auto" (AutoNAT decides), or "public" / "private"
 	// to state it: a mirror on a public address says "public" so that it
 	// serves the WAN DHT and its relay from the start, without waiting
 	// for enough peers to confirm it.
-	Reachability string `json:"reachability"`
+	Reachability string `json:"reachability" toml:"reachability" comment:"'auto' (AutoNAT decides), 'public' or 'private': a mirror on a public address says 'public' to serve the WAN DHT and its relay from the start."`
 	// RelayService relays connections for peers behind NAT, once this
 	// node is publicly reachable (for mirrors).
-	RelayService bool `json:"relay_service"`
+	RelayService bool `json:"relay_service" toml:"relay_service" comment:"Relay connections for peers behind NAT once this node is public (mirrors)."`
 	// RelayData lifts the relay service's per-connection limits (128 KiB
 	// each way, 2 minutes) so that whole models may cross it. Off: a
 	// relay carries hole punching, have-maps and manifests, never a
 	// model.
-	RelayData bool `json:"relay_data"`
+	RelayData bool `json:"relay_data" toml:"relay_data" comment:"Let whole models cross the relay (lifts its 128 KiB / 2 minute limits). Off: it carries hole punching, have-maps and manifests only."`
 	// API is the loopback host:port of the daemon's HTTP API; port 0 picks
 	// a free one (the CLI finds it through the home).
-	API string `json:"api"`
+	API string `json:"api" toml:"api" comment:"Loopback host:port of the local API; port 0 picks a free one (the CLI finds it through the home)."`
 	// Metrics, if set, is the host:port the daemon serves Prometheus
 	// metrics on (/metrics); a bare ":port" means loopback. Off when
 	// empty.
-	Metrics string `json:"metrics"`
+	Metrics string `json:"metrics" toml:"metrics" comment:"host:port to serve Prometheus metrics on (/metrics); ':9464' means loopback. Off when empty."`
 	// FindTimeout bounds the search for providers of a root.
-	FindTimeout Duration `json:"find_timeout"`
+	FindTimeout Duration `json:"find_timeout" toml:"find_timeout" comment:"How long a fetch looks for sources before giving up."`
 	// RequestTimeout bounds how long a peer may deliver (almost) nothing
 	// while requests to it are outstanding; it runs from when a request
 	// is sent, not while it waits behind others on a slow link.
-	RequestTimeout Duration `json:"request_timeout"`
+	RequestTimeout Duration `json:"request_timeout" toml:"request_timeout" comment:"How long a peer may deliver nothing while requests to it are outstanding."`
 	// MaxUpload and MaxDownload cap the bytes this node sends and receives
 	// over the exchange protocol, e.g. "50MB/s"; "0" or empty: no cap.
-	MaxUpload   string `json:"max_upload"`
-	MaxDownload string `json:"max_download"`
+	MaxUpload   string `json:"max_upload" toml:"max_upload" comment:"Cap on bytes sent, e.g. '50MB/s' or '400Mbit/s'; '0': none. Reloaded by SIGHUP."`
+	MaxDownload string `json:"max_download" toml:"max_download" comment:"Cap on bytes received, as max_upload. Reloaded by SIGHUP."`
 	// StorageMax bounds the bytes in the node's store (what it fetches
 	// for itself: pins of roots it did not hold, followed publishers'
 	// models), e.g. "500GB"; a fetch that would pass it is refused up
 	// front. "0" or empty: no bound. Folders users add or fetch into are
 	// theirs, and not counted.
-	StorageMax string `json:"storage_max"`
+	StorageMax string `json:"storage_max" toml:"storage_max" comment:"Disk budget of the node's store (pins of models it did not hold, followed publishers' models), e.g. '500GB'; '0': none. Folders you add or fetch into are not counted."`
 	// FollowCheck is how often a daemon asks the DHT for the names of the
 	// publishers it follows (gossip brings new records within seconds;
 	// this catches what gossip missed).
-	FollowCheck Duration `json:"follow_check"`
+	FollowCheck Duration `json:"follow_check" toml:"follow_check" comment:"How often a daemon asks the DHT for the names of the publishers it follows."`
 	// ScrubInterval is how often a daemon re-hashes everything it holds
 	// (shoal scrub): "0" is never; a mirror might say "168h".
-	ScrubInterval Duration `json:"scrub_interval"`
+	ScrubInterval Duration `json:"scrub_interval" toml:"scrub_interval" comment:"How often a daemon re-hashes everything it holds (shoal scrub); '0s': never. A mirror might say '168h'."`
 	// ConnsPerIP bounds the connections from one IP address (IPv4; an
 	// IPv6 /56): many peer IDs from one machine get no more. Loopback is
 	// not bounded.
-	ConnsPerIP int `json:"conns_per_ip"`
+	ConnsPerIP int `json:"conns_per_ip" toml:"conns_per_ip" comment:"Connections accepted from one IP address (an IPv6 /56); loopback is not bounded."`
 	// MaxConns bounds the node's connections in all (0: go-libp2p's
 	// default, scaled to the machine's memory and file descriptors).
-	MaxConns int `json:"max_conns"`
+	MaxConns int `json:"max_conns" toml:"max_conns" comment:"Connections in all; 0: go-libp2p's default, scaled to memory and file descriptors."`
 }
 
 // Duration is a time.Duration written as text ("30s") in JSON.
@@ -119,6 +124,16 @@ type Duration time.Duration
 
 // MarshalJSON writes the duration as text.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// MarshalText writes the duration as text (for config.toml).
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads "30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
 
 // UnmarshalJSON reads "30s".
 func (d *Duration) UnmarshalJSON(b []byte) error {
@@ -266,9 +281,11 @@ func (h Home) Init() (bool, error) {
 		}
 		created = true
 	}
+	if err := h.migrateConfig(); err != nil {
+		return created, err
+	}
 	if _, err := os.Stat(h.ConfigPath()); errors.Is(err, os.ErrNotExist) {
-		b, _ := json.MarshalIndent(DefaultConfig(), "", "  ")
-		if err := fsx.WriteFileAtomic(h.ConfigPath(), append(b, '\n'), 0o600); err != nil {
+		if err := fsx.WriteFileAtomic(h.ConfigPath(), EncodeConfig(DefaultConfig()), 0o600); err != nil {
 			return false, err
 		}
 		created = true
@@ -303,9 +320,12 @@ func (h Home) Key() (crypto.PrivKey, error) {
 	return crypto.UnmarshalPrivateKey(b)
 }
 
-// Config loads and validates the config.
+// Config loads and validates the config (migrating a config.json).
 func (h Home) Config() (Config, error) {
 	c := DefaultConfig()
+	if err := h.migrateConfig(); err != nil {
+		return c, err
+	}
 	b, err := os.ReadFile(h.ConfigPath())
 	if err != nil {
 		return c, err
@@ -319,10 +339,84 @@ func (h Home) Config() (Config, error) {
 	return c, nil
 }
 
-// decodeConfig reads config.json strictly: an unknown key (a typo would
-// otherwise leave the default in force, silently) or a value of the wrong
-// type is refused by name, and a syntax error by line and column.
+// EncodeConfig writes c as config.toml: every key, with a comment saying
+// what it does.
+func EncodeConfig(c Config) []byte {
+	b, err := toml.Marshal(c)
+	if err != nil {
+		panic(err) // a Config always encodes
+	}
+	return append([]byte(configHeader), b...)
+}
+
+const configHeader = `# Shoal's configuration. Flags override it for one run; kill -HUP reloads
+# it in a running daemon (the rate caps at once; the log names what needs a
+# restart). Sizes and rates: 500GB, 2TiB, 50MB/s, 400Mbit/s. Durations: 30s,
+# 10m, 168h. README "Configuration" lists every key with its default.
+
+`
+
+// migrateConfig turns a home's config.json, from before config.toml, into
+// config.toml with the same values (read as strictly), and renames the
+// old file config.json.migrated. A home with a config.toml is left alone.
+func (h Home) migrateConfig() error {
+	if _, err := os.Stat(h.ConfigPath()); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	b, err := os.ReadFile(h.legacyConfigPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c := DefaultConfig()
+	if err := decodeJSONConfig(b, &c); err != nil {
+		return fmt.Errorf("%s (to be moved to config.toml): %w", h.legacyConfigPath(), err)
+	}
+	if err := fsx.WriteFileAtomic(h.ConfigPath(), EncodeConfig(c), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(h.legacyConfigPath(), h.legacyConfigPath()+".migrated")
+}
+
+// decodeConfig reads config.toml strictly: an unknown key (a typo would
+// otherwise leave the default in force, silently), a value of the wrong
+// type or a syntax error is refused, naming the key and its line.
 func decodeConfig(b []byte, c *Config) error {
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(c)
+	var strict *toml.StrictMissingError
+	var de *toml.DecodeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &strict) && len(strict.Errors) > 0:
+		e := strict.Errors[0]
+		line, _ := e.Position()
+		return fmt.Errorf("%w: line %d: unknown key %q (known keys: %s)", ErrBadConfig, line, strings.Join(e.Key(), "."), strings.Join(configKeys(), ", "))
+	case errors.As(err, &de):
+		line, col := de.Position()
+		key := ""
+		if k := de.Key(); len(k) > 0 {
+			key = fmt.Sprintf(" key %q:", strings.Join(k, "."))
+		}
+		return fmt.Errorf("%w: line %d, column %d:%s %s", ErrBadConfig, line, col, key, de.Error())
+	}
+	// A value that does not parse (a duration, say), or of the wrong
+	// type: find its key and line by decoding one line at a time.
+	for i, ln := range strings.Split(string(b), "\n") {
+		var one Config
+		if k, _, ok := strings.Cut(ln, "="); ok && toml.Unmarshal([]byte(ln), &one) != nil {
+			return fmt.Errorf("%w: line %d: key %q: %w", ErrBadConfig, i+1, strings.TrimSpace(k), err)
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrBadConfig, err)
+}
+
+// decodeJSONConfig reads a config.json strictly (for the migration).
+func decodeJSONConfig(b []byte, c *Config) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(c)
@@ -358,7 +452,7 @@ func decodeConfig(b []byte, c *Config) error {
 	return fmt.Errorf("%w: %w", ErrBadConfig, err)
 }
 
-// configKeys lists the keys config.json may hold.
+// configKeys lists the keys config.toml may hold.
 func configKeys() []string {
 	var keys []string
 	t := reflect.TypeFor[Config]()

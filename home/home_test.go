@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -21,20 +22,22 @@ func TestCheckLoopback(t *testing.T) {
 	}
 }
 
-// A config.json with a typo, a wrong type or broken syntax is refused,
-// naming the key or the line and column; a mistyped key used to be
-// ignored, leaving the default in force.
+// A config.toml with a typo, a wrong type or broken syntax is refused,
+// naming the key and the line; a mistyped key used to be ignored, leaving
+// the default in force.
 func TestConfigStrict(t *testing.T) {
 	h := Home{Dir: t.TempDir()}
 	if _, err := h.Init(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ json, want string }{
-		{`{"listen": ["/ip4/127.0.0.1/tcp/0"], "boostrap": []}`, `unknown key "boostrap"`},
-		{`{"mdns": "yes"}`, `key "mdns" wants a bool`},
-		{"{\n  \"mdns\": true,\n  \"api\": \"127.0.0.1:0\",,\n}", "line 3"},
-		{`{"find_timeout": "soon"}`, "find_timeout"},
-		{`{"metrics": "9464"}`, "metrics"},
+		{"listen = ['/ip4/127.0.0.1/tcp/0']\nboostrap = []\n", `line 2: unknown key "boostrap"`},
+		{"mdns = 'yes'\n", `line 1`},
+		{"mdns = 'yes'\n", `mdns`},
+		{"mdns = true\napi = '127.0.0.1:0',\n", "line 2"},
+		{"# a comment\nfind_timeout = 'soon'\n", `line 2, column 16: key "find_timeout"`},
+		{"metrics = '9464'\n", "metrics"},
+		{"conns_per_ip = 0\n", "conns_per_ip"},
 	} {
 		if err := os.WriteFile(h.ConfigPath(), []byte(c.json), 0o600); err != nil {
 			t.Fatal(err)
@@ -48,7 +51,46 @@ func TestConfigStrict(t *testing.T) {
 	}
 }
 
-// README's "Configuration" table documents every key config.json may
+// A home from before config.toml has its config.json moved over, values
+// kept, and the old file renamed; a config.json that does not read is
+// refused, naming the file, and left as it is.
+func TestConfigMigratesFromJSON(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	old := `{"listen": ["/ip4/127.0.0.1/tcp/0"], "storage_max": "5GB", "find_timeout": "7s", "mdns": false}`
+	if err := os.WriteFile(h.legacyConfigPath(), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Init(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StorageMax != "5GB" || c.FindTimeout != Duration(7*time.Second) || c.MDNS || c.Listen[0] != "/ip4/127.0.0.1/tcp/0" || c.DHTMode != "auto" {
+		t.Fatalf("migrated config: %+v", c)
+	}
+	if _, err := os.Stat(h.legacyConfigPath() + ".migrated"); err != nil {
+		t.Fatalf("config.json not renamed: %v", err)
+	}
+	b, _ := os.ReadFile(h.ConfigPath())
+	if !strings.Contains(string(b), "# Disk budget") || !strings.Contains(string(b), "storage_max = '5GB'") {
+		t.Fatalf("config.toml:\n%s", b)
+	}
+
+	bad := Home{Dir: t.TempDir()}
+	if err := os.WriteFile(bad.legacyConfigPath(), []byte(`{"boostrap": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Config(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "config.json") {
+		t.Fatalf("a bad config.json: %v", err)
+	}
+	if _, err := os.Stat(bad.ConfigPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a config.toml was written from a config.json that does not read")
+	}
+}
+
+// README's "Configuration" table documents every key config.toml may
 // hold.
 func TestREADMEDocumentsEveryConfigKey(t *testing.T) {
 	b, err := os.ReadFile("../README.md")

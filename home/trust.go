@@ -21,7 +21,7 @@ var (
 	// ErrUnknownPublisher reports a name whose publisher part is neither a
 	// trusted petname nor a key ID.
 	ErrUnknownPublisher = errors.New("unknown publisher")
-	// ErrBadConfig reports a config.json that does not parse, or has a
+	// ErrBadConfig reports a config.toml that does not parse, or has a
 	// key Shoal does not know.
 	ErrBadConfig = errors.New("bad config")
 	// ErrNotLoopback reports an API address that is not on loopback.

@@ -109,7 +109,7 @@ func (n *Node) Reload(cfg home.Config) (ignored []string, err error) {
 	return changedKeys(old, cfg), nil
 }
 
-// changedKeys names the config.json keys whose values differ.
+// changedKeys names the config.toml keys whose values differ.
 func changedKeys(a, b home.Config) []string {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)

@@ -145,9 +145,13 @@ expect_fail "a second daemon on a taken port is refused" "port 4777 is taken" ti
 kill -INT $PORT1 2>/dev/null; wait $PORT1 2>/dev/null
 check "version names the exchange protocol" grep -q '/shoal/xfer/' <("$SHOAL" version)
 check "--version answers" grep -q '^shoal ' <("$SHOAL" --version)
-printf '{\n  "listen": ["/ip4/127.0.0.1/tcp/0"],\n  "boostrap": []\n}\n' >"$WORK/typo-config.json"
-mkdir -p "$WORK/typo" && "$SHOAL" --home "$WORK/typo" init >/dev/null 2>&1 && cp "$WORK/typo-config.json" "$WORK/typo/config.json"
-expect_fail "a config with a mistyped key is refused, naming it" 'unknown key "boostrap"' timeout 20 "$SHOAL" --home "$WORK/typo" daemon
+mkdir -p "$WORK/typo" && "$SHOAL" --home "$WORK/typo" init >/dev/null 2>&1
+check "init writes a commented config.toml" grep -q '^# Disk budget' "$WORK/typo/config.toml"
+printf "listen = ['/ip4/127.0.0.1/tcp/0']\nboostrap = []\n" >"$WORK/typo/config.toml"
+expect_fail "a config with a mistyped key is refused, naming it and its line" 'line 2: unknown key "boostrap"' timeout 20 "$SHOAL" --home "$WORK/typo" daemon
+mkdir -p "$WORK/oldhome" && "$SHOAL" --home "$WORK/oldhome" init >/dev/null 2>&1 && rm "$WORK/oldhome/config.toml"
+printf '{"listen": ["/ip4/127.0.0.1/tcp/0"], "storage_max": "5GB"}\n' >"$WORK/oldhome/config.json"
+check "a home with a config.json is moved to config.toml, values kept" bash -c '"$0" --home "$1" ls >/dev/null && grep -q "^storage_max = .5GB." "$1/config.toml" && test -e "$1/config.json.migrated"' "$SHOAL" "$WORK/oldhome"
 # verify after deleting a file of the model: non-zero, and no "match"
 cp -r "$WORK/model" "$WORK/model-del"
 DCID=$("$SHOAL" --home "$WORK/deleter" add --quiet "$WORK/model-del" 2>/dev/null)
@@ -372,23 +376,23 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 		mount -t tmpfs -o size=96m tmpfs "$1" &&
 		head -c $((56 << 20)) /dev/zero >"$1/filler" &&
 		exec "$2" --home "$3" daemon --listen "$4" --dht-mode server --bootstrap "$5"' _ \
-		"$WORK/small" "$SHOAL" "$WORK/full" "$LOOP" "$BOOT" >"$WORK/full.out" 2>"$WORK/full.log" &
+		"$WORK/small" "$SHOAL" "$WORK/diskfull" "$LOOP" "$BOOT" >"$WORK/diskfull.out" 2>"$WORK/diskfull.log" &
 	FULL_PID=$!
 	PIDS+=($FULL_PID)
 	for _ in $(seq 300); do
-		"$SHOAL" --home "$WORK/full" id --json 2>/dev/null | grep -q '"daemon_running": true' && break
+		"$SHOAL" --home "$WORK/diskfull" id --json 2>/dev/null | grep -q '"daemon_running": true' && break
 		sleep 0.1
 	done
-	"$SHOAL" --home "$WORK/full" get "$CID" -o "$WORK/small/out" -q >"$WORK/full1.out" 2>"$WORK/full1.err"
+	"$SHOAL" --home "$WORK/diskfull" get "$CID" -o "$WORK/small/out" -q >"$WORK/full1.out" 2>"$WORK/full1.err"
 	check "disk full: the get fails" test $? -ne 0
 	check "disk full: the error says so" grep -qi "no space left" "$WORK/full1.err"
 	echo "     $(tail -1 "$WORK/full1.err")"
-	check "disk full: the daemon keeps running and answering" bash -c '"$0" --home "$1" status >/dev/null' "$SHOAL" "$WORK/full"
-	check "disk full: nothing recorded as held" bash -c '! "$0" --home "$1" ls | grep -q "$2"' "$SHOAL" "$WORK/full" "$CID"
+	check "disk full: the daemon keeps running and answering" bash -c '"$0" --home "$1" status >/dev/null' "$SHOAL" "$WORK/diskfull"
+	check "disk full: nothing recorded as held" bash -c '! "$0" --home "$1" ls | grep -q "$2"' "$SHOAL" "$WORK/diskfull" "$CID"
 	nsenter -t "$FULL_PID" -m rm "$WORK/small/filler"
-	"$SHOAL" --home "$WORK/full" get "$CID" -o "$WORK/small/out" -q >"$WORK/full2.out" 2>"$WORK/full2.err"
+	"$SHOAL" --home "$WORK/diskfull" get "$CID" -o "$WORK/small/out" -q >"$WORK/full2.out" 2>"$WORK/full2.err"
 	check "disk full: after freeing space, the same get completes (no restart)" test $? -eq 0
-	check "disk full: and the model verifies" bash -c '"$0" --home "$1" verify -q "$2" >/dev/null' "$SHOAL" "$WORK/full" "$CID"
+	check "disk full: and the model verifies" bash -c '"$0" --home "$1" verify -q "$2" >/dev/null' "$SHOAL" "$WORK/diskfull" "$CID"
 	kill -INT "$FULL_PID"
 else
 	echo "skipping the disk-full case: it needs root for a tmpfs in a mount namespace"

@@ -30,7 +30,7 @@ Other shoal commands on the same home use the daemon when it runs. One
 daemon per home. The API is up at once; joining the network goes on in the
 background ('shoal status' shows how far it got).
 
-Reaching peers, all on by default (config.json keys in brackets): peers on
+Reaching peers, all on by default (config.toml keys in brackets): peers on
 the LAN by mDNS [mdns]; whether this node is reachable by AutoNAT, and
 answering others' AutoNAT [autonat]; a port forward on the home router by
 UPnP/NAT-PMP [port_mapping]; behind NAT, a relay slot on a bootstrap peer
@@ -41,7 +41,7 @@ node a relay for others once it is publicly reachable (AutoNAT, or
 hole punching, have-maps and manifests but never a whole model, unless
 relay_data is true in its config.
 
-Flags override config.json for this run.`,
+Flags override config.toml for this run.`,
 		Example: exampleBlock(
 			"shoal daemon",
 			"shoal daemon --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...",
@@ -54,7 +54,7 @@ Flags override config.json for this run.`,
 			if err != nil {
 				return err
 			}
-			// config.json, then the flags over it: at start, and again
+			// config.toml, then the flags over it: at start, and again
 			// on SIGHUP (flags still win).
 			load := func() (home.Config, error) {
 				cfg, err := h.Config()

@@ -9,7 +9,7 @@ import (
 
 // netFlags are the network settings a command may override for its run:
 // the daemon's, or the in-process node's of a command run without one.
-// Each applies once, here, over the home's config.json.
+// Each applies once, here, over the home's config.toml.
 type netFlags struct {
 	boot, listen   []string
 	maxUp, maxDown string

@@ -45,7 +45,7 @@ the fetch completes; while it runs, another get into DIR is refused.
 
 With a daemon running, the daemon fetches (and keeps seeding). Without one,
 an in-process node runs for the length of the command: give it
---bootstrap (or set bootstrap in config.json).
+--bootstrap (or set bootstrap in config.toml).
 
 By name (PUBLISHER/NAME, PUBLISHER a petname from shoal trust or a key
 ID), the name is resolved to the newest valid signed record first, and the

@@ -11,7 +11,7 @@ func (a *app) initCmd() *cobra.Command {
 		Use:   "init",
 		Short: "Create the home folder: identity key and default config",
 		Long: `Create the home folder (mode 0700) with a new ed25519 identity key (0600)
-and a config.json with defaults: listen on TCP and QUIC port 4001, no
+and a config.toml with defaults: listen on TCP and QUIC port 4001, no
 bootstrap peers (Shoal contacts no public network unless told to), the
 local API on 127.0.0.1. Existing files are kept. Other commands create the
 home on first use too.`,

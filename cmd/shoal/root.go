@@ -78,7 +78,7 @@ move verified chunks directly.
   shoal get <cid> -o ./model # fetch, verify and write a model
 
 The home folder (--home, else $SHOAL_HOME, else ~/.shoal) holds the
-identity key, config.json and the index.`,
+identity key, config.toml and the index.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
