@@ -452,7 +452,7 @@ func recordRootKey(root cid.Cid, key []byte) []byte {
 // is indexed by the root it names, for RecordsFor.
 func (x *Index) PutRecord(s *Signed) error {
 	key := []byte(RecordKey(s.Key, s.Name))
-	return x.db.Update(func(tx *bolt.Tx) error {
+	err := x.db.Update(func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bktHigh)
 		var hw uint64
 		if v := hb.Get(key); len(v) == 8 {
@@ -460,6 +460,16 @@ func (x *Index) PutRecord(s *Signed) error {
 		}
 		if s.Seq < hw {
 			return fmt.Errorf("%w: %s/%s: have seen sequence %d, offered %d", ErrRollback, s.Key, s.Name, hw, s.Seq)
+		}
+		if v := tx.Bucket(bktRecs).Get(key); v != nil {
+			if kept, err := openKept(v); err == nil && kept.Seq == s.Seq {
+				if bytes.Equal(kept.Envelope, s.Envelope) {
+					return errUnchanged
+				}
+				if kept.Beats(s) {
+					return fmt.Errorf("%w: %s/%s: the record kept for sequence %d is newer", ErrRollback, s.Key, s.Name, s.Seq)
+				}
+			}
 		}
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], s.Seq)
@@ -479,7 +489,14 @@ func (x *Index) PutRecord(s *Signed) error {
 		}
 		return rb.Put(key, s.Envelope)
 	})
+	if err == errUnchanged {
+		return nil
+	}
+	return err
 }
+
+// errUnchanged ends a PutRecord of the record already kept: nothing to do.
+var errUnchanged = errors.New("record already kept")
 
 // HighWater is the highest sequence seen for a publisher's name.
 func (x *Index) HighWater(keyID, name string) uint64 {

@@ -248,6 +248,21 @@ func (v RecordValidator) Validate(key string, value []byte) error {
 	return s.Live(now())
 }
 
+// Beats reports whether s is to be preferred to o, a record of the same
+// name: the higher sequence, then the later time, then (two records
+// signed with one sequence and one time: a key used from two places) the
+// greater envelope, so that every node settles on the same one and no one
+// can swap them back and forth.
+func (s *Signed) Beats(o *Signed) bool {
+	if s.Seq != o.Seq {
+		return s.Seq > o.Seq
+	}
+	if s.Time != o.Time {
+		return s.Time > o.Time
+	}
+	return bytes.Compare(s.Envelope, o.Envelope) > 0
+}
+
 // Select picks the best of several valid records.
 func (v RecordValidator) Select(key string, values [][]byte) (int, error) {
 	best, bestIdx := (*Signed)(nil), -1
@@ -256,7 +271,7 @@ func (v RecordValidator) Select(key string, values [][]byte) (int, error) {
 		if err != nil {
 			continue
 		}
-		if best == nil || s.Seq > best.Seq || (s.Seq == best.Seq && s.Time > best.Time) {
+		if best == nil || s.Beats(best) {
 			best, bestIdx = s, i
 		}
 	}

@@ -311,3 +311,30 @@ func TestRecordsForAfterUpgrade(t *testing.T) {
 		t.Fatalf("RecordsFor after reopening = %d records, want 2", len(got))
 	}
 }
+
+// Two records signed with one sequence (a key used from two places) do
+// not take turns: the later one is kept, whatever order they come in, and
+// the earlier is refused as a rollback (found by the attacker subagent).
+func TestSameSequenceDoesNotSwap(t *testing.T) {
+	k := newKey(t)
+	idx, err := OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	now := time.Now()
+	older, _ := Sign(k, "m", SumCID(CodecDagCBOR, []byte("a")), 4, now.Add(-time.Hour), 0)
+	newer, _ := Sign(k, "m", SumCID(CodecDagCBOR, []byte("b")), 4, now, 0)
+	for i, s := range []*Signed{newer, older, newer, older} {
+		err := idx.PutRecord(s)
+		if s == older && !errors.Is(err, ErrRollback) || s == newer && err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		if kept, _ := idx.Record(s.Key, "m"); kept.Root.Cid != newer.Root.Cid {
+			t.Fatalf("after put %d the kept record names %s", i, kept.Root.Cid)
+		}
+	}
+	if !newer.Beats(older) || older.Beats(newer) || newer.Beats(newer) {
+		t.Fatal("Beats is not a strict order")
+	}
+}

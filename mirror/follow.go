@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -248,7 +247,8 @@ func (f *Follower) validator(key string) pubsub.ValidatorEx {
 			return pubsub.ValidationIgnore
 		}
 		if s.Seq == hw {
-			if kept, err := f.Index.Record(s.Key, s.Name); err == nil && bytes.Equal(kept.Envelope, s.Envelope) {
+			// The same record, or one that loses to it: nothing new.
+			if kept, err := f.Index.Record(s.Key, s.Name); err == nil && !s.Beats(kept) {
 				return pubsub.ValidationIgnore
 			}
 		}

@@ -40,7 +40,8 @@ type Fetch func(ctx context.Context, dir string, admit func(*content.Manifest) e
 // StoreDir is the folder root is fetched into for the node itself.
 func (k *Keeper) StoreDir(root cid.Cid) string { return filepath.Join(k.Store, root.String()) }
 
-// Used is the bytes of the roots held in the store.
+// Used is the bytes in the store: the roots held there, and what fetches
+// that failed or were cancelled left behind (until gc deletes it).
 func (k *Keeper) Used() int64 {
 	roots, _ := k.Index.Roots()
 	var used int64
@@ -51,17 +52,74 @@ func (k *Keeper) Used() int64 {
 			}
 		}
 	}
+	for _, name := range k.strays(roots) {
+		used += diskUsage(filepath.Join(k.Store, name))
+	}
 	return used
+}
+
+// strays lists the store's entries that no held place names and no pin
+// is fetching into: what a failed or cancelled fetch left, or what someone
+// else put there.
+func (k *Keeper) strays(roots []content.RootInfo) []string {
+	if k.Store == "" {
+		return nil
+	}
+	ents, err := os.ReadDir(k.Store)
+	if err != nil {
+		return nil
+	}
+	named := map[string]bool{}
+	for _, r := range roots {
+		for _, p := range r.Places {
+			if filepath.Dir(p.Dir) == filepath.Clean(k.Store) {
+				named[filepath.Base(p.Dir)] = true
+			}
+		}
+	}
+	k.mu.Lock()
+	for r := range k.pinning {
+		named[r.String()] = true
+	}
+	k.mu.Unlock()
+	if k.Running != nil {
+		for _, r := range k.Running() {
+			named[r.String()] = true
+		}
+	}
+	var out []string
+	for _, e := range ents {
+		if !named[e.Name()] {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// diskUsage sums the sizes of the regular files under path, following no
+// symbolic link.
+func diskUsage(path string) int64 {
+	var n int64
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // admit reserves room in the store for m, or refuses with the numbers.
 // The reservation is released by the returned function.
 func (k *Keeper) admit(m *content.Manifest) (release func(), err error) {
+	stored := k.Used() // without k.mu: it takes it
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	need := m.Size()
 	if k.Budget > 0 {
-		used := k.Used() + k.reserved
+		used := stored + k.reserved
 		if used+need > k.Budget {
 			return nil, fmt.Errorf("%w: %s needs %s; the store holds %s of its %s budget (storage_max): free room with shoal gc (and shoal pin rm), or raise storage_max",
 				ErrOverBudget, m.Root, content.HumanBytes(need), content.HumanBytes(used), content.HumanBytes(k.Budget))
@@ -190,36 +248,56 @@ func (k *Keeper) GC(ctx context.Context, dryRun bool) (*api.GCReport, error) {
 			}
 		}
 	}
+	var store *os.Root
+	if k.Store != "" {
+		if store, err = os.OpenRoot(k.Store); err == nil {
+			defer store.Close()
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
 	for _, r := range collect {
 		for _, p := range r.Places {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			item := api.GCItem{Root: r.Root, Dir: p.Dir, Source: p.Source, Action: "forgotten"}
-			if p.Source == content.SourceStored && k.inStore(p.Dir) {
+			if p.Source == content.SourceStored && store != nil && k.inStore(p.Dir) {
 				item.Action = "deleted"
 				files, _ := k.Index.PlaceFiles(r.Root, p.Dir)
 				for _, f := range files {
-					if keep[f.Path] {
-						continue
+					if !keep[f.Path] {
+						item.Bytes += removeIn(store, k.Store, f.Path, dryRun)
 					}
-					st, err := os.Lstat(f.Path)
-					if err != nil || !st.Mode().IsRegular() {
-						continue
-					}
-					if !dryRun {
-						if err := os.Remove(f.Path); err != nil {
-							return nil, err
-						}
-					}
-					item.Bytes += st.Size()
 				}
 				if !dryRun {
-					removeEmptyDirs(p.Dir)
+					removeEmptyDirs(store, k.Store, p.Dir)
 				}
 			}
 			if !dryRun {
 				if _, err := k.Index.Forget(r.Root, p.Dir); err != nil && !errors.Is(err, content.ErrNotFound) {
+					return nil, err
+				}
+			}
+			rep.Freed += item.Bytes
+			rep.Items = append(rep.Items, item)
+		}
+	}
+	// What failed or cancelled fetches left in the store, and anything
+	// else no held root names there.
+	if store != nil {
+		remaining, _ := k.Index.Roots()
+		if dryRun {
+			remaining = roots
+		}
+		for _, name := range k.strays(remaining) {
+			item := api.GCItem{Dir: filepath.Join(k.Store, name), Source: content.SourceStored, Action: "deleted",
+				Bytes: diskUsage(filepath.Join(k.Store, name))}
+			if c, err := cid.Decode(name); err == nil {
+				item.Root = c
+			}
+			if !dryRun {
+				if err := store.RemoveAll(name); err != nil {
 					return nil, err
 				}
 			}
@@ -241,17 +319,41 @@ func (k *Keeper) inStore(dir string) bool {
 	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
 }
 
+// removeIn deletes the regular file at path inside the store through
+// store (an os.Root: a symbolic link on the way that leads out of the
+// store is refused, never followed) and reports its size; a dry run only
+// measures it.
+func removeIn(store *os.Root, storeDir, path string, dryRun bool) int64 {
+	rel, err := filepath.Rel(storeDir, path)
+	if err != nil {
+		return 0
+	}
+	st, err := store.Lstat(rel)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	if !dryRun && store.Remove(rel) != nil {
+		return 0
+	}
+	return st.Size()
+}
+
 // removeEmptyDirs removes dir and the folders under it that hold nothing
-// (deepest first); a folder with anything left in it stays.
-func removeEmptyDirs(dir string) {
+// (deepest first), through store; a folder with anything left in it
+// stays.
+func removeEmptyDirs(store *os.Root, storeDir, dir string) {
+	rel, err := filepath.Rel(storeDir, dir)
+	if err != nil {
+		return
+	}
 	var dirs []string
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	_ = fs.WalkDir(store.FS(), filepath.ToSlash(rel), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			dirs = append(dirs, p)
 		}
 		return nil
 	})
 	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = os.Remove(dirs[i]) // fails, harmlessly, on a folder not empty
+		_ = store.Remove(filepath.FromSlash(dirs[i])) // fails, harmlessly, on a folder not empty
 	}
 }

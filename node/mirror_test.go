@@ -513,3 +513,58 @@ func TestScrubHealsAndStopsAnnouncing(t *testing.T) {
 		t.Fatal("the mended root is not announced again")
 	}
 }
+
+// gc never deletes through a symbolic link out of the store (a folder in
+// the store replaced by a link to elsewhere), and it deletes what a
+// cancelled fetch left in the store, which the budget counts until then
+// (both found by the attacker subagent).
+func TestGCStaysInTheStore(t *testing.T) {
+	ctx := ctxT(t)
+	seeder, _ := homeNode(t, home.Home{}, testConfig())
+	n, _ := homeNode(t, home.Home{}, testConfig(seeder.Addrs()[0].String()))
+	_, m := addModel(t, seeder, 121)
+	if _, err := n.Service().Pin(ctx, api.PinRequest{Root: m.Root}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Service().Unpin(ctx, api.PinRequest{Root: m.Root}); err != nil {
+		t.Fatal(err)
+	}
+	// Someone moves the store copy away and links a folder of theirs in.
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.CopyFS(victim, os.DirFS(n.keeper.StoreDir(m.Root))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(n.keeper.StoreDir(m.Root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, n.keeper.StoreDir(m.Root)); err != nil {
+		t.Fatal(err)
+	}
+	// A fetch cancelled half way leaves a partial folder in the store.
+	partial := filepath.Join(n.Home.StorePath(), "bafyreipartial")
+	if err := os.MkdirAll(partial, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(partial, "w.bin.shoal-part"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if used := n.keeper.Used(); used < 1<<20 {
+		t.Fatalf("the store's use %d does not count the partial fetch", used)
+	}
+	if _, err := n.Service().GC(ctx, api.GCRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(victim)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("gc deleted through the link: %v %v", ents, err)
+	}
+	if _, err := os.Lstat(partial); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the partial fetch is still in the store: %v", err)
+	}
+	if _, err := os.Lstat(n.keeper.StoreDir(m.Root)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the link is still in the store: %v", err)
+	}
+	if used := n.keeper.Used(); used != 0 {
+		t.Fatalf("store use after gc: %d", used)
+	}
+}

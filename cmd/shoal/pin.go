@@ -160,10 +160,14 @@ shoal add pins what it adds; shoal get does not pin (pin add does).`,
 				verb = map[string]string{"deleted": "would delete", "forgotten": "would forget"}
 			}
 			for _, it := range rep.Items {
+				root := "(no model: a fetch that did not finish, or a stranger's)"
+				if it.Root.Defined() {
+					root = it.Root.String()
+				}
 				if it.Action == "deleted" {
-					fmt.Fprintf(a.stdout, "%s %s  %s (%s)\n", verb[it.Action], it.Root, content.Escape(it.Dir), content.HumanBytes(it.Bytes))
+					fmt.Fprintf(a.stdout, "%s %s  %s (%s)\n", verb[it.Action], root, content.Escape(it.Dir), content.HumanBytes(it.Bytes))
 				} else {
-					fmt.Fprintf(a.stdout, "%s %s  %s (%s; no file touched)\n", verb[it.Action], it.Root, content.Escape(it.Dir), it.Source)
+					fmt.Fprintf(a.stdout, "%s %s  %s (%s; no file touched)\n", verb[it.Action], root, content.Escape(it.Dir), it.Source)
 				}
 			}
 			budget := "no budget"
