@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
@@ -97,18 +95,47 @@ func (n *Node) Publish(ctx context.Context, key crypto.PrivKey, name string, roo
 	return &Published{Record: s, Gossiped: gossiped}, nil
 }
 
-// lookupRecord asks the DHT for a name's best record and checks it.
+// lookupRecord asks the DHT for a name's best record and checks it. The
+// search streams better and better records; once one is in, it waits
+// recordGrace more for a better one, not for every peer on the way to
+// answer (a peer that just went away can hold a lookup for its dial
+// timeout).
 func (n *Node) lookupRecord(ctx context.Context, keyID, name string) (*content.Signed, error) {
 	gctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	b, err := n.DHT.GetValue(gctx, content.RecordKey(keyID, name))
+	ch, err := n.DHT.SearchValue(gctx, content.RecordKey(keyID, name))
 	if err != nil {
-		if errors.Is(err, routing.ErrNotFound) {
-			return nil, ErrNoRecord
-		}
 		return nil, err
 	}
-	s, err := content.OpenRecord(b)
+	var best []byte
+	var grace <-chan time.Time
+	for done := false; !done; {
+		select {
+		case b, ok := <-ch:
+			if !ok {
+				done = true
+				break
+			}
+			best = b // each value the search sends beats the last
+			if grace == nil {
+				grace = time.After(recordGrace)
+			}
+		case <-grace:
+			done = true
+		case <-gctx.Done():
+			done = true
+		}
+	}
+	if best == nil {
+		if gctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w (searched for %s)", ErrNoRecord, recordTimeout)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, ErrNoRecord
+	}
+	s, err := content.OpenRecord(best)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +144,10 @@ func (n *Node) lookupRecord(ctx context.Context, keyID, name string) (*content.S
 	}
 	return s, nil
 }
+
+// recordGrace is how long a record lookup waits for a better record once
+// it holds one.
+const recordGrace = time.Second
 
 // Resolve finds what keyID publishes as name: the newest valid record from
 // the DHT or kept here. It never goes below the highest sequence this node
