@@ -33,6 +33,7 @@ func (n *Node) Metrics() http.Handler {
 		roots, _ := n.Index.Roots()
 		return float64(len(roots))
 	})
+	counter("provides_total", "DHT keys announced: roots and file keys, never chunks.", func() float64 { return float64(n.provides.Load()) })
 	counter("chunks_served_total", "Chunks (and manifest blocks) sent to other peers.", func() float64 { return float64(n.chunksServed.Load()) })
 	counter("verify_failures_total", "Held chunks whose bytes on disk no longer hash to their CID (bit rot): not served.", func() float64 { return float64(n.rotten.Load()) })
 	gauge("provide_queue", "Roots and record sets waiting to be announced (due or running).", nil, func() float64 {

@@ -568,3 +568,27 @@ func TestGCStaysInTheStore(t *testing.T) {
 		t.Fatalf("store use after gc: %d", used)
 	}
 }
+
+// Announcing grows with roots and files, never with chunks: one round
+// for a model of many chunks provides its root and its files' keys only.
+func TestAnnouncesRootsAndFilesNotChunks(t *testing.T) {
+	nodes := cluster(t, 2)
+	n := nodes[1]
+	model := filepath.Join(t.TempDir(), "model")
+	if _, err := testmodel.Folder(model, 24, 131); err != nil {
+		t.Fatal(err)
+	}
+	added, err := n.Add(ctxT(t), model, content.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the model's announce", func() bool {
+		return !n.ann.snapshot()[added.Root.String()].Last.IsZero()
+	})
+	keys, _ := n.Keys(added.Root)
+	chunks := len(added.M.Chunks)
+	// The root goes out once at add, then with the file keys in the round.
+	if got := n.provides.Load(); got > int64(len(keys))+1 || len(keys) > len(added.M.Files)+1 || chunks < 3*len(keys) {
+		t.Fatalf("%d provides for %d keys (%d files, %d chunks)", got, len(keys), len(added.M.Files), chunks)
+	}
+}

@@ -95,6 +95,7 @@ type Node struct {
 	served, fetched atomic.Int64 // exchange-protocol bytes sent and received
 	badChunks       atomic.Int64 // chunks refused as not matching their CID
 	chunksServed    atomic.Int64 // blocks served to other peers
+	provides        atomic.Int64 // DHT keys announced (provide calls)
 	rotten          atomic.Int64 // held chunks whose bytes on disk no longer match
 	rotSeen         sync.Map     // file path → true: logged once
 	strangers       atomic.Int64 // inbound exchange streams of peers not our sources
@@ -534,6 +535,7 @@ func (n *Node) tableSize() int {
 // provide announces one key on both DHTs: on the LAN DHT always, on the
 // WAN DHT when it has peers. It fails only when neither took it.
 func (n *Node) provide(ctx context.Context, k cid.Cid) error {
+	n.provides.Add(1)
 	lerr := n.DHT.LAN.Provide(ctx, k, true)
 	if n.DHT.WANActive() {
 		if werr := n.DHT.WAN.Provide(ctx, k, true); werr != nil && lerr != nil {
