@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -334,10 +336,32 @@ func (h Home) Config() (Config, error) {
 		return c, fmt.Errorf("%s: %w", h.ConfigPath(), err)
 	}
 	if err := c.Validate(); err != nil {
+		// Name the line of the key the error is about.
+		for _, k := range configKeys() {
+			if strings.HasPrefix(err.Error(), "config: "+k+" ") || strings.HasPrefix(err.Error(), "config: "+k+":") {
+				if line := lineOfKey(b, k); line > 0 {
+					return c, fmt.Errorf("%s: line %d: %w", h.ConfigPath(), line, err)
+				}
+			}
+		}
 		return c, fmt.Errorf("%s: %w", h.ConfigPath(), err)
 	}
 	return c, nil
 }
+
+// lineOfKey is the 1-based line setting key in a TOML file, or 0.
+func lineOfKey(b []byte, key string) int {
+	for i, ln := range strings.Split(string(b), "\n") {
+		if k, _, ok := strings.Cut(ln, "="); ok && strings.TrimSpace(k) == key {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// tomlType rewrites go-toml's "cannot decode TOML integer into struct
+// field home.Config.StorageMax of type string" for people.
+var tomlType = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
 
 // EncodeConfig writes c as config.toml: every key, with a comment saying
 // what it does.
@@ -350,8 +374,8 @@ func EncodeConfig(c Config) []byte {
 }
 
 const configHeader = `# Shoal's configuration. Flags override it for one run; kill -HUP reloads
-# it in a running daemon (the rate caps at once; the log names what needs a
-# restart). Sizes and rates: 500GB, 2TiB, 50MB/s, 400Mbit/s. Durations: 30s,
+# it in a running daemon (rate caps and storage_max at once; the log names
+# what needs a restart). Sizes and rates: 500GB, 2TiB, 50MB/s, 400Mbit/s. Durations: 30s,
 # 10m, 168h. README "Configuration" lists every key with its default.
 
 `
@@ -361,6 +385,9 @@ const configHeader = `# Shoal's configuration. Flags override it for one run; ki
 // old file config.json.migrated. A home with a config.toml is left alone.
 func (h Home) migrateConfig() error {
 	if _, err := os.Stat(h.ConfigPath()); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(h.legacyConfigPath()); err == nil {
+			slog.Warn("config.json is ignored: config.toml holds the configuration (delete or rename config.json)", "home", h.Dir)
+		}
 		return nil
 	}
 	b, err := os.ReadFile(h.legacyConfigPath())
@@ -377,6 +404,8 @@ func (h Home) migrateConfig() error {
 	if err := fsx.WriteFileAtomic(h.ConfigPath(), EncodeConfig(c), 0o600); err != nil {
 		return err
 	}
+	slog.Warn("the configuration moved from config.json to config.toml (same values, with comments); the old file is config.json.migrated",
+		"home", h.Dir)
 	return os.Rename(h.legacyConfigPath(), h.legacyConfigPath()+".migrated")
 }
 
@@ -402,7 +431,15 @@ func decodeConfig(b []byte, c *Config) error {
 		if k := de.Key(); len(k) > 0 {
 			key = fmt.Sprintf(" key %q:", strings.Join(k, "."))
 		}
-		return fmt.Errorf("%w: line %d, column %d:%s %s", ErrBadConfig, line, col, key, de.Error())
+		msg := de.Error()
+		if m := tomlType.FindStringSubmatch(msg); m != nil {
+			want := map[string]string{"string": "a quoted string", "bool": "true or false", "int": "a whole number", "[]string": "a list of strings"}[m[2]]
+			if want == "" {
+				want = "a " + m[2]
+			}
+			msg = fmt.Sprintf("wants %s, not a TOML %s", want, m[1])
+		}
+		return fmt.Errorf("%w: line %d, column %d:%s %s", ErrBadConfig, line, col, key, msg)
 	}
 	// A value that does not parse (a duration, say), or of the wrong
 	// type: find its key and line by decoding one line at a time.

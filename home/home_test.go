@@ -38,6 +38,8 @@ func TestConfigStrict(t *testing.T) {
 		{"# a comment\nfind_timeout = 'soon'\n", `line 2, column 16: key "find_timeout"`},
 		{"metrics = '9464'\n", "metrics"},
 		{"conns_per_ip = 0\n", "conns_per_ip"},
+		{"# a comment\n\nstorage_max = '2TBB'\n", "line 3: config: storage_max"},
+		{"storage_max = 2000000\n", `key "storage_max": wants a quoted string, not a TOML integer`},
 	} {
 		if err := os.WriteFile(h.ConfigPath(), []byte(c.json), 0o600); err != nil {
 			t.Fatal(err)

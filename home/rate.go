@@ -62,7 +62,8 @@ func parseAmount(s, what string, isRate bool) (int64, error) {
 	}
 	u := strings.ToUpper(unit)
 	if strings.HasSuffix(u, "PS") || (len(unit) >= 2 && strings.HasSuffix(unit, "b") && !strings.HasSuffix(u, "IB")) {
-		return 0, fmt.Errorf("%s %q: %q is ambiguous (bits or bytes?): write MB for bytes or Mbit for bits", what, s, unit)
+		pre := strings.ToUpper(unit[:1])
+		return 0, fmt.Errorf("%s %q: %q is ambiguous (bits or bytes?): write %sB for bytes or %sbit for bits", what, s, unit, pre, pre)
 	}
 	mult, ok := rateUnits[u]
 	if !ok || (!isRate && strings.HasSuffix(u, "BIT")) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 
@@ -22,8 +23,9 @@ type Keeper struct {
 	Index *content.Index
 	// Store is the folder the node fetches into for itself ("": none).
 	Store string
-	// Budget bounds the bytes in the store (0: no bound).
-	Budget int64
+	// Budget bounds the bytes in the store (0: no bound); a reload may
+	// change it while the node runs.
+	Budget atomic.Int64
 	// Running lists the roots being fetched now: gc leaves them alone.
 	Running func() []cid.Cid
 
@@ -118,11 +120,11 @@ func (k *Keeper) admit(m *content.Manifest) (release func(), err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	need := m.Size()
-	if k.Budget > 0 {
+	if budget := k.Budget.Load(); budget > 0 {
 		used := stored + k.reserved
-		if used+need > k.Budget {
+		if used+need > budget {
 			return nil, fmt.Errorf("%w: %s needs %s; the store holds %s of its %s budget (storage_max): free room with shoal gc (and shoal pin rm), or raise storage_max",
-				ErrOverBudget, m.Root, content.HumanBytes(need), content.HumanBytes(used), content.HumanBytes(k.Budget))
+				ErrOverBudget, m.Root, content.HumanBytes(need), content.HumanBytes(used), content.HumanBytes(budget))
 		}
 	}
 	k.reserved += need
@@ -232,13 +234,24 @@ func (k *Keeper) GC(ctx context.Context, dryRun bool) (*api.GCReport, error) {
 		running[r] = true
 	}
 	k.mu.Unlock()
-	rep := &api.GCReport{DryRun: dryRun, Items: []api.GCItem{}, Budget: k.Budget}
+	rep := &api.GCReport{DryRun: dryRun, Items: []api.GCItem{}, Budget: k.Budget.Load()}
 	keep := map[string]bool{} // paths a kept root uses
 	var collect []content.RootInfo
 	for _, r := range roots {
 		if r.Pin == nil && !running[r.Root] {
 			collect = append(collect, r)
 			continue
+		}
+		// A kept root's places whose folder is gone: forgotten.
+		for _, p := range r.Places {
+			if _, err := os.Stat(p.Dir); errors.Is(err, fs.ErrNotExist) && !running[r.Root] {
+				rep.Items = append(rep.Items, api.GCItem{Root: r.Root, Dir: p.Dir, Source: p.Source, Action: "forgotten"})
+				if !dryRun {
+					if _, err := k.Index.Forget(r.Root, p.Dir); err != nil && !errors.Is(err, content.ErrNotFound) {
+						return nil, err
+					}
+				}
+			}
 		}
 		rep.Kept++
 		for _, p := range r.Places {

@@ -89,7 +89,8 @@ func (l *meteredStream) count(c *atomic.Int64, n int) {
 }
 
 // Reload applies what a running node can take from a changed
-// configuration (SIGHUP): the upload and download caps. Everything else
+// configuration (SIGHUP): the upload and download caps and the store's
+// budget (storage_max). Everything else
 // takes a restart; Reload says which settings it left as they were.
 func (n *Node) Reload(cfg home.Config) (ignored []string, err error) {
 	up, err := home.ParseRate(cfg.MaxUpload)
@@ -100,12 +101,17 @@ func (n *Node) Reload(cfg home.Config) (ignored []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("max_download: %w", err)
 	}
+	budget, err := home.ParseSize(cfg.StorageMax)
+	if err != nil {
+		return nil, fmt.Errorf("storage_max: %w", err)
+	}
 	n.up.SetLimit(limitOf(up))
 	n.down.SetLimit(limitOf(down))
+	n.keeper.Budget.Store(budget)
 	// The node's cfg is what it started with (read unlocked all over):
 	// compare, do not write.
 	old := n.cfg
-	old.MaxUpload, old.MaxDownload = cfg.MaxUpload, cfg.MaxDownload
+	old.MaxUpload, old.MaxDownload, old.StorageMax = cfg.MaxUpload, cfg.MaxDownload, cfg.StorageMax
 	return changedKeys(old, cfg), nil
 }
 

@@ -241,7 +241,9 @@ func (l *Local) Pin(ctx context.Context, req api.PinRequest, progress func(api.P
 // keeper is a keeper on idx for one call.
 func (l *Local) keeper(idx *content.Index) *mirror.Keeper {
 	budget, _ := home.ParseSize(l.Config.StorageMax)
-	return &mirror.Keeper{Index: idx, Store: l.Home.StorePath(), Budget: budget}
+	k := &mirror.Keeper{Index: idx, Store: l.Home.StorePath()}
+	k.Budget.Store(budget)
+	return k
 }
 
 func (l *Local) Unpin(_ context.Context, req api.PinRequest) (res *api.UnpinResult, err error) {

@@ -48,7 +48,7 @@ func (n *Node) Metrics() http.Handler {
 		return float64(last.UnixNano()) / 1e9
 	})
 	gauge("storage_used_bytes", "Bytes of the models in the node's store.", nil, func() float64 { return float64(n.keeper.Used()) })
-	gauge("storage_budget_bytes", "The store's budget, storage_max (0: none).", nil, func() float64 { return float64(n.keeper.Budget) })
+	gauge("storage_budget_bytes", "The store's budget, storage_max (0: none).", nil, func() float64 { return float64(n.keeper.Budget.Load()) })
 	gauge("pins", "Pinned roots.", nil, func() float64 {
 		pins, _ := n.Index.Pins()
 		return float64(len(pins))

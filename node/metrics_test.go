@@ -63,7 +63,7 @@ func TestMetricsMoveWithAFetch(t *testing.T) {
 	}
 }
 
-// Reload (SIGHUP) applies new rate caps at once and names the changed
+// Reload (SIGHUP) applies new rate caps and the store's budget at once and names the changed
 // settings that need a restart; a bad rate is refused whole.
 func TestReloadRates(t *testing.T) {
 	n := newTestNode(t)
@@ -71,14 +71,14 @@ func TestReloadRates(t *testing.T) {
 		t.Fatal("caps before any were set")
 	}
 	cfg := n.cfg
-	cfg.MaxUpload, cfg.MaxDownload = "2MB/s", "400Mbit/s"
+	cfg.MaxUpload, cfg.MaxDownload, cfg.StorageMax = "2MB/s", "400Mbit/s", "3GB"
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/9"}
 	ignored, err := n.Reload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.up.Limit() != 2e6 || n.down.Limit() != 50e6 {
-		t.Errorf("caps after reload: up %v, down %v", n.up.Limit(), n.down.Limit())
+	if n.up.Limit() != 2e6 || n.down.Limit() != 50e6 || n.keeper.Budget.Load() != 3e9 {
+		t.Errorf("caps after reload: up %v, down %v, store budget %d", n.up.Limit(), n.down.Limit(), n.keeper.Budget.Load())
 	}
 	if len(ignored) != 1 || ignored[0] != "listen" {
 		t.Errorf("needs a restart: %v, want [listen]", ignored)

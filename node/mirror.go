@@ -25,13 +25,14 @@ const RepublishInterval = 10 * time.Minute
 // newKeeper makes the node's keeper: pins, gc and the store's budget.
 func (n *Node) newKeeper() {
 	budget, _ := home.ParseSize(n.cfg.StorageMax) // validated
-	n.keeper = &mirror.Keeper{Index: n.Index, Budget: budget, Running: func() []cid.Cid {
+	n.keeper = &mirror.Keeper{Index: n.Index, Running: func() []cid.Cid {
 		var out []cid.Cid
 		for _, r := range n.fetcher.Running() {
 			out = append(out, r.Root)
 		}
 		return out
 	}}
+	n.keeper.Budget.Store(budget)
 }
 
 // startFollower starts gossipsub and the follower: the daemon joins its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -449,10 +450,11 @@ func flipByte(t *testing.T, path string) {
 	}
 }
 
-// Threat 22, the scrub: rot in a copy Shoal fetched is healed from peers;
-// rot in a folder a user added is reported, the root is no longer
-// announced nor offered as complete, and once the file is mended a scrub
-// puts it back.
+// Threat 22, the scrub: rot in a folder a user added is reported, the
+// root is no longer announced nor offered as complete, and once the file
+// is mended a scrub puts it back. Rot in a copy Shoal fetched is healed
+// from peers; with no peer to heal from, the copy is left exactly as it
+// was, however often scrub runs (found by the second newcomer).
 func TestScrubHealsAndStopsAnnouncing(t *testing.T) {
 	ctx := ctxT(t)
 	seeder := newTestNode(t)
@@ -469,22 +471,15 @@ func TestScrubHealsAndStopsAnnouncing(t *testing.T) {
 			big = f.Path
 		}
 	}
-	flipByte(t, filepath.Join(out, big))
-	rep, err := fetcher.Scrub(ctx, api.ScrubRequest{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.OK || len(rep.Roots) != 1 || len(rep.Roots[0].Places[0].Bad) != 1 || !rep.Roots[0].Places[0].Healed {
-		t.Fatalf("scrub of a rotted fetched copy: %+v", rep)
-	}
-	sameTree(t, model, out)
 
+	// The seeder's own folder rots: reported, withdrawn, then mended.
 	orig, err := os.ReadFile(filepath.Join(model, big))
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, _ := os.Stat(filepath.Join(model, big))
 	flipByte(t, filepath.Join(model, big))
-	rep, err = seeder.Scrub(ctx, api.ScrubRequest{Roots: []cid.Cid{root}}, nil)
+	rep, err := seeder.Scrub(ctx, api.ScrubRequest{Roots: []cid.Cid{root}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +495,6 @@ func TestScrubHealsAndStopsAnnouncing(t *testing.T) {
 	if hm, err := seeder.fetcher.Have(root); err == nil && hm.Complete {
 		t.Fatal("a root with no intact copy is still offered as complete")
 	}
-	st, _ := os.Stat(filepath.Join(model, big))
 	if err := os.WriteFile(filepath.Join(model, big), orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -511,6 +505,60 @@ func TestScrubHealsAndStopsAnnouncing(t *testing.T) {
 	}
 	if keys, _ := seeder.Keys(root); len(keys) == 0 {
 		t.Fatal("the mended root is not announced again")
+	}
+
+	// The fetched copy rots while no peer has the model: nothing moves.
+	flipByte(t, filepath.Join(out, big))
+	seeder.Close()
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				fi, _ := d.Info()
+				m[p] = fmt.Sprintf("%x %d", b, fi.ModTime().UnixNano())
+			}
+			return nil
+		})
+		return m
+	}
+	before := snapshot()
+	for i := range 2 {
+		rep, err := fetcher.Scrub(ctx, api.ScrubRequest{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := rep.Roots[0].Places[0]; rep.OK || p.Healed || !p.Damaged || p.Error == "" {
+			t.Fatalf("scrub %d with no peer: %+v", i, rep)
+		}
+		if after := snapshot(); !maps.Equal(before, after) {
+			t.Fatalf("scrub %d with no peer to heal from changed the folder", i)
+		}
+	}
+	// A peer with the model comes: the bad file is healed, the rest kept.
+	seeder2 := newTestNode(t)
+	if _, err := seeder2.Add(ctx, model, content.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fetcher.Host.Connect(ctx, peer.AddrInfo{ID: seeder2.Host.ID(), Addrs: seeder2.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = fetcher.Scrub(ctx, api.ScrubRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Roots[0].Places[0]; !rep.OK || !p.Healed || len(p.Bad) != 1 || !rep.Roots[0].Servable {
+		t.Fatalf("scrub with a peer back: %+v", rep)
+	}
+	sameTree(t, model, out)
+	after := snapshot()
+	for p, v := range before {
+		if !strings.HasSuffix(p, big) && after[p] != v {
+			t.Fatalf("healing touched a good file: %s", p)
+		}
+	}
+	if v, err := fetcher.Service().Verify(ctx, root, nil); err != nil || !v.OK {
+		t.Fatalf("verify after healing: %+v %v", v, err)
 	}
 }
 

@@ -2,9 +2,9 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +12,8 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
+	"github.com/shoal-p2p/shoal/internal/fsx"
 )
 
 // Scrub re-hashes every place of the roots asked for (all held roots when
@@ -104,6 +106,9 @@ func (n *Node) scrubRoot(ctx context.Context, root cid.Cid, tick func(int64)) (*
 				sp.Error = content.OneLine(err.Error())
 			} else {
 				sp.Healed = true
+				if n.ann != nil {
+					n.checkFileKeys(root) // the healed files' keys, once hashed
+				}
 			}
 		}
 		sp.Damaged = len(bad) > 0 && !sp.Healed
@@ -130,22 +135,60 @@ func (n *Node) scrubRoot(ctx context.Context, root cid.Cid, tick func(int64)) (*
 	return sr, nil
 }
 
-// heal removes the bad files of a place Shoal fetched into and fetches
-// the root there again: the intact files are kept (the fetch takes what
-// it can from this node's own copies), the removed ones come from peers,
-// every chunk verified.
+// heal mends the bad files of a place Shoal fetched into without
+// touching anything there until the good bytes are in hand: it fetches the
+// root into a hidden folder inside the place (the intact chunks come from
+// this node's own copies, each verified as it is read; the rest from
+// peers), then moves just the bad files over theirs and records their new
+// size and time. When the fetch fails (no peer has the model, say), the
+// place is left exactly as it was.
 func (n *Node) heal(ctx context.Context, root cid.Cid, p content.Place, bad []content.FileInfo) error {
+	tmp := filepath.Join(p.Dir, fmt.Sprintf(".shoal-heal-%d", time.Now().UnixNano()))
+	defer func() {
+		_ = os.RemoveAll(tmp)
+		_, _ = n.Index.Forget(root, tmp)
+	}()
+	if _, err := n.fetcher.Get(ctx, root, tmp, fetch.Options{}); err != nil {
+		return err
+	}
+	files, err := n.Index.PlaceFiles(root, p.Dir)
+	if err != nil {
+		return err
+	}
+	fixed := map[string]bool{}
 	for _, fi := range bad {
-		rel, err := filepath.Rel(p.Dir, fi.Path)
-		if err != nil || strings.HasPrefix(rel, "..") {
-			continue // never outside the place
+		fixed[fi.Path] = true
+	}
+	for i, fi := range files {
+		if !fixed[fi.Path] {
+			continue
 		}
-		if err := os.Remove(fi.Path); err != nil && !os.IsNotExist(err) {
+		from := filepath.Join(tmp, filepath.FromSlash(fi.Rel))
+		if err := os.MkdirAll(filepath.Dir(fi.Path), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(from, fi.Path); err != nil {
+			return err
+		}
+		st, err := os.Stat(fi.Path)
+		if err != nil {
+			return err
+		}
+		files[i].Size, files[i].MtimeNs, files[i].Unchecked = st.Size(), st.ModTime().UnixNano(), true
+		if err := fsx.SyncDir(filepath.Dir(fi.Path)); err != nil {
 			return err
 		}
 	}
-	_, err := n.Get(ctx, root, p.Dir, GetOptions{Force: true, Stored: p.Source == content.SourceStored})
-	return err
+	m, blocks, err := n.Index.Manifest(root)
+	if err != nil {
+		return err
+	}
+	ri, err := n.Index.Root(root)
+	if err != nil {
+		return err
+	}
+	return n.Index.Put(&content.Held{Info: content.RootInfo{Name: p.Name, Dir: p.Dir, Size: ri.Size, Files: ri.Files,
+		Source: p.Source, Time: p.Time}, Blocks: blocks, Files: files, M: m})
 }
 
 func (s service) Scrub(ctx context.Context, req api.ScrubRequest, progress func(api.Progress)) (*api.ScrubReport, error) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -128,7 +129,7 @@ func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.
 	root := req.Root
 	if req.Name != "" {
 		keyID, name, _ := home.SplitName(req.Name)
-		rec, err := s.n.Resolve(ctx, keyID, name)
+		rec, err := s.n.resolveWaiting(ctx, keyID, name)
 		if err != nil {
 			return nil, err
 		}
@@ -231,4 +232,22 @@ func ticker(progress func(api.Progress), snap func() api.Progress) (stop func())
 // none runs.
 func Dial(ctx context.Context, h home.Home) (*api.Client, error) {
 	return api.Dial(ctx, h.APIPath(), h.TokenPath(), Codes)
+}
+
+// resolveWaiting resolves a name as Resolve does, but a node with no peer
+// yet (one that finds its peers by mDNS, just started) waits for one, up
+// to the find timeout, before it says no record exists.
+func (n *Node) resolveWaiting(ctx context.Context, keyID, name string) (*content.Signed, error) {
+	deadline := time.Now().Add(time.Duration(n.cfg.FindTimeout))
+	for {
+		rec, err := n.Resolve(ctx, keyID, name)
+		if err == nil || !errors.Is(err, ErrNoRecord) || len(n.Host.Network().Peers()) > 0 || time.Now().After(deadline) {
+			return rec, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }

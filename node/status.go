@@ -33,7 +33,7 @@ func (n *Node) Status() *api.Status {
 		BadChunks:     n.badChunks.Load(),
 		Rotten:        n.rotten.Load(),
 		StorageUsed:   n.keeper.Used(),
-		StorageBudget: n.keeper.Budget,
+		StorageBudget: n.keeper.Budget.Load(),
 	}
 	st.ProvideQueue, st.LastProvide = n.provideQueue()
 	if pins, err := n.Index.Pins(); err == nil {

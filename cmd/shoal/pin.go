@@ -362,7 +362,7 @@ func (a *app) printScrub(rep *api.ScrubReport) {
 			if len(p.Bad) == 0 {
 				continue
 			}
-			clean = false
+			clean = clean && p.Healed
 			what := "damaged (your folder: not touched)"
 			switch {
 			case p.Healed:
@@ -382,5 +382,5 @@ func (a *app) printScrub(rep *api.ScrubReport) {
 			intact++
 		}
 	}
-	fmt.Fprintf(a.stdout, "%d of %d models intact\n", intact, len(rep.Roots))
+	fmt.Fprintf(a.stdout, "%d of %d models intact (or healed)\n", intact, len(rep.Roots))
 }
