@@ -304,6 +304,17 @@ func (x *Index) PlaceFiles(root cid.Cid, dir string) ([]FileInfo, error) {
 // MarkChecked records that file i of root in folder dir was hashed whole
 // and matches its SHA256.
 func (x *Index) MarkChecked(root cid.Cid, dir string, i uint32) error {
+	return x.updateFile(root, dir, i, func(fi *FileInfo) { fi.Unchecked = false })
+}
+
+// Rerecord records the size and modification time a held file has now,
+// for a file whose bytes were just checked against the model (touched,
+// or copied back, with the right bytes): it is served again.
+func (x *Index) Rerecord(root cid.Cid, dir string, i uint32, size, mtimeNs int64) error {
+	return x.updateFile(root, dir, i, func(fi *FileInfo) { fi.Size, fi.MtimeNs = size, mtimeNs })
+}
+
+func (x *Index) updateFile(root cid.Cid, dir string, i uint32, f func(*FileInfo)) error {
 	rk := root.Bytes()
 	return x.db.Update(func(tx *bolt.Tx) error {
 		ps := places(tx, rk)
@@ -321,7 +332,7 @@ func (x *Index) MarkChecked(root cid.Cid, dir string, i uint32) error {
 		if err := json.Unmarshal(v, &fi); err != nil {
 			return err
 		}
-		fi.Unchecked = false
+		f(&fi)
 		nv, err := json.Marshal(fi)
 		if err != nil {
 			return err

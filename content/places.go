@@ -39,6 +39,15 @@ type Place struct {
 	// Damaged: a scrub found a file here that no longer matches the
 	// model, and could not heal it.
 	Damaged bool `json:"damaged,omitempty"`
+	// DirID is the folder's device and inode when it was recorded.
+	DirID string `json:"dir_id,omitempty"`
+}
+
+// SameDir reports whether the place's folder is still the one recorded:
+// a real folder (not a link), not moved away and replaced.
+func (p Place) SameDir() bool {
+	id := dirID(p.Dir)
+	return id != "" && id == p.DirID
 }
 
 // Servable reports whether some place of the root is not known damaged:
@@ -125,6 +134,7 @@ func placeFor(tx *bolt.Tx, root []byte, dir string) uint32 {
 
 // putPlace writes a place and its files, replacing what it held.
 func putPlace(tx *bolt.Tx, root []byte, p Place, files []FileInfo) error {
+	p.DirID = dirID(p.Dir)
 	if err := deletePrefix(tx.Bucket(bktPlaceFiles), placeKey(root, p.ID)); err != nil {
 		return err
 	}

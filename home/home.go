@@ -359,6 +359,9 @@ func lineOfKey(b []byte, key string) int {
 	return 0
 }
 
+// maxConfigSize bounds config.toml.
+const maxConfigSize = 1 << 20
+
 // tomlType rewrites go-toml's "cannot decode TOML integer into struct
 // field home.Config.StorageMax of type string" for people.
 var tomlType = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
@@ -413,6 +416,25 @@ func (h Home) migrateConfig() error {
 // otherwise leave the default in force, silently), a value of the wrong
 // type or a syntax error is refused, naming the key and its line.
 func decodeConfig(b []byte, c *Config) error {
+	if len(b) > maxConfigSize {
+		return fmt.Errorf("%w: %d bytes; a config is a few KiB (at most %d)", ErrBadConfig, len(b), maxConfigSize)
+	}
+	// Unknown keys first, by a plain scan: go-toml's strict mode takes
+	// time quadratic in their number.
+	known := map[string]bool{}
+	for _, k := range configKeys() {
+		known[k] = true
+	}
+	for i, ln := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(ln)
+		if strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "['") && !strings.HasPrefix(t, `["`) {
+			return fmt.Errorf("%w: line %d: unknown table %s (known keys: %s)", ErrBadConfig, i+1, t, strings.Join(configKeys(), ", "))
+		}
+		k, _, ok := strings.Cut(t, "=")
+		if k = strings.Trim(strings.TrimSpace(k), `"'`); ok && k != "" && !strings.HasPrefix(t, "#") && !strings.ContainsAny(k[:1], `'"/[`) && !known[k] {
+			return fmt.Errorf("%w: line %d: unknown key %q (known keys: %s)", ErrBadConfig, i+1, k, strings.Join(configKeys(), ", "))
+		}
+	}
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(c)

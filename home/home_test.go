@@ -39,6 +39,10 @@ func TestConfigStrict(t *testing.T) {
 		{"metrics = '9464'\n", "metrics"},
 		{"conns_per_ip = 0\n", "conns_per_ip"},
 		{"# a comment\n\nstorage_max = '2TBB'\n", "line 3: config: storage_max"},
+		{"storage_max = '99999999999999999999999TB'\n", "too large"},
+		{"[mirror]\nmax = 1\n", "line 1: unknown table"},
+		{strings.Repeat("x = 1\n", 3) + "listen = []\n", `line 1: unknown key "x"`},
+		{strings.Repeat("# pad\n", 200000), "at most"},
 		{"storage_max = 2000000\n", `key "storage_max": wants a quoted string, not a TOML integer`},
 	} {
 		if err := os.WriteFile(h.ConfigPath(), []byte(c.json), 0o600); err != nil {

@@ -70,6 +70,9 @@ func parseAmount(s, what string, isRate bool) (int64, error) {
 		return 0, fmt.Errorf("%s %q: unknown unit %q; %s", what, s, unit, forms)
 	}
 	r := v * mult
+	if r >= math.MaxInt64 {
+		return 0, fmt.Errorf("%s %q: too large", what, s)
+	}
 	if r > 0 && r < 1024 {
 		if isRate {
 			return 0, fmt.Errorf("rate %q: below 1 KiB/s", s)

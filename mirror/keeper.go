@@ -141,6 +141,9 @@ func (k *Keeper) admit(m *content.Manifest) (release func(), err error) {
 // fetch fails. Pins of one root fetching at once wait for each other.
 func (k *Keeper) Pin(ctx context.Context, root cid.Cid, reason string, fetch Fetch) (*api.PinResult, error) {
 	for {
+		// Not while a gc runs: it may be deleting a stray folder of this
+		// root's from an earlier, failed fetch.
+		k.gc.Lock()
 		k.mu.Lock()
 		wait, busy := k.pinning[root]
 		if !busy {
@@ -150,6 +153,7 @@ func (k *Keeper) Pin(ctx context.Context, root cid.Cid, reason string, fetch Fet
 			k.pinning[root] = make(chan struct{})
 		}
 		k.mu.Unlock()
+		k.gc.Unlock()
 		if !busy {
 			break
 		}

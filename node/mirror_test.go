@@ -640,3 +640,97 @@ func TestAnnouncesRootsAndFilesNotChunks(t *testing.T) {
 		t.Fatalf("%d provides for %d keys (%d files, %d chunks)", got, len(keys), len(added.M.Files), chunks)
 	}
 }
+
+// A scrub heals only inside the very folder Shoal fetched into (found by
+// the second attacker): a folder moved away and replaced by the user's
+// own files, or a subfolder replaced by a link out, is reported and left
+// alone, and the files elsewhere are untouched. A file touched with its
+// bytes intact is recorded again, not fetched.
+func TestScrubNeverWritesOutside(t *testing.T) {
+	ctx := ctxT(t)
+	seeder := newTestNode(t)
+	fetcher := newTestNode(t, seeder.Addrs()[0].String())
+	model := filepath.Join(t.TempDir(), "model")
+	if err := os.MkdirAll(filepath.Join(model, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(model, "weights.bin"), testmodel.Bytes(2<<20, 5), 0o644)
+	os.WriteFile(filepath.Join(model, "sub", "config.json"), []byte(`{"a":1}`), 0o644)
+	added, err := seeder.Add(ctx, model, content.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() string {
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := fetcher.Get(ctx, added.Root, out, GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	mine := []byte("MY FINETUNE, NOT SHOAL'S")
+	scrubBad := func(want string) {
+		t.Helper()
+		rep, err := fetcher.Scrub(ctx, api.ScrubRequest{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rep.Roots {
+			for _, p := range r.Places {
+				if p.Healed {
+					t.Fatalf("%s: healed %s", want, p.Dir)
+				}
+			}
+		}
+	}
+
+	// A subfolder replaced by a link to someone's folder.
+	out := get()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.MkdirAll(victim, 0o755)
+	os.WriteFile(filepath.Join(victim, "config.json"), mine, 0o644)
+	os.Rename(filepath.Join(out, "sub"), filepath.Join(out, "sub.orig"))
+	if err := os.Symlink(victim, filepath.Join(out, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	scrubBad("a link out")
+	if b, _ := os.ReadFile(filepath.Join(victim, "config.json")); string(b) != string(mine) {
+		t.Fatalf("the file behind the link was changed: %q", b)
+	}
+	os.Remove(filepath.Join(out, "sub"))
+	os.Rename(filepath.Join(out, "sub.orig"), filepath.Join(out, "sub"))
+
+	// The folder moved away, and the user's own files put in its place.
+	os.Rename(out, out+".moved")
+	os.MkdirAll(filepath.Join(out, "sub"), 0o755)
+	os.WriteFile(filepath.Join(out, "weights.bin"), mine, 0o644)
+	os.WriteFile(filepath.Join(out, "sub", "config.json"), mine, 0o644)
+	scrubBad("a replaced folder")
+	for _, f := range []string{"weights.bin", "sub/config.json"} {
+		if b, _ := os.ReadFile(filepath.Join(out, f)); string(b) != string(mine) {
+			t.Fatalf("the user's %s was overwritten", f)
+		}
+	}
+
+	// A file touched, bytes intact: recorded again, served, not fetched.
+	out2 := get()
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(out2, "weights.bin"), later, later)
+	before := seeder.chunksServed.Load()
+	rep, err := fetcher.Scrub(ctx, api.ScrubRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Roots {
+		for _, p := range r.Places {
+			if p.Dir == out2 && (len(p.Bad) != 0 || p.Healed) {
+				t.Fatalf("a touched file with intact bytes: %+v", p)
+			}
+		}
+	}
+	if seeder.chunksServed.Load() != before {
+		t.Fatal("a touched file was fetched again")
+	}
+	if files, _ := fetcher.Index.PlaceFiles(added.Root, out2); files[1].MtimeNs != later.UnixNano() && files[0].MtimeNs != later.UnixNano() {
+		t.Fatal("the new time was not recorded")
+	}
+}

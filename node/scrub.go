@@ -96,7 +96,16 @@ func (n *Node) scrubRoot(ctx context.Context, root cid.Cid, tick func(int64)) (*
 		files, _ := n.Index.PlaceFiles(root, p.Dir)
 		var bad []content.FileInfo
 		for i, fi := range files {
-			if v := verifyFile(fi, m.FileChunks(i), tick); v != nil {
+			v := verifyFile(fi, m.FileChunks(i), tick)
+			if v != nil && v.status == "changed" {
+				// Every byte matches; only its time moved (touched, or
+				// copied back): record it as it is, and serve it again.
+				if st, err := os.Stat(fi.Path); err == nil && st.Size() == fi.Size &&
+					n.Index.Rerecord(root, p.Dir, uint32(i), st.Size(), st.ModTime().UnixNano()) == nil {
+					continue
+				}
+			}
+			if v != nil {
 				sp.Bad = append(sp.Bad, api.VerifyFile{Path: fi.Rel, Status: v.status, Detail: v.detail})
 				bad = append(bad, fi)
 			}
@@ -143,9 +152,20 @@ func (n *Node) scrubRoot(ctx context.Context, root cid.Cid, tick func(int64)) (*
 // size and time. When the fetch fails (no peer has the model, say), the
 // place is left exactly as it was.
 func (n *Node) heal(ctx context.Context, root cid.Cid, p content.Place, bad []content.FileInfo) error {
-	tmp := filepath.Join(p.Dir, fmt.Sprintf(".shoal-heal-%d", time.Now().UnixNano()))
+	// Only into the very folder Shoal wrote: not one moved there since,
+	// nor a link to elsewhere (that would write over someone's files).
+	if !p.SameDir() {
+		return fmt.Errorf("%s is not the folder Shoal fetched into (moved, replaced, or a link): not healed", content.Quote(p.Dir))
+	}
+	dir, err := os.OpenRoot(p.Dir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	tmpName := fmt.Sprintf(".shoal-heal-%d", time.Now().UnixNano())
+	tmp := filepath.Join(p.Dir, tmpName)
 	defer func() {
-		_ = os.RemoveAll(tmp)
+		_ = dir.RemoveAll(tmpName)
 		_, _ = n.Index.Forget(root, tmp)
 	}()
 	if _, err := n.fetcher.Get(ctx, root, tmp, fetch.Options{}); err != nil {
@@ -157,25 +177,27 @@ func (n *Node) heal(ctx context.Context, root cid.Cid, p content.Place, bad []co
 	}
 	fixed := map[string]bool{}
 	for _, fi := range bad {
-		fixed[fi.Path] = true
+		fixed[fi.Rel] = true
 	}
 	for i, fi := range files {
-		if !fixed[fi.Path] {
+		if !fixed[fi.Rel] {
 			continue
 		}
-		from := filepath.Join(tmp, filepath.FromSlash(fi.Rel))
-		if err := os.MkdirAll(filepath.Dir(fi.Path), 0o755); err != nil {
+		// Through the folder's os.Root: a link inside it that leads
+		// out is refused, never followed.
+		rel := filepath.FromSlash(fi.Rel)
+		if err := dir.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 			return err
 		}
-		if err := os.Rename(from, fi.Path); err != nil {
+		if err := dir.Rename(filepath.Join(tmpName, rel), rel); err != nil {
 			return err
 		}
-		st, err := os.Stat(fi.Path)
+		st, err := dir.Stat(rel)
 		if err != nil {
 			return err
 		}
 		files[i].Size, files[i].MtimeNs, files[i].Unchecked = st.Size(), st.ModTime().UnixNano(), true
-		if err := fsx.SyncDir(filepath.Dir(fi.Path)); err != nil {
+		if err := fsx.SyncDir(filepath.Join(p.Dir, filepath.Dir(rel))); err != nil {
 			return err
 		}
 	}
