@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -75,22 +76,15 @@ mirror fetches for the publishers it follows are pinned for them.`,
 			if err != nil {
 				return err
 			}
-			_, svc, _, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := svc.Unpin(cmd.Context(), api.PinRequest{Root: root})
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(res)
-			}
-			if !res.Unpinned {
-				return fmt.Errorf("%w: %s is not pinned", content.ErrNotFound, root)
-			}
-			fmt.Fprintf(a.stdout, "unpinned %s (shoal gc may now collect it)\n", root)
-			return nil
+			return runOp(a, cmd, func(ctx context.Context, svc api.Service) (*api.UnpinResult, error) {
+				return svc.Unpin(ctx, api.PinRequest{Root: root})
+			}, func(_ api.Service, res *api.UnpinResult) error {
+				if !res.Unpinned {
+					return fmt.Errorf("%w: %s is not pinned", content.ErrNotFound, root)
+				}
+				fmt.Fprintf(a.stdout, "unpinned %s (shoal gc may now collect it)\n", root)
+				return nil
+			})
 		},
 	}
 	ls := &cobra.Command{
@@ -99,35 +93,50 @@ mirror fetches for the publishers it follows are pinned for them.`,
 		Example: exampleBlock("shoal pin ls", "shoal pin ls --json"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, svc, _, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			pins, err := svc.Pins(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(pins)
-			}
-			roots, err := svc.Ls(cmd.Context())
-			if err != nil {
-				return err
-			}
-			held := map[cid.Cid]bool{}
-			for _, r := range roots {
-				held[r.Root] = true
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ROOT\tHELD\tSINCE\tWHY")
-			for _, p := range pins {
-				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.Root, held[p.Root], p.Time.Local().Format(time.DateTime), content.Escape(p.Reason))
-			}
-			return tw.Flush()
+			return runOp(a, cmd, func(ctx context.Context, svc api.Service) ([]content.Pin, error) {
+				return svc.Pins(ctx)
+			}, func(svc api.Service, pins []content.Pin) error {
+				return a.printPins(cmd.Context(), svc, pins)
+			})
 		},
 	}
 	cmd.AddCommand(add, rm, ls)
 	return cmd
+}
+
+// printPins lists pins with whether each root is held.
+func (a *app) printPins(ctx context.Context, svc api.Service, pins []content.Pin) error {
+	roots, err := svc.Ls(ctx)
+	if err != nil {
+		return err
+	}
+	held := map[cid.Cid]bool{}
+	for _, r := range roots {
+		held[r.Root] = true
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROOT\tHELD\tSINCE\tWHY")
+	for _, p := range pins {
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.Root, held[p.Root], p.Time.Local().Format(time.DateTime), content.Escape(p.Reason))
+	}
+	return tw.Flush()
+}
+
+// runOp runs one call on the node's Service (the daemon's, or one in
+// process) and prints its result: as JSON with --json, else by human.
+func runOp[R any](a *app, cmd *cobra.Command, op func(context.Context, api.Service) (R, error), human func(api.Service, R) error) error {
+	_, svc, _, err := a.connect(cmd.Context())
+	if err != nil {
+		return err
+	}
+	res, err := op(cmd.Context(), svc)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(res)
+	}
+	return human(svc, res)
 }
 
 func (a *app) gcCmd() *cobra.Command {
@@ -144,43 +153,41 @@ shoal add pins what it adds; shoal get does not pin (pin add does).`,
 		Example: exampleBlock("shoal gc --dry-run", "shoal gc"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, svc, _, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			rep, err := svc.GC(cmd.Context(), api.GCRequest{DryRun: dry})
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(rep)
-			}
-			verb := map[string]string{"deleted": "deleted", "forgotten": "forgot"}
-			if dry {
-				verb = map[string]string{"deleted": "would delete", "forgotten": "would forget"}
-			}
-			for _, it := range rep.Items {
-				root := "(no model: a fetch that did not finish, or a stranger's)"
-				if it.Root.Defined() {
-					root = it.Root.String()
-				}
-				if it.Action == "deleted" {
-					fmt.Fprintf(a.stdout, "%s %s  %s (%s)\n", verb[it.Action], root, content.Escape(it.Dir), content.HumanBytes(it.Bytes))
-				} else {
-					fmt.Fprintf(a.stdout, "%s %s  %s (%s; no file touched)\n", verb[it.Action], root, content.Escape(it.Dir), it.Source)
-				}
-			}
-			budget := "no budget"
-			if rep.Budget > 0 {
-				budget = "budget " + content.HumanBytes(rep.Budget)
-			}
-			fmt.Fprintf(a.stdout, "%d collected, %s freed, %d kept; the store holds %s (%s)\n",
-				len(rep.Items), content.HumanBytes(rep.Freed), rep.Kept, content.HumanBytes(rep.Used), budget)
-			return nil
+			return runOp(a, cmd, func(ctx context.Context, svc api.Service) (*api.GCReport, error) {
+				return svc.GC(ctx, api.GCRequest{DryRun: dry})
+			}, func(_ api.Service, rep *api.GCReport) error {
+				a.printGC(rep, dry)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "say what would be collected; touch nothing")
 	return cmd
+}
+
+// printGC says what gc did, or would do.
+func (a *app) printGC(rep *api.GCReport, dry bool) {
+	verb := map[string]string{"deleted": "deleted", "forgotten": "forgot"}
+	if dry {
+		verb = map[string]string{"deleted": "would delete", "forgotten": "would forget"}
+	}
+	for _, it := range rep.Items {
+		root := "(no model: a fetch that did not finish, or a stranger's)"
+		if it.Root.Defined() {
+			root = it.Root.String()
+		}
+		if it.Action == "deleted" {
+			fmt.Fprintf(a.stdout, "%s %s  %s (%s)\n", verb[it.Action], root, content.Escape(it.Dir), content.HumanBytes(it.Bytes))
+		} else {
+			fmt.Fprintf(a.stdout, "%s %s  %s (%s; no file touched)\n", verb[it.Action], root, content.Escape(it.Dir), it.Source)
+		}
+	}
+	budget := "no budget"
+	if rep.Budget > 0 {
+		budget = "budget " + content.HumanBytes(rep.Budget)
+	}
+	fmt.Fprintf(a.stdout, "%d collected, %s freed, %d kept; the store holds %s (%s)\n",
+		len(rep.Items), content.HumanBytes(rep.Freed), rep.Kept, content.HumanBytes(rep.Used), budget)
 }
 
 func (a *app) mirrorCmd() *cobra.Command {
@@ -226,19 +233,12 @@ knows of, to catch what it missed while offline.`,
 		Example: exampleBlock("shoal mirror unfollow alice"),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, svc, _, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fi, err := svc.Unfollow(cmd.Context(), api.FollowRequest{Publisher: args[0]})
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(fi)
-			}
-			fmt.Fprintf(a.stdout, "no longer following %s (its models stay pinned: shoal pin rm to let gc collect them)\n", fi.Key)
-			return nil
+			return runOp(a, cmd, func(ctx context.Context, svc api.Service) (*api.FollowInfo, error) {
+				return svc.Unfollow(ctx, api.FollowRequest{Publisher: args[0]})
+			}, func(_ api.Service, fi *api.FollowInfo) error {
+				fmt.Fprintf(a.stdout, "no longer following %s (its models stay pinned: shoal pin rm to let gc collect them)\n", fi.Key)
+				return nil
+			})
 		},
 	}
 	ls := &cobra.Command{
@@ -247,42 +247,40 @@ knows of, to catch what it missed while offline.`,
 		Example: exampleBlock("shoal mirror ls", "shoal mirror ls --json"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, svc, _, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fs, err := svc.Follows(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(fs)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PUBLISHER\tNAME\tSEQ\tROOT\tHELD")
-			var errs []string
-			for _, f := range fs {
-				if len(f.Names) == 0 {
-					fmt.Fprintf(tw, "%s\t-\t\t\t\n", who(&f))
-				}
-				for _, n := range f.Names {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\n", who(&f), content.Escape(n.Name), n.Seq, n.Root, n.Held)
-					if n.Error != "" {
-						errs = append(errs, fmt.Sprintf("%s: fetch failed (retried at the next check): %s", content.Escape(n.Name), content.Escape(n.Error)))
-					}
-				}
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, e := range errs {
-				fmt.Fprintln(a.stdout, e)
-			}
-			return nil
+			return runOp(a, cmd, func(ctx context.Context, svc api.Service) ([]api.FollowInfo, error) {
+				return svc.Follows(ctx)
+			}, func(_ api.Service, fs []api.FollowInfo) error {
+				return a.printFollows(fs)
+			})
 		},
 	}
 	cmd.AddCommand(follow, unfollow, ls)
 	return cmd
+}
+
+// printFollows lists followed publishers and their names.
+func (a *app) printFollows(fs []api.FollowInfo) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PUBLISHER\tNAME\tSEQ\tROOT\tHELD")
+	var errs []string
+	for _, f := range fs {
+		if len(f.Names) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t\t\t\n", who(&f))
+		}
+		for _, n := range f.Names {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\n", who(&f), content.Escape(n.Name), n.Seq, n.Root, n.Held)
+			if n.Error != "" {
+				errs = append(errs, fmt.Sprintf("%s: fetch failed (retried at the next check): %s", content.Escape(n.Name), content.Escape(n.Error)))
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, e := range errs {
+		fmt.Fprintln(a.stdout, e)
+	}
+	return nil
 }
 
 // who names a followed publisher: petname (key), or the key.
