@@ -92,6 +92,7 @@ func (n *Node) startDaemonLoops() {
 	if d := time.Duration(n.cfg.ScrubInterval); d > 0 {
 		n.scrubLoop(d)
 	}
+	n.refetchLoop()
 }
 
 // RunDaemon runs a node on home until ctx ends: it serves blocks,

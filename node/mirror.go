@@ -88,6 +88,45 @@ func (n *Node) followPin(ctx context.Context, root cid.Cid, reason string) error
 	return err
 }
 
+// refetchPins fetches again, into the store, every pinned root this node
+// no longer holds (its copies were deleted or moved away, and gc forgot
+// them): a pin is a promise to keep the model.
+func (n *Node) refetchPins(ctx context.Context) {
+	pins, err := n.Index.Pins()
+	if err != nil {
+		return
+	}
+	for _, p := range pins {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := n.Index.Root(p.Root); !errors.Is(err, content.ErrNotFound) {
+			continue
+		}
+		if _, err := n.pin(ctx, p.Root, p.Reason, nil); err != nil {
+			n.log.Warn("fetching a pinned model this node no longer holds", "root", p.Root, "err", err)
+		} else {
+			n.log.Info("fetched a pinned model this node no longer held", "root", p.Root)
+		}
+	}
+}
+
+// refetchLoop runs refetchPins now and then (every follow_check).
+func (n *Node) refetchLoop() {
+	n.wg.Go(func() {
+		t := time.NewTicker(time.Duration(n.cfg.FollowCheck))
+		defer t.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+				n.refetchPins(n.ctx)
+			}
+		}
+	})
+}
+
 // gc collects (mirror.Keeper.GC) and stops announcing what went.
 func (n *Node) gc(ctx context.Context, dryRun bool) (*api.GCReport, error) {
 	rep, err := n.keeper.GC(ctx, dryRun)

@@ -734,3 +734,29 @@ func TestScrubNeverWritesOutside(t *testing.T) {
 		t.Fatal("the new time was not recorded")
 	}
 }
+
+// A pinned model whose only copy is deleted is fetched again into the
+// store: a pin is a promise to keep it.
+func TestPinnedModelFetchedAgain(t *testing.T) {
+	ctx := ctxT(t)
+	seeder, _ := homeNode(t, home.Home{}, testConfig())
+	n, _ := homeNode(t, home.Home{}, testConfig(seeder.Addrs()[0].String()))
+	model, m := addModel(t, seeder, 141)
+	if _, err := n.Service().Pin(ctx, api.PinRequest{Root: m.Root}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(n.keeper.StoreDir(m.Root)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Service().GC(ctx, api.GCRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Index.Root(m.Root); !errors.Is(err, content.ErrNotFound) {
+		t.Fatalf("the gone copy is still held: %v", err)
+	}
+	n.refetchPins(ctx)
+	if _, err := n.Index.Root(m.Root); err != nil {
+		t.Fatalf("the pinned model was not fetched again: %v", err)
+	}
+	sameTree(t, model, n.keeper.StoreDir(m.Root))
+}
