@@ -90,7 +90,8 @@ func (n *Node) followPin(ctx context.Context, root cid.Cid, reason string) error
 
 // refetchPins fetches again, into the store, every pinned root this node
 // no longer holds (its copies were deleted or moved away, and gc forgot
-// them): a pin is a promise to keep the model.
+// them): a pin is a promise to keep the model. Pins taken by add are
+// not: removing a folder you added is removing it.
 func (n *Node) refetchPins(ctx context.Context) {
 	pins, err := n.Index.Pins()
 	if err != nil {
@@ -99,6 +100,11 @@ func (n *Node) refetchPins(ctx context.Context) {
 	for _, p := range pins {
 		if ctx.Err() != nil {
 			return
+		}
+		// A folder the user added and then removed is theirs to remove:
+		// not fetched back.
+		if p.Reason == "add" {
+			continue
 		}
 		if _, err := n.Index.Root(p.Root); !errors.Is(err, content.ErrNotFound) {
 			continue
