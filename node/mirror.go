@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -119,15 +120,20 @@ func (n *Node) refetchPins(ctx context.Context) {
 
 // refetchLoop runs refetchPins now and then (every follow_check).
 func (n *Node) refetchLoop() {
+	n.every(time.Duration(n.cfg.FollowCheck), func() { n.refetchPins(n.ctx) })
+}
+
+// every runs f every interval until the node closes.
+func (n *Node) every(interval time.Duration, f func()) {
 	n.wg.Go(func() {
-		t := time.NewTicker(time.Duration(n.cfg.FollowCheck))
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-n.ctx.Done():
 				return
 			case <-t.C:
-				n.refetchPins(n.ctx)
+				f()
 			}
 		}
 	})
@@ -297,18 +303,8 @@ func followInfo(h home.Home, idx *content.Index, key string) (*api.FollowInfo, e
 		_, err := idx.Root(s.Root.Cid)
 		fi.Names = append(fi.Names, api.FollowedName{Name: s.Name, Seq: s.Seq, Root: s.Root.Cid, Held: err == nil})
 	}
-	slices.SortFunc(fi.Names, func(a, b api.FollowedName) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(fi.Names, func(a, b api.FollowedName) int { return strings.Compare(a.Name, b.Name) })
 	return fi, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // petnameOf is the trusted petname of a key ID, or "".

@@ -353,29 +353,13 @@ func TestBitRotNeverServed(t *testing.T) {
 	seeder := newTestNode(t)
 	model, added := addModel(t, seeder, 97)
 	f := filepath.Join(model, added.M.Files[0].Path)
-	st, err := os.Stat(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fh, err := os.OpenFile(f, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 1)
-	off := st.Size() / 2
-	fh.ReadAt(b, off)
-	b[0] ^= 0x01
-	fh.WriteAt(b, off)
-	fh.Close()
-	if err := os.Chtimes(f, st.ModTime(), st.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+	flipByte(t, f)
 	cfg := testConfig(seeder.Addrs()[0].String())
 	cfg.FindTimeout = home.Duration(3 * time.Second)
 	fetcher := newTestNodeCfg(t, cfg)
 	ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Second)
 	defer cancel()
-	_, err = fetcher.Get(ctx, added.Root, filepath.Join(t.TempDir(), "out"), GetOptions{})
+	_, err := fetcher.Get(ctx, added.Root, filepath.Join(t.TempDir(), "out"), GetOptions{})
 	if err == nil {
 		t.Fatal("fetched a model whose only copy rotted")
 	}
@@ -428,7 +412,7 @@ func TestFollowerMakesRoomWithinBudget(t *testing.T) {
 	}
 }
 
-// flipByte flips one byte in the middle of a file, keeping its size and
+// flipByte flips a byte in the middle of a file, keeping its size and
 // modification time, as bit rot would.
 func flipByte(t *testing.T, path string) {
 	t.Helper()
@@ -436,18 +420,7 @@ func flipByte(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 1)
-	f.ReadAt(b, st.Size()/2)
-	b[0] ^= 0x01
-	f.WriteAt(b, st.Size()/2)
-	f.Close()
-	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+	corrupt(t, path, st.Size()/2)
 }
 
 // Threat 22, the scrub: rot in a folder a user added is reported, the

@@ -38,7 +38,7 @@ func (n *Node) Scrub(ctx context.Context, req api.ScrubRequest, progress func(ap
 	for _, r := range roots {
 		ri, err := n.Index.Root(r)
 		if err != nil {
-			return nil, heldErr(r, err)
+			return nil, notHeldErr(r, err)
 		}
 		total += ri.Size * int64(len(ri.Places))
 	}
@@ -64,24 +64,10 @@ func (n *Node) Scrub(ctx context.Context, req api.ScrubRequest, progress func(ap
 	return rep, nil
 }
 
-func heldErr(root cid.Cid, err error) error {
-	return &notHeld{root: root, err: err}
-}
-
-type notHeld struct {
-	root cid.Cid
-	err  error
-}
-
-func (e *notHeld) Error() string {
-	return e.root.String() + ": " + e.err.Error() + " (this node does not hold it)"
-}
-func (e *notHeld) Unwrap() error { return e.err }
-
 func (n *Node) scrubRoot(ctx context.Context, root cid.Cid, tick func(int64)) (*api.ScrubRoot, error) {
 	ri, err := n.Index.Root(root)
 	if err != nil {
-		return nil, heldErr(root, err)
+		return nil, notHeldErr(root, err)
 	}
 	m, err := loadManifest(n.Index, root)
 	if err != nil {
@@ -219,23 +205,14 @@ func (s service) Scrub(ctx context.Context, req api.ScrubRequest, progress func(
 
 // scrubLoop scrubs everything every interval until the node closes.
 func (n *Node) scrubLoop(interval time.Duration) {
-	n.wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-t.C:
-				rep, err := n.Scrub(n.ctx, api.ScrubRequest{}, nil)
-				if err != nil {
-					if n.ctx.Err() == nil {
-						n.log.Warn("scrub", "err", err)
-					}
-					continue
-				}
-				n.log.Info("scrub done", "roots", len(rep.Roots), "ok", rep.OK)
+	n.every(interval, func() {
+		rep, err := n.Scrub(n.ctx, api.ScrubRequest{}, nil)
+		if err != nil {
+			if n.ctx.Err() == nil {
+				n.log.Warn("scrub", "err", err)
 			}
+			return
 		}
+		n.log.Info("scrub done", "roots", len(rep.Roots), "ok", rep.OK)
 	})
 }

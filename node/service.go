@@ -96,9 +96,14 @@ func (s service) Files(_ context.Context, root cid.Cid) ([]content.FileInfo, err
 func heldFiles(idx *content.Index, root cid.Cid) ([]content.FileInfo, error) {
 	files, err := idx.Files(root)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (this node does not hold it)", root, err)
+		return nil, notHeldErr(root, err)
 	}
 	return files, nil
+}
+
+// notHeldErr says this node does not hold root (err says how it looked).
+func notHeldErr(root cid.Cid, err error) error {
+	return fmt.Errorf("%s: %w (this node does not hold it)", root, err)
 }
 
 func (s service) Add(ctx context.Context, req api.AddRequest, progress func(api.Progress)) (*api.AddResult, error) {
