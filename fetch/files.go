@@ -31,6 +31,7 @@ type fdState struct {
 	users int           // operations using fh now
 	elem  *list.Element // in the idle list while users == 0
 	final bool          // renamed to rel
+	gone  bool          // replaced by a rewritten file: not to be opened again
 	sized bool          // the temporary file exists at its full size
 }
 
@@ -68,6 +69,9 @@ func (f *fetch) use(of *outFile) (*os.File, error) {
 		old.fh.Close() // written data stays in the page cache; flush syncs by name
 		old.fh = nil
 		c.open--
+	}
+	if st.gone {
+		return nil, fmt.Errorf("%s: %w", content.Quote(of.rel), os.ErrNotExist)
 	}
 	name, flags := of.tmp, os.O_RDWR|os.O_CREATE
 	if st.final {
@@ -150,6 +154,19 @@ func (f *fetch) rename(of *outFile) error {
 	}
 	f.fds.of(of).final = true
 	return nil
+}
+
+// replace renames name over of's final name and removes of's temporary
+// file, under the cache's lock (as rename); a handle still open reads the
+// temporary file it had, and none is opened again.
+func (f *fetch) replace(of *outFile, name string) error {
+	f.fds.mu.Lock()
+	defer f.fds.mu.Unlock()
+	if err := f.root.Rename(name, of.rel); err != nil {
+		return err
+	}
+	f.fds.of(of).gone = true
+	return f.root.Remove(of.tmp)
 }
 
 // closeFiles closes every handle of the fetch.

@@ -148,6 +148,11 @@ type Options struct {
 	// Admit, if set, is shown the manifest before any chunk moves; an
 	// error stops the fetch (a disk budget the model would exceed).
 	Admit func(m *content.Manifest) error
+	// Choice, unless whole, fetches only part of the model: some files,
+	// some tensors of the safetensors files. The output is then not the
+	// root (it is not recorded as held); every byte of it is still
+	// verified.
+	Choice Choice
 	// Stored records the root as the node's own copy (fetched into its
 	// store for a pin or a follow): gc may delete its files. Otherwise
 	// the folder is the user's, and gc only ever forgets it.
@@ -178,8 +183,11 @@ type Result struct {
 	Sources []SourceStat  `json:"sources"`
 	// Held: the root was already held in this folder, unchanged; nothing
 	// was fetched.
-	Held   bool             `json:"held,omitempty"`
-	Pickle []content.Pickle `json:"pickle,omitempty"` // by content, as written
+	Held bool `json:"held,omitempty"`
+	// Partial: only the part of the model Options.Choice chose was
+	// written (Files and Size are of that part).
+	Partial bool             `json:"partial,omitempty"`
+	Pickle  []content.Pickle `json:"pickle,omitempty"` // by content, as written
 
 	Manifest *content.Manifest `json:"-"`
 }
@@ -337,6 +345,12 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 		return nil, err
 	}
 	disc.setKeys(m)
+	var sel selection
+	if !opt.Choice.Whole() {
+		if sel, err = e.choose(ctx, m, opt.Choice, early); err != nil {
+			return nil, err
+		}
+	}
 	if opt.Admit != nil {
 		if err := opt.Admit(m); err != nil {
 			return nil, err
@@ -369,7 +383,7 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	}
 
 	f := newFetch(e, m, blocks, dir, report)
-	f.disc, f.lock, f.wholeFile = disc, &lock, opt.WholeFile
+	f.disc, f.lock, f.wholeFile, f.sel = disc, &lock, opt.WholeFile, sel
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		return nil, err
@@ -385,22 +399,24 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	if opt.Stored {
 		source = content.SourceStored
 	}
-	info := content.RootInfo{Name: filepath.Base(dir), Dir: dir, Size: m.Size(), Files: len(m.Files), Source: source, Time: time.Now().UTC()}
-	if err := e.idx.Put(&content.Held{Info: info, Blocks: blocks, Files: f.infos, M: m}); err != nil {
-		f.close()
-		return nil, fmt.Errorf("files written, but recording them failed: %w", err)
+	if sel == nil { // a part of a model is not the model: not recorded as held
+		info := content.RootInfo{Name: filepath.Base(dir), Dir: dir, Size: m.Size(), Files: len(m.Files), Source: source, Time: time.Now().UTC()}
+		if err := e.idx.Put(&content.Held{Info: info, Blocks: blocks, Files: f.infos, M: m}); err != nil {
+			f.close()
+			return nil, fmt.Errorf("files written, but recording them failed: %w", err)
+		}
 	}
 	if err := f.complete(); err != nil {
 		return nil, err
 	}
-	res.Root, res.Dir, res.Manifest = root, dir, m
+	res.Root, res.Dir, res.Manifest, res.Partial = root, dir, m, sel != nil
 	select { // records still on their way get a moment more
 	case <-recordsIn:
 	case <-time.After(500 * time.Millisecond):
 	}
 	res.Elapsed = time.Since(start)
 	res.Pickle = content.PickleFiles(f.infos)
-	report(Progress{Phase: "done", Done: res.Size, Total: res.Size, Files: len(m.Files), Peers: res.Peers})
+	report(Progress{Phase: "done", Done: f.total(), Total: f.total(), Files: res.Files, Peers: res.Peers})
 	return res, nil
 }
 

@@ -17,7 +17,7 @@ import (
 func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopDiscovery func()) (*Result, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	total := f.m.Size()
+	total := f.total()
 	s := newScheduler(f.jobs)
 	defer s.closeSources()
 	f.mu.Lock()
@@ -84,7 +84,7 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 			loop = false
 		case now := <-tick.C:
 			d := f.done.Load()
-			f.report(Progress{Phase: "fetching", Done: d, Total: total, Peers: s.active(), Files: len(f.files)})
+			f.report(Progress{Phase: "fetching", Done: d, Total: total, Peers: s.active(), Files: f.nfiles()})
 			if d != lastDone {
 				lastDone, lastMove = d, now
 			} else if now.Sub(lastMove) > stallAfter {
@@ -137,20 +137,24 @@ func (f *fetch) run(ctx context.Context, early []*source, disc *discovery, stopD
 			return nil, fmt.Errorf("%s: not complete after every chunk arrived", content.Quote(of.rel))
 		}
 	}
-	if err := syncTree(f.dir, f.m); err != nil {
+	if err := syncTree(f.dir, f.m, f.files); err != nil {
 		return nil, err
 	}
-	f.infos = make([]content.FileInfo, len(f.files))
+	var size int64
 	for i, of := range f.files {
+		if of.skip {
+			continue
+		}
 		abs := filepath.Join(f.dir, of.rel)
 		st, err := os.Stat(abs)
 		if err != nil {
 			return nil, err
 		}
-		f.infos[i] = content.FileInfo{Rel: f.m.Files[i].Path, Path: abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(),
-			SHA256: f.m.Files[i].SHA256, Unchecked: !of.check}
+		f.infos = append(f.infos, content.FileInfo{Rel: f.m.Files[i].Path, Path: abs, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(),
+			SHA256: f.m.Files[i].SHA256, Unchecked: !of.check})
+		size += st.Size()
 	}
-	res := &Result{Files: len(f.files), Size: total, Refetch: int(f.refetch.Load()),
+	res := &Result{Files: len(f.infos), Size: size, Refetch: int(f.refetch.Load()),
 		Chunks: f.moved.Load(), Resumed: f.resumed.Load()}
 	for _, src := range s.sources() {
 		st := SourceStat{Peer: src.name, Bytes: src.bytes.Load(), Chunks: src.chunks.Load(), Relayed: src.relayed}

@@ -28,6 +28,8 @@ type fetch struct {
 	// wholeFile: every file is hashed whole against the manifest before
 	// its rename (Options.WholeFile).
 	wholeFile bool
+	// sel is the part of the model written (nil: all of it).
+	sel selection
 
 	root  *os.Root
 	disc  *discovery
@@ -80,6 +82,14 @@ type outFile struct {
 	// Owned by the hash worker that holds the file (queued); nil unless
 	// check.
 	h hash.Hash
+
+	// skip: left out of a partial fetch (done from the start, never
+	// written).
+	skip bool
+	// rewrite, if set, makes the output from the temporary file, which
+	// holds only the chunks chosen (a safetensors file cut down to some
+	// tensors); see filePart.
+	rewrite func(tmp io.ReaderAt, out io.Writer) error
 }
 
 // target is one place a chunk is written.
@@ -125,8 +135,12 @@ func (f *fetch) prepare(ctx context.Context) error {
 	made := map[string]bool{}
 	for i, fl := range f.m.Files {
 		rel := filepath.FromSlash(fl.Path)
+		var part filePart
+		if f.sel != nil {
+			part = f.sel[i]
+		}
 		of := &outFile{idx: i, rel: rel, tmp: rel + content.PartialExt, size: int64(fl.Size), first: f.m.First[i],
-			check: f.wholeFile}
+			check: f.wholeFile && part.chunks == nil, skip: part.skip, done: part.skip, rewrite: part.rewrite}
 		var end int64
 		for _, c := range f.m.FileChunks(i) {
 			end += int64(c.Len)
@@ -134,13 +148,21 @@ func (f *fetch) prepare(ctx context.Context) error {
 		}
 		of.have = make([]bool, len(of.chunkEnd))
 		f.files = append(f.files, of)
+		if of.skip {
+			continue
+		}
+		for k, want := range part.chunks {
+			of.have[k] = !want // not fetched: as good as there for the file's progress
+		}
 		if d := path.Dir(fl.Path); d != "." && !made[d] {
 			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
 				return fmt.Errorf("%s: %w", content.Quote(fl.Path), err)
 			}
 			made[d] = true
 		}
-		if resuming && f.finalIsDone(of, loggedFiles) {
+		// A cut-down file is made anew: what is under its name may be
+		// the whole file, from an earlier fetch of all of it.
+		if resuming && of.rewrite == nil && f.finalIsDone(of, loggedFiles) {
 			_ = root.Remove(of.tmp) // a stale copy from an earlier run
 			continue
 		}
@@ -149,7 +171,7 @@ func (f *fetch) prepare(ctx context.Context) error {
 	}
 	f.buildJobs()
 	if resuming {
-		f.report(Progress{Phase: "resuming", Total: f.m.Size(), Files: len(f.files)})
+		f.report(Progress{Phase: "resuming", Total: f.total(), Files: f.nfiles()})
 		if err := f.scanPartial(ctx); err != nil {
 			return err
 		}
@@ -239,8 +261,10 @@ func (f *fetch) scanPartial(ctx context.Context) error {
 	return nil
 }
 
-// buildJobs makes one job per distinct chunk, with every place it goes.
+// buildJobs makes one job per distinct chunk, with every place it goes
+// (chunks a partial fetch leaves out go nowhere).
 func (f *fetch) buildJobs() {
+	completed := map[*job]bool{}
 	for i, of := range f.files {
 		var off int64
 		for k, c := range f.m.FileChunks(i) {
@@ -250,20 +274,46 @@ func (f *fetch) buildJobs() {
 				f.byCID[c.CID.Cid] = j
 				f.jobs = append(f.jobs, j)
 			}
-			if !of.done {
+			switch {
+			case of.done && !of.skip:
+				completed[j] = true
+			case !of.done && !of.have[k]:
 				j.targets = append(j.targets, target{file: of, chunk: k, off: off})
 				j.idx = append(j.idx, of.first+k)
 			}
 			off += int64(c.Len)
 		}
 	}
-	// Chunks whose every place is in a file an earlier run completed.
+	// Chunks whose every place is in a file an earlier run completed, or
+	// left out.
 	for _, j := range f.jobs {
 		if len(j.targets) == 0 {
 			j.done = true
-			f.resumed.Add(1)
+			if completed[j] {
+				f.resumed.Add(1)
+			}
 		}
 	}
+}
+
+// total is the bytes the fetch writes from chunks: the model's size, or
+// what a partial fetch chose of it.
+func (f *fetch) total() int64 {
+	if f.sel == nil {
+		return f.m.Size()
+	}
+	return f.sel.fetched(f.m)
+}
+
+// nfiles is how many files the fetch writes.
+func (f *fetch) nfiles() int {
+	n := 0
+	for _, of := range f.files {
+		if !of.skip {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fetch) setHave(i int) {

@@ -1,9 +1,11 @@
 package fetch
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 
@@ -154,6 +156,12 @@ func (f *fetch) hashSome(of *outFile, buf []byte) error {
 // and logs it; its folder is synced before the log line is flushed. The
 // file goes on being served from its final name until the fetch ends.
 func (f *fetch) finish(of *outFile) error {
+	if of.rewrite != nil {
+		if err := f.rewriteFile(of); err != nil {
+			return fmt.Errorf("writing %s: %w", content.Quote(of.rel), err)
+		}
+		return f.finished(of)
+	}
 	if of.check && string(of.h.Sum(nil)) != string(f.m.Files[of.idx].SHA256) {
 		return fmt.Errorf("%w: %s: whole-file sha256 does not match the manifest", ErrIntegrity, content.Quote(of.rel))
 	}
@@ -165,6 +173,11 @@ func (f *fetch) finish(of *outFile) error {
 		return err
 	}
 	traceDurable("rename", of.rel)
+	return f.finished(of)
+}
+
+// finished marks a file complete under its final name and logs it.
+func (f *fetch) finished(of *outFile) error {
 	st, err := f.root.Lstat(of.rel)
 	if err != nil {
 		return err
@@ -177,6 +190,38 @@ func (f *fetch) finish(of *outFile) error {
 	f.mu.Unlock()
 	f.state.addFile(of.idx, st)
 	return nil
+}
+
+// rewriteFile makes a cut-down file's output from its temporary file
+// (which holds the chunks chosen, each verified), under a temporary name
+// of its own, synced, then renamed into place; the temporary file goes.
+func (f *fetch) rewriteFile(of *outFile) error {
+	tmp, err := f.use(of)
+	if err != nil {
+		return err
+	}
+	defer f.release(of)
+	name := of.rel + ".subset" + content.PartialExt
+	out, err := f.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(out, content.MaxChunk)
+	err = of.rewrite(tmp, w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = f.root.Remove(name)
+		return err
+	}
+	return f.replace(of, name)
 }
 
 // close ends a fetch that did not complete: files are closed, temporary
@@ -215,10 +260,13 @@ func traceDurable(op, path string) {
 
 // syncTree fsyncs every folder that received a file or a new folder, and
 // the parent of dir, so the renames are durable before success is reported.
-func syncTree(dir string, m *content.Manifest) error {
+func syncTree(dir string, m *content.Manifest, files []*outFile) error {
 	seen := map[string]bool{}
 	var dirs []string
-	for _, fl := range m.Files {
+	for i, fl := range m.Files {
+		if files[i].skip {
+			continue
+		}
 		for d := path.Dir(fl.Path); ; d = path.Dir(d) {
 			if !seen[d] {
 				seen[d] = true

@@ -1,0 +1,195 @@
+package content
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+)
+
+// ErrNoMatch reports a file or tensor pattern that matches nothing.
+var ErrNoMatch = errors.New("matches nothing")
+
+// CheckGlobs refuses a malformed pattern before anything starts.
+func CheckGlobs(patterns []string) error {
+	for _, p := range patterns {
+		if p == "" {
+			return fmt.Errorf("empty pattern")
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("pattern %s: %w", Quote(p), err)
+		}
+	}
+	return nil
+}
+
+// MatchPath reports whether a manifest path matches a pattern (Go's
+// path.Match syntax): the whole path, or, for a pattern without a slash,
+// its last component, so "*.json" matches "a/config.json" as it does in
+// Hugging Face's allow_patterns.
+func MatchPath(pattern, p string) bool {
+	if ok, _ := path.Match(pattern, p); ok {
+		return true
+	}
+	if !strings.Contains(pattern, "/") {
+		ok, _ := path.Match(pattern, path.Base(p))
+		return ok
+	}
+	return false
+}
+
+// SelectFiles says which of m's files a fetch with these patterns writes:
+// those matching an include pattern (every file when there is none) and
+// no exclude pattern. A selection of no file is an error wrapping
+// ErrNoMatch, as is an include pattern that matches no file.
+func SelectFiles(m *Manifest, include, exclude []string) ([]bool, error) {
+	if err := CheckGlobs(append(append([]string(nil), include...), exclude...)); err != nil {
+		return nil, err
+	}
+	want := make([]bool, len(m.Files))
+	used := make([]bool, len(include))
+	n := 0
+	for i, f := range m.Files {
+		in := len(include) == 0
+		for k, p := range include {
+			if MatchPath(p, f.Path) {
+				in, used[k] = true, true
+			}
+		}
+		for _, p := range exclude {
+			if MatchPath(p, f.Path) {
+				in = false
+			}
+		}
+		if in {
+			want[i] = true
+			n++
+		}
+	}
+	for k, ok := range used {
+		if !ok {
+			return nil, fmt.Errorf("--include %s %w among the %d files of %s", Quote(include[k]), ErrNoMatch, len(m.Files), m.Root)
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("the file patterns leave no file of %s: nothing to fetch (%w)", m.Root, ErrNoMatch)
+	}
+	return want, nil
+}
+
+// TensorSubset is a safetensors file cut down to some of its tensors:
+// the new header and, in the new file's order, where each kept tensor's
+// bytes are in the original file.
+type TensorSubset struct {
+	// Header is the new file's first bytes: the length and the JSON
+	// header (padded with spaces to a multiple of 8, as the format's own
+	// writer does).
+	Header []byte
+	// Ranges are the kept tensors' bytes in the original file (absolute
+	// offsets), in the order they follow the header in the new file.
+	Ranges []Span
+	// Names are the kept tensors, in the same order.
+	Names []string
+	// Size is the new file's size.
+	Size int64
+}
+
+// SafetensorsSubset validates a safetensors header (hdr is the JSON, for a
+// data section of dataLen bytes) and cuts it down to the tensors match
+// accepts, with their offsets rewritten to follow one another. It keeps
+// __metadata__. No tensor matched is an error wrapping ErrNoMatch.
+func SafetensorsSubset(hdr []byte, dataLen int64, match func(name string) bool) (*TensorSubset, error) {
+	tensors, err := ParseSafetensorsHeader(hdr, dataLen)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(hdr, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
+	}
+	base := 8 + int64(len(hdr))
+	out := map[string]any{}
+	if md, ok := raw["__metadata__"]; ok {
+		out["__metadata__"] = md
+	}
+	sub := &TensorSubset{}
+	var at int64
+	for _, t := range tensors { // in offset order: the new file keeps it
+		if !match(t.Name) {
+			continue
+		}
+		var ti tensorInfo
+		if err := json.Unmarshal(raw[t.Name], &ti); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
+		}
+		n := t.End - t.Begin
+		ti.DataOffsets = []int64{at, at + n}
+		out[t.Name] = ti
+		sub.Ranges = append(sub.Ranges, Span{Off: base + t.Begin, Len: n})
+		sub.Names = append(sub.Names, t.Name)
+		at += n
+	}
+	if len(sub.Names) == 0 {
+		return nil, fmt.Errorf("no tensor of the %d %w", len(tensors), ErrNoMatch)
+	}
+	js, err := json.Marshal(out) // map keys sorted: one encoding
+	if err != nil {
+		return nil, err
+	}
+	if pad := (8 - len(js)%8) % 8; pad > 0 {
+		js = append(js, bytes.Repeat([]byte{' '}, pad)...)
+	}
+	sub.Header = binary.LittleEndian.AppendUint64(nil, uint64(len(js)))
+	sub.Header = append(sub.Header, js...)
+	sub.Size = int64(len(sub.Header)) + at
+	return sub, nil
+}
+
+// Write writes the subset file to w, reading the kept tensors from src
+// (the original file, or a copy holding at least their bytes in place).
+func (s *TensorSubset) Write(src io.ReaderAt, w io.Writer) error {
+	if _, err := w.Write(s.Header); err != nil {
+		return err
+	}
+	for _, r := range s.Ranges {
+		if _, err := io.Copy(w, io.NewSectionReader(src, r.Off, r.Len)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TensorsOf lists a safetensors header's tensors (name, dtype, shape and
+// size), in offset order, for inspect.
+func TensorsOf(hdr []byte, dataLen int64) ([]TensorInfo, error) {
+	tensors, err := ParseSafetensorsHeader(hdr, dataLen)
+	if err != nil {
+		return nil, err
+	}
+	dec := map[string]json.RawMessage{}
+	if err := json.Unmarshal(hdr, &dec); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
+	}
+	out := make([]TensorInfo, 0, len(tensors))
+	for _, t := range tensors {
+		var ti tensorInfo
+		if err := json.Unmarshal(dec[t.Name], &ti); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
+		}
+		out = append(out, TensorInfo{Name: t.Name, DType: ti.DType, Shape: ti.Shape, Off: 8 + int64(len(hdr)) + t.Begin, Size: t.End - t.Begin})
+	}
+	return out, nil
+}
+
+// TensorInfo is one tensor of a weights file, for inspect.
+type TensorInfo struct {
+	Name  string   `json:"name"`
+	DType string   `json:"dtype"`
+	Shape []uint64 `json:"shape"`
+	Off   int64    `json:"offset"` // in the file
+	Size  int64    `json:"size"`
+}

@@ -1,0 +1,205 @@
+package fetch
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// Choice is the part of a model a user asks for: files by pattern, and
+// within safetensors files, tensors by pattern. The zero Choice is the
+// whole model.
+type Choice struct {
+	Include []string `json:"include,omitempty"` // files to fetch (all when empty)
+	Exclude []string `json:"exclude,omitempty"` // files to leave out
+	Tensors []string `json:"tensors,omitempty"` // tensors to keep (all when empty)
+}
+
+// Whole reports whether the choice is the whole model.
+func (c Choice) Whole() bool {
+	return len(c.Include) == 0 && len(c.Exclude) == 0 && len(c.Tensors) == 0
+}
+
+// Check refuses a malformed pattern before anything starts.
+func (c Choice) Check() error {
+	return content.CheckGlobs(append(append(append([]string(nil), c.Include...), c.Exclude...), c.Tensors...))
+}
+
+// filePart is what of one file a fetch writes.
+type filePart struct {
+	skip bool // left out
+	// chunks, if not nil, are the only chunks of the file fetched (by
+	// index within the file); its temporary copy then holds them in place
+	// and rewrite makes the output from it.
+	chunks  []bool
+	rewrite func(tmp io.ReaderAt, out io.Writer) error
+	size    int64 // the output's size
+}
+
+// selection is the part of a model a fetch writes: one part per file of
+// the manifest.
+type selection []filePart
+
+// size is the bytes the selection fetches (before any rewrite).
+func (s selection) fetched(m *content.Manifest) int64 {
+	var n int64
+	for i, p := range s {
+		switch {
+		case p.skip:
+		case p.chunks == nil:
+			n += int64(m.Files[i].Size)
+		default:
+			for k, c := range m.FileChunks(i) {
+				if p.chunks[k] {
+					n += int64(c.Len)
+				}
+			}
+		}
+	}
+	return n
+}
+
+// choose turns a choice into a selection of m's files and chunks. For
+// tensors it reads each safetensors file's header (a few chunks, from
+// this node or the sources found so far).
+func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sources []*source) (selection, error) {
+	want, err := content.SelectFiles(m, c.Include, c.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	sel := make(selection, len(m.Files))
+	for i, ok := range want {
+		sel[i] = filePart{skip: !ok, size: int64(m.Files[i].Size)}
+	}
+	if len(c.Tensors) == 0 {
+		return sel, nil
+	}
+	match := func(name string) bool {
+		for _, p := range c.Tensors {
+			if ok, _ := path.Match(p, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	matched := false
+	for i, f := range m.Files {
+		if sel[i].skip || !content.IsSafetensorsName(f.Path) {
+			continue
+		}
+		sub, err := e.tensorSubset(ctx, m, i, match, sources)
+		if errors.Is(err, content.ErrNoMatch) {
+			sel[i].skip = true // a shard holding none of them
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", content.Quote(f.Path), err)
+		}
+		matched = true
+		chunks := make([]bool, f.Chunks)
+		var off int64
+		for k, ref := range m.FileChunks(i) {
+			end := off + int64(ref.Len)
+			chunks[k] = overlaps(off, end, sub)
+			off = end
+		}
+		sel[i] = filePart{chunks: chunks, rewrite: sub.Write, size: sub.Size}
+	}
+	if !matched {
+		return nil, fmt.Errorf("--tensors: no tensor of the safetensors files of %s %w", m.Root, content.ErrNoMatch)
+	}
+	return sel, nil
+}
+
+// overlaps reports whether [off, end) holds bytes of a kept tensor (the
+// header was read already, and is written anew).
+func overlaps(off, end int64, sub *content.TensorSubset) bool {
+	for _, r := range sub.Ranges {
+		if off < r.Off+r.Len && r.Off < end {
+			return true
+		}
+	}
+	return false
+}
+
+// tensorSubset reads the header of safetensors file i of m and cuts it
+// down to the tensors match accepts.
+func (e *Engine) tensorSubset(ctx context.Context, m *content.Manifest, i int, match func(string) bool, sources []*source) (*content.TensorSubset, error) {
+	size := int64(m.Files[i].Size)
+	refs := m.FileChunks(i)
+	if size < 8 || len(refs) == 0 {
+		return nil, fmt.Errorf("%w: file shorter than 8 bytes", content.ErrBadSafetensors)
+	}
+	first, err := e.readChunks(ctx, refs[:1], sources)
+	if err != nil {
+		return nil, err
+	}
+	if len(first[0]) < 8 {
+		return nil, fmt.Errorf("%w: first chunk shorter than 8 bytes", content.ErrBadSafetensors)
+	}
+	n := binary.LittleEndian.Uint64(first[0])
+	if n > content.MaxSafetensorsHeader || int64(n) > size-8 {
+		return nil, fmt.Errorf("%w: header length %d out of range", content.ErrBadSafetensors, n)
+	}
+	hdr := make([]byte, 0, 8+n)
+	hdr = append(hdr, first[0]...)
+	k := 1
+	for int64(len(hdr)) < 8+int64(n) && k < len(refs) {
+		more, err := e.readChunks(ctx, refs[k:k+1], sources)
+		if err != nil {
+			return nil, err
+		}
+		hdr = append(hdr, more[0]...)
+		k++
+	}
+	sub, err := content.SafetensorsSubset(hdr[8:8+n], size-8-int64(n), match)
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// readChunks reads chunks before the fetch proper (a header), each
+// verified: from this node's index, else from each source found so far
+// in turn.
+func (e *Engine) readChunks(ctx context.Context, refs []content.ChunkRef, sources []*source) ([][]byte, error) {
+	out := make([][]byte, len(refs))
+	for k, r := range refs {
+		c, n := r.CID.Cid, int(r.Len)
+		if b, err := e.idx.ReadChunk(c, make([]byte, n)); err == nil {
+			out[k] = b
+			continue
+		}
+		var last error = ErrNoSource
+		for _, s := range sources {
+			if s.conn == nil {
+				continue
+			}
+			b, err := s.get(ctx, c, n)
+			if err == nil && len(b) != n {
+				err = fmt.Errorf("%w: chunk %s is %d bytes, manifest says %d", content.ErrHashMismatch, c, len(b), n)
+			}
+			if err == nil {
+				err = content.VerifyBlock(c, b)
+			}
+			if err == nil {
+				out[k] = append([]byte(nil), b...)
+			}
+			protocol.Recycle(b)
+			if err == nil {
+				break
+			}
+			last = err
+		}
+		if out[k] == nil {
+			return nil, fmt.Errorf("reading chunk %s: %w", c, last)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,180 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/testmodel"
+	"github.com/shoal-p2p/shoal/protocol"
+)
+
+// shardedModel writes a model of two safetensors shards of four layers
+// each (two tensors a layer, one of 1.5 MiB), a config and a tokenizer.
+func shardedModel(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for shard := range 2 {
+		var ts []testmodel.Tensor
+		for l := shard * 4; l < shard*4+4; l++ {
+			ts = append(ts, testmodel.Tensor{Name: fmt.Sprintf("model.layers.%d.mlp.weight", l), Size: 3 << 19},
+				testmodel.Tensor{Name: fmt.Sprintf("model.layers.%d.norm.weight", l), Size: 4096})
+		}
+		name := fmt.Sprintf("model-%05d-of-00002.safetensors", shard+1)
+		if err := os.WriteFile(filepath.Join(dir, name), testmodel.Safetensors(ts, uint64(shard+5)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{"config.json": `{"n_layer":8}`, "tok/tokenizer.json": `{"v":1}`} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// seededWith is seeded for a given folder.
+func seededWith(t *testing.T, model string) (*Engine, cid.Cid) {
+	t.Helper()
+	seedIdx := openIndex(t)
+	im, err := content.Import(context.Background(), model, content.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seedIdx.Put(im.Held("added")); err != nil {
+		t.Fatal(err)
+	}
+	seeder := New(&fakeNet{self: "seeder"}, seedIdx, Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second}, nil)
+	net := &fakeNet{self: "fetcher", peers: map[peer.ID]protocol.Store{"seeder": seeder}, strikes: map[peer.ID]int{}}
+	return New(net, openIndex(t), Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second, LogKey: []byte("k")}, nil), im.M.Root
+}
+
+// readTensors parses a safetensors file and returns its tensors' bytes.
+func readTensors(t *testing.T, p string) map[string][]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b)
+	ts, err := content.TensorsOf(b[8:8+n], int64(len(b))-8-int64(n))
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	out := map[string][]byte{}
+	for _, x := range ts {
+		out[x.Name] = b[x.Off : x.Off+x.Size]
+	}
+	return out
+}
+
+// --tensors: only the chosen tensors' chunks move, the output is a valid
+// safetensors file holding exactly them, byte for byte, and a shard
+// holding none of them is not written.
+func TestTensorsSubset(t *testing.T) {
+	model := shardedModel(t)
+	e, root := seededWith(t, model)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := e.Get(context.Background(), root, out, Options{Choice: Choice{Tensors: []string{"model.layers.[12].*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Partial {
+		t.Error("result not marked partial")
+	}
+	got := readTensors(t, filepath.Join(out, "model-00001-of-00002.safetensors"))
+	orig := readTensors(t, filepath.Join(model, "model-00001-of-00002.safetensors"))
+	var names []string
+	var want int64
+	for name := range got {
+		names = append(names, name)
+		if !bytes.Equal(got[name], orig[name]) {
+			t.Errorf("%s: bytes differ", name)
+		}
+		want += int64(len(orig[name]))
+	}
+	slices.Sort(names)
+	if fmt.Sprint(names) != "[model.layers.1.mlp.weight model.layers.1.norm.weight model.layers.2.mlp.weight model.layers.2.norm.weight]" {
+		t.Errorf("tensors %v", names)
+	}
+	if _, err := os.Stat(filepath.Join(out, "model-00002-of-00002.safetensors")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("shard without a chosen tensor written: %v", err)
+	}
+	for _, small := range []string{"config.json", "tok/tokenizer.json"} {
+		a, _ := os.ReadFile(filepath.Join(model, small))
+		if b, err := os.ReadFile(filepath.Join(out, small)); err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: %v", small, err)
+		}
+	}
+	var moved int64
+	for _, s := range res.Sources {
+		moved += s.Bytes
+	}
+	// The chosen tensors, the other files, and the header read to choose.
+	if limit := want + 64 + 2*content.MaxChunk; moved > limit {
+		t.Errorf("moved %d bytes for %d bytes of tensors", moved, want)
+	}
+	if _, err := os.Stat(filepath.Join(out, content.StateDirName)); !errors.Is(err, os.ErrNotExist) {
+		t.Error("fetch state left behind")
+	}
+	ents, _ := os.ReadDir(out)
+	for _, d := range ents {
+		if filepath.Ext(d.Name()) == content.PartialExt {
+			t.Errorf("left %s", d.Name())
+		}
+	}
+}
+
+// --include/--exclude write only the matching files; a pattern matching
+// nothing is refused before anything is written.
+func TestIncludeExclude(t *testing.T) {
+	model := shardedModel(t)
+	e, root := seededWith(t, model)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := e.Get(context.Background(), root, out, Options{Choice: Choice{Include: []string{"*.json"}, Exclude: []string{"tok/*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 1 {
+		t.Errorf("%d files written, want 1", res.Files)
+	}
+	var got []string
+	_ = filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(out, p)
+			got = append(got, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if fmt.Sprint(got) != "[config.json]" {
+		t.Errorf("wrote %v", got)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	_, err = e.Get(context.Background(), root, none, Options{Choice: Choice{Include: []string{"*.gguf"}}})
+	if !errors.Is(err, content.ErrNoMatch) {
+		t.Fatalf("include matching nothing: %v", err)
+	}
+	if _, err := os.Stat(none); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a fetch of nothing created its folder")
+	}
+	_, err = e.Get(context.Background(), root, none, Options{Choice: Choice{Tensors: []string{"nope.*"}}})
+	if !errors.Is(err, content.ErrNoMatch) {
+		t.Fatalf("tensors matching nothing: %v", err)
+	}
+}
