@@ -27,6 +27,9 @@ type source struct {
 	// files: a file-key provider holds only these files (nil: any). Set
 	// before the source is handed to a fetch, read-only after.
 	files map[int]bool
+	// have, for this node's index, is what it holds of a model it holds
+	// under other roots only (nil: the whole model).
+	have *protocol.HaveMap
 
 	bytes  atomic.Int64 // delivered and used
 	chunks atomic.Int64
@@ -74,6 +77,25 @@ func (s *source) close() {
 // localSource is this node's index: it holds whatever it holds whole.
 func (e *Engine) localSource() *source {
 	return &source{name: "local", workers: 2, idx: e.idx}
+}
+
+// sharedSource is this node's index as a source of the chunks of m it
+// holds under other roots (a fine-tune's base model), or nil if none.
+func (e *Engine) sharedSource(m *content.Manifest) *source {
+	bits := make([]byte, (len(m.Chunks)+7)/8)
+	n := 0
+	for i, c := range m.Chunks {
+		if len(e.idx.Locs(c.CID.Cid)) > 0 {
+			bits[i/8] |= 1 << (i % 8)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	s := e.localSource()
+	s.have = &protocol.HaveMap{Bits: bits}
+	return s
 }
 
 // peerSource dials p and makes it a source.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,6 +125,11 @@ type Progress struct {
 	Total int64  `json:"total"` // bytes in the model
 	Peers int    `json:"peers"` // sources in use now
 	Files int    `json:"files"` // files in the model
+	// Held and Shares (phase "plan", once the manifest is in): the bytes
+	// of the model this node already holds under other roots, which are
+	// copied rather than fetched, and which roots they are in.
+	Held   int64           `json:"held,omitempty"`
+	Shares []content.Share `json:"shares,omitempty"`
 }
 
 // Options tune one fetch.
@@ -186,8 +192,11 @@ type Result struct {
 	Held bool `json:"held,omitempty"`
 	// Partial: only the part of the model Options.Choice chose was
 	// written (Files and Size are of that part).
-	Partial bool             `json:"partial,omitempty"`
-	Pickle  []content.Pickle `json:"pickle,omitempty"` // by content, as written
+	Partial bool `json:"partial,omitempty"`
+	// Shares: what of the model this node held under other roots before
+	// the fetch (copied, not fetched: Local).
+	Shares []content.Share  `json:"shares,omitempty"`
+	Pickle []content.Pickle `json:"pickle,omitempty"` // by content, as written
 
 	Manifest *content.Manifest `json:"-"`
 }
@@ -351,6 +360,16 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 			return nil, err
 		}
 	}
+	shares, held, _ := e.idx.Overlap(m)
+	if held > 0 && !slices.ContainsFunc(early, func(s *source) bool { return s.conn == nil }) {
+		// Chunks held under other roots are copied, not fetched.
+		if s := e.sharedSource(m); s != nil {
+			early = append(early, s)
+		}
+	}
+	f := newFetch(e, m, blocks, dir, report)
+	f.sel = sel
+	report(Progress{Phase: "plan", Total: f.total(), Files: f.nfiles(), Held: held, Shares: shares})
 	if opt.Admit != nil {
 		if err := opt.Admit(m); err != nil {
 			return nil, err
@@ -382,8 +401,7 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 		}
 	}
 
-	f := newFetch(e, m, blocks, dir, report)
-	f.disc, f.lock, f.wholeFile, f.sel = disc, &lock, opt.WholeFile, sel
+	f.disc, f.lock, f.wholeFile = disc, &lock, opt.WholeFile
 	if err := f.prepare(ctx); err != nil {
 		f.close()
 		return nil, err
@@ -409,7 +427,7 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	if err := f.complete(); err != nil {
 		return nil, err
 	}
-	res.Root, res.Dir, res.Manifest, res.Partial = root, dir, m, sel != nil
+	res.Root, res.Dir, res.Manifest, res.Partial, res.Shares = root, dir, m, sel != nil, shares
 	select { // records still on their way get a moment more
 	case <-recordsIn:
 	case <-time.After(500 * time.Millisecond):

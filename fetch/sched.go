@@ -60,6 +60,7 @@ type scheduler struct {
 	st        map[*source]*srcState // every source added, live or not
 	whyFailed map[*source]error     // each source's last failure
 	all       []*source
+	local     *source // this node's index, if a source
 	exhausted bool // the last discovery round found no new source
 	errv      error
 	lastErr   error
@@ -109,9 +110,14 @@ func (s *scheduler) addSource(src *source) bool {
 	defer s.mu.Unlock()
 	s.all = append(s.all, src)
 	st := &srcState{}
-	if src.conn == nil {
+	switch {
+	case src.conn == nil && src.have != nil:
+		st.hm = *src.have // this node's index, some of the model
+		s.local = src
+	case src.conn == nil:
 		st.hm = protocol.HaveMap{Complete: true} // this node's index
-	} else {
+		s.local = src
+	default:
 		st.limit = startInFlight
 	}
 	s.st[src] = st
@@ -173,7 +179,7 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 			continue
 		}
 		untried = true
-		if !st.has(src, j) {
+		if !st.has(src, j) || s.localHas(src, j) {
 			continue
 		}
 		looked++
@@ -209,6 +215,14 @@ func (s *scheduler) take(src *source) (*job, <-chan struct{}) {
 		}
 	}
 	return nil, s.change
+}
+
+// localHas reports whether this node's index holds j, when src is a
+// peer: a chunk held here is copied, not fetched (unless copying it
+// failed, and it is retried).
+func (s *scheduler) localHas(src *source, j *job) bool {
+	l := s.local
+	return src.conn != nil && l != nil && s.live[l] && s.st[l].has(l, j)
 }
 
 // heldElsewhere reports whether a live source other than src holds j or

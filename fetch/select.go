@@ -2,11 +2,13 @@ package fetch
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"path"
+	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/content"
 	"github.com/shoal-p2p/shoal/protocol"
@@ -132,37 +134,50 @@ func overlaps(off, end int64, sub *content.TensorSubset) bool {
 // down to the tensors match accepts.
 func (e *Engine) tensorSubset(ctx context.Context, m *content.Manifest, i int, match func(string) bool, sources []*source) (*content.TensorSubset, error) {
 	size := int64(m.Files[i].Size)
-	refs := m.FileChunks(i)
-	if size < 8 || len(refs) == 0 {
-		return nil, fmt.Errorf("%w: file shorter than 8 bytes", content.ErrBadSafetensors)
-	}
-	first, err := e.readChunks(ctx, refs[:1], sources)
+	hdr, err := content.SafetensorsHeader(e.chunkReader(ctx, m, i, sources), size)
 	if err != nil {
 		return nil, err
 	}
-	if len(first[0]) < 8 {
-		return nil, fmt.Errorf("%w: first chunk shorter than 8 bytes", content.ErrBadSafetensors)
-	}
-	n := binary.LittleEndian.Uint64(first[0])
-	if n > content.MaxSafetensorsHeader || int64(n) > size-8 {
-		return nil, fmt.Errorf("%w: header length %d out of range", content.ErrBadSafetensors, n)
-	}
-	hdr := make([]byte, 0, 8+n)
-	hdr = append(hdr, first[0]...)
-	k := 1
-	for int64(len(hdr)) < 8+int64(n) && k < len(refs) {
-		more, err := e.readChunks(ctx, refs[k:k+1], sources)
-		if err != nil {
-			return nil, err
+	return content.SafetensorsSubset(hdr, size-8-int64(len(hdr)), match)
+}
+
+// chunkReader reads file i of m through readChunks, keeping the last
+// chunk it read: for headers, a few chunks at the start of a file.
+func (e *Engine) chunkReader(ctx context.Context, m *content.Manifest, i int, sources []*source) io.ReaderAt {
+	return &chunkReader{ctx: ctx, e: e, refs: m.FileChunks(i), sources: sources, last: -1}
+}
+
+type chunkReader struct {
+	ctx     context.Context
+	e       *Engine
+	refs    []content.ChunkRef
+	sources []*source
+	last    int
+	data    []byte
+}
+
+// ReadAt reads len(p) bytes at off, fetching the chunks they are in.
+func (r *chunkReader) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	var start int64
+	for k, ref := range r.refs {
+		end := start + int64(ref.Len)
+		if n < len(p) && off+int64(n) < end && off+int64(n) >= start {
+			if r.last != k {
+				got, err := r.e.readChunks(r.ctx, r.refs[k:k+1], r.sources)
+				if err != nil {
+					return n, err
+				}
+				r.last, r.data = k, got[0]
+			}
+			n += copy(p[n:], r.data[off+int64(n)-start:])
 		}
-		hdr = append(hdr, more[0]...)
-		k++
+		start = end
 	}
-	sub, err := content.SafetensorsSubset(hdr[8:8+n], size-8-int64(n), match)
-	if err != nil {
-		return nil, err
+	if n < len(p) {
+		return n, io.EOF
 	}
-	return sub, nil
+	return n, nil
 }
 
 // readChunks reads chunks before the fetch proper (a header), each
@@ -202,4 +217,38 @@ func (e *Engine) readChunks(ctx context.Context, refs []content.ChunkRef, source
 		}
 	}
 	return out, nil
+}
+
+// Inspect describes root from its manifest and the headers of its weights
+// files (held here, or asked of the peers that hold it): its files, their
+// tensors, and how much of it this node holds under other roots. No
+// weights move.
+func (e *Engine) Inspect(ctx context.Context, root cid.Cid) (*content.ModelView, error) {
+	if err := content.CheckRoot(root); err != nil {
+		return nil, err
+	}
+	view := &content.ModelView{Root: root}
+	var early []*source
+	defer func() {
+		for _, s := range early {
+			s.close()
+		}
+	}()
+	m, _, err := e.idx.Manifest(root)
+	if err == nil {
+		view.Local = true
+	} else {
+		dctx, stop := context.WithCancel(ctx)
+		disc := e.discover(dctx, root)
+		defer func() { stop(); disc.wait() }()
+		if m, _, err = e.raceManifest(ctx, root, disc, time.Now(), &early, func(Progress) {}); err != nil {
+			return nil, err
+		}
+	}
+	view.Size = m.Size()
+	for i, f := range m.Files {
+		view.Files = append(view.Files, content.Describe(f.Path, f.SHA256, e.chunkReader(ctx, m, i, early), int64(f.Size)))
+	}
+	view.Shares, view.Held, view.Distinct = e.idx.Overlap(m)
+	return view, nil
 }

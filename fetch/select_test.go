@@ -178,3 +178,75 @@ func TestIncludeExclude(t *testing.T) {
 		t.Fatalf("tensors matching nothing: %v", err)
 	}
 }
+
+// A fine-tune that changed two tensors of its base model moves only those
+// (and the header) once the base is held: the rest is copied from the
+// base's files, and the plan says how much is shared with which root.
+func TestFineTuneMovesOnlyChangedTensors(t *testing.T) {
+	var ts []testmodel.Tensor
+	for l := range 6 {
+		ts = append(ts, testmodel.Tensor{Name: fmt.Sprintf("layers.%d.weight", l), Size: 3 << 19})
+	}
+	base := testmodel.Safetensors(ts, 9)
+	tuned := append([]byte(nil), base...)
+	hdr := 8 + int64(binary.LittleEndian.Uint64(base))
+	changed := int64(0)
+	for _, l := range []int64{1, 4} { // flip a byte in two tensors
+		tuned[hdr+l*(3<<19)+100] ^= 0xff // in the tensor's first chunk
+		changed += content.MaxChunk
+	}
+	dirs := map[string][]byte{"base": base, "tuned": tuned}
+	seedIdx := openIndex(t)
+	roots := map[string]cid.Cid{}
+	for name, data := range dirs {
+		d := filepath.Join(t.TempDir(), name)
+		_ = os.MkdirAll(d, 0o755)
+		if err := os.WriteFile(filepath.Join(d, "model.safetensors"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		im, err := content.Import(context.Background(), d, content.ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := seedIdx.Put(im.Held("added")); err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = im.M.Root
+	}
+	seeder := New(&fakeNet{self: "seeder"}, seedIdx, Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second}, nil)
+	net := &fakeNet{self: "fetcher", peers: map[peer.ID]protocol.Store{"seeder": seeder}, strikes: map[peer.ID]int{}}
+	e := New(net, openIndex(t), Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second, LogKey: []byte("k")}, nil)
+	ctx := context.Background()
+	if _, err := e.Get(ctx, roots["base"], filepath.Join(t.TempDir(), "base"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var plan Progress
+	res, err := e.Get(ctx, roots["tuned"], filepath.Join(t.TempDir(), "tuned"), Options{Progress: func(p Progress) {
+		if p.Phase == "plan" {
+			plan = p
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromPeers int64
+	for _, s := range res.Sources {
+		if s.Peer != "local" {
+			fromPeers += s.Bytes
+		}
+	}
+	t.Logf("fine-tune of %d bytes: %d moved from peers, %d copied from the base (%d bytes of tensors changed)", len(tuned), fromPeers, res.Local, changed)
+	if fromPeers != changed {
+		t.Errorf("moved %d bytes from peers; %d changed (header %d)", fromPeers, changed, hdr)
+	}
+	if res.Local != int64(len(tuned))-changed {
+		t.Errorf("copied %d bytes locally", res.Local)
+	}
+	if len(plan.Shares) != 1 || !plan.Shares[0].Root.Equals(roots["base"]) || plan.Held != int64(len(tuned))-changed {
+		t.Errorf("plan %+v (header %d)", plan, hdr)
+	}
+	view, err := e.Inspect(ctx, roots["tuned"])
+	if err != nil || len(view.Files) != 1 || len(view.Files[0].Tensors) != 6 || view.Held != plan.Held {
+		t.Fatalf("inspect: %+v %v", view, err)
+	}
+}
