@@ -363,8 +363,9 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	shares, held, _ := e.idx.Overlap(m)
 	if held > 0 && !slices.ContainsFunc(early, func(s *source) bool { return s.conn == nil }) {
 		// Chunks held under other roots are copied, not fetched.
+		// First, so that peers started after it leave it what it holds.
 		if s := e.sharedSource(m); s != nil {
-			early = append(early, s)
+			early = append([]*source{s}, early...)
 		}
 	}
 	f := newFetch(e, m, blocks, dir, report)

