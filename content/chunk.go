@@ -12,7 +12,13 @@ import (
 
 // ChunkerVersion numbers the chunking rule set; it is stored in every
 // manifest. Change a rule, bump it (and the golden tests will say so).
-const ChunkerVersion = 1
+// Version 2 added the GGUF rule.
+const ChunkerVersion = 2
+
+// MinChunkerVersion is the oldest chunker version whose manifests are still
+// read. A manifest names its chunks, so how they were cut does not matter
+// to a reader: chunker 1 (version 2 without the GGUF rule) stays valid.
+const MinChunkerVersion = 1
 
 // MaxChunk is the largest chunk, 1 MiB.
 const MaxChunk = 1 << 20
@@ -34,11 +40,15 @@ type Layout int
 const (
 	LayoutFixed       Layout = iota // fixed 1 MiB
 	LayoutSafetensors               // header run, then one run per tensor
+	LayoutGGUF                      // header run, then one run per tensor and its padding
 )
 
 func (l Layout) String() string {
-	if l == LayoutSafetensors {
+	switch l {
+	case LayoutSafetensors:
 		return "safetensors"
+	case LayoutGGUF:
+		return "gguf"
 	}
 	return "fixed"
 }
@@ -76,25 +86,36 @@ func FixedSpans(spans []Span, off, n int64) []Span {
 type Chunking struct {
 	Spans  []Span
 	Layout Layout
-	// Fallback says why a .safetensors file is cut at fixed 1 MiB (its
-	// header did not validate; it wraps ErrBadSafetensors), for the caller
-	// to report as a warning; nil otherwise. The spans are valid either
-	// way.
+	// Fallback says why a .safetensors or .gguf file is cut at fixed
+	// 1 MiB (its header did not validate; it wraps ErrBadSafetensors or
+	// ErrBadGGUF), for the caller to report as a warning; nil otherwise.
+	// The spans are valid either way.
 	Fallback error
 }
 
-// Plan cuts a file of the given size. A file whose name ends in
-// .safetensors and whose header validates is cut on tensor boundaries;
-// otherwise it is cut at fixed 1 MiB.
+// Plan cuts a file of the given size (SPEC.md §2). A file whose name ends
+// in .safetensors or .gguf and whose header validates is cut on tensor
+// boundaries; otherwise it is cut at fixed 1 MiB.
 func Plan(name string, r io.ReaderAt, size int64) Chunking {
-	if !IsSafetensorsName(name) {
+	var (
+		spans  []Span
+		err    error
+		layout Layout
+	)
+	switch {
+	case IsSafetensorsName(name):
+		spans, err = safetensorsPlan(r, size)
+		layout = LayoutSafetensors
+	case IsGGUFName(name):
+		spans, err = ggufPlan(r, size)
+		layout = LayoutGGUF
+	default:
 		return Chunking{Spans: FixedSpans(nil, 0, size), Layout: LayoutFixed}
 	}
-	spans, err := safetensorsPlan(r, size)
 	if err != nil {
 		return Chunking{Spans: FixedSpans(nil, 0, size), Layout: LayoutFixed, Fallback: err}
 	}
-	return Chunking{Spans: spans, Layout: LayoutSafetensors}
+	return Chunking{Spans: spans, Layout: layout}
 }
 
 func safetensorsPlan(r io.ReaderAt, size int64) ([]Span, error) {

@@ -45,17 +45,24 @@ var goldenTensors = []testmodel.Tensor{{Name: "a", Size: 10}, {Name: "b", Size: 
 
 // TestGoldenCIDs pins the recipe from bytes to CIDs. If this fails, the
 // chunking rules or the manifest encoding changed: that is a new
-// ChunkerVersion or FormatVersion, never a silent change.
+// ChunkerVersion or FormatVersion, never a silent change. (Chunker 2 changed
+// every root, the version being in it; the chunks of the first four files
+// are those chunker 1 made.)
 func TestGoldenCIDs(t *testing.T) {
 	cases := []struct {
 		name string
 		data []byte
 		want string
+		// v1 is the root chunker 1 made: the same blocks with "chunker"
+		// 1 in the root (none for GGUF, which chunker 1 cut at fixed
+		// 1 MiB).
+		v1 string
 	}{
-		{"empty.txt", nil, "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"},
-		{"hello.txt", []byte("hello\n"), "bafyreiebuscqu5xvdbnjtawcvbk7zre2eqg3orn3h7vghjw6qtiooot37u"},
-		{"weights.bin", testmodel.Bytes(5<<19, 1), "bafyreicoegd37epvwlacsnp5s3cyw47qbsywqfzd6ssrxc5vdriyycd7cq"},
-		{"model.safetensors", testmodel.Safetensors(goldenTensors, 7), "bafyreic6a4jkwyukrooe4dak6sv2l4yjcw4d7n3uxktg3vliibvgrvp6ki"},
+		{"empty.txt", nil, "bafyreibva5bvqayq4vivexqa772jbnrfaouwi4k5ahe4ciljkn3li7mtt4", "bafyreigdr7p32actjl2ytbevndqfucb7lgphqphlj2r2ztvqtxarsgypwa"},
+		{"hello.txt", []byte("hello\n"), "bafyreieee34ykb775idmiswqxcjtu7hpevwo3llju43n6pn5otsxs2pxwm", "bafyreiebuscqu5xvdbnjtawcvbk7zre2eqg3orn3h7vghjw6qtiooot37u"},
+		{"weights.bin", testmodel.Bytes(5<<19, 1), "bafyreib3fvoxqc3dsfjj2vy2u2xavrmasnp34ad7ykfch66u2y3amatjim", "bafyreicoegd37epvwlacsnp5s3cyw47qbsywqfzd6ssrxc5vdriyycd7cq"},
+		{"model.safetensors", testmodel.Safetensors(goldenTensors, 7), "bafyreifesza6n65qwqazlcrhyznsnzi5dv4bykeltwuyan5l222272lcce", "bafyreic6a4jkwyukrooe4dak6sv2l4yjcw4d7n3uxktg3vliibvgrvp6ki"},
+		{"model.gguf", goldenGGUF("shoal-test"), "bafyreienc4c5td2w5diuhqv2duvshp6zujzy5ui47vthg7zhqp4cr3nfwq", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +70,17 @@ func TestGoldenCIDs(t *testing.T) {
 			im := importPath(t, p)
 			if got := im.M.Root.String(); got != tc.want {
 				t.Errorf("root CID = %s, want %s", got, tc.want)
+			}
+			if tc.v1 == "" {
+				return
+			}
+			r, err := DecodeRoot(im.Blocks[0].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Chunker = 1
+			if b, err := EncodeBlock(*r); err != nil || b.CID.String() != tc.v1 {
+				t.Errorf("chunker 1 root CID = %s (%v), want %s", b.CID, err, tc.v1)
 			}
 		})
 	}

@@ -36,6 +36,9 @@ var (
 	// ErrBadSafetensors reports a safetensors header that fails validation; the
 	// file is then chunked as a plain file.
 	ErrBadSafetensors = errors.New("invalid safetensors header")
+	// ErrBadGGUF reports a GGUF header that fails validation; the file is
+	// then chunked as a plain file.
+	ErrBadGGUF = errors.New("invalid GGUF header")
 	// ErrChangedWhileReading reports a file that changed while it was imported.
 	ErrChangedWhileReading = errors.New("file changed while it was read")
 	// ErrNotRoot reports a CID that cannot name a model: a chunk's.

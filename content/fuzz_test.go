@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/shoal-p2p/shoal/internal/testmodel"
@@ -113,6 +114,70 @@ func FuzzCheckPaths(f *testing.F) {
 			if p == "" || p[0] == '/' || bytes.Contains([]byte("/"+p+"/"), []byte("/../")) {
 				t.Fatalf("unsafe path %q accepted", p)
 			}
+		}
+	})
+}
+
+// fuzzGGUFSeed is a small valid GGUF file for FuzzGGUF: tiny tensors of
+// three types, one empty, arrays in the metadata.
+func fuzzGGUFSeed() []byte {
+	return testmodel.GGUF(goldenGGUFMeta("fuzz"), []testmodel.GGUFTensor{
+		{Name: "a", Type: "F32", Shape: []uint64{3}},
+		{Name: "b", Type: "Q8_0", Shape: []uint64{32, 2}},
+		{Name: "e", Type: "F16", Shape: []uint64{0, 4}},
+		{Name: "c", Type: "F16", Shape: []uint64{5, 1, 1}},
+	}, 1)
+}
+
+func FuzzGGUF(f *testing.F) {
+	f.Add(fuzzGGUFSeed())
+	f.Add(testmodel.GGUF([]testmodel.GGUFKV{{Key: "general.alignment", Value: uint32(8)}}, []testmodel.GGUFTensor{{Name: "x", Type: "BF16", Shape: []uint64{3}}}, 2))
+	f.Add([]byte("GGUF\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		g, err := ParseGGUF(bytes.NewReader(data), size)
+		ch := Plan("f.gguf", bytes.NewReader(data), size)
+		// Whatever the header, the spans tile the file.
+		starts := map[int64]bool{}
+		var at int64
+		for _, sp := range ch.Spans {
+			if sp.Off != at || sp.Len < 1 || sp.Len > MaxChunk {
+				t.Fatalf("span %v at %d", sp, at)
+			}
+			starts[sp.Off] = true
+			at += sp.Len
+		}
+		if at != size {
+			t.Fatalf("spans cover %d of %d bytes", at, size)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadGGUF) || ch.Layout != LayoutFixed || !errors.Is(ch.Fallback, ErrBadGGUF) {
+				t.Fatalf("err %v, layout %v, fallback %v", err, ch.Layout, ch.Fallback)
+			}
+			return
+		}
+		if ch.Layout != LayoutGGUF || ch.Fallback != nil {
+			t.Fatalf("valid header cut as %v (%v)", ch.Layout, ch.Fallback)
+		}
+		a := g.Alignment
+		if a <= 0 || a&(a-1) != 0 || g.DataStart%a != 0 || g.DataStart > size || (size > 0 && !starts[0]) {
+			t.Fatalf("alignment %d, data start %d of %d", a, g.DataStart, size)
+		}
+		if g.DataStart < size && !starts[g.DataStart] {
+			t.Fatal("the data section starts no chunk")
+		}
+		end := g.DataStart
+		for i, tn := range g.Tensors {
+			if (i == 0 && tn.Off != g.DataStart) || tn.Off < end || (tn.Off-g.DataStart)%a != 0 || tn.Size < 0 || tn.Size > size-tn.Off {
+				t.Fatalf("accepted tensor %+v after %d", tn, end)
+			}
+			if tn.Size > 0 && !starts[tn.Off] {
+				t.Fatalf("tensor %+v starts no chunk", tn)
+			}
+			if len(tn.Name) == 0 || len(tn.Name) > MaxGGUFTensorName || len(tn.Shape) > MaxGGUFDims {
+				t.Fatalf("accepted tensor %+v", tn)
+			}
+			end = tn.Off + tn.Size
 		}
 	})
 }

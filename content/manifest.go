@@ -176,8 +176,8 @@ func DecodeRoot(data []byte) (*Root, error) {
 	switch {
 	case r.Format != FormatVersion:
 		return bad("format %d (this node reads %d)", r.Format, FormatVersion)
-	case r.Chunker != ChunkerVersion:
-		return bad("chunker %d (this node reads %d)", r.Chunker, ChunkerVersion)
+	case r.Chunker < MinChunkerVersion || r.Chunker > ChunkerVersion:
+		return bad("chunker %d (this node reads %d to %d)", r.Chunker, MinChunkerVersion, ChunkerVersion)
 	case len(r.Files) > MaxLinks || len(r.Chunks) > MaxLinks:
 		// What Encode never makes: a root that would have a fetcher
 		// download and hold tens of thousands of list blocks.
