@@ -199,6 +199,11 @@ func (c *Client) Resolve(ctx context.Context, req ResolveRequest) (*Signer, erro
 	return stream[Signer](ctx, c, "/v1/resolve", req, nil)
 }
 
+// Inspect asks the daemon to describe a model.
+func (c *Client) Inspect(ctx context.Context, req InspectRequest) (*content.ModelView, error) {
+	return stream[content.ModelView](ctx, c, "/v1/inspect", req, nil)
+}
+
 // Pin asks the daemon to keep a root, fetching it into its store if need be.
 func (c *Client) Pin(ctx context.Context, req PinRequest, progress func(Progress)) (*PinResult, error) {
 	return stream[PinResult](ctx, c, "/v1/pin", req, progress)

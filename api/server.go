@@ -59,6 +59,7 @@ func Handler(svc Service, token string, codes Codes) http.Handler {
 	}))
 	mux.HandleFunc("POST /v1/add", streamed(h, svc.Add))
 	mux.HandleFunc("POST /v1/get", streamed(h, svc.Get))
+	mux.HandleFunc("POST /v1/inspect", streamed(h, noProgress(svc.Inspect)))
 	mux.HandleFunc("POST /v1/verify", streamed(h, func(ctx context.Context, req verifyRequest, progress func(Progress)) (*VerifyReport, error) {
 		return svc.Verify(ctx, req.Root, progress)
 	}))

@@ -23,6 +23,9 @@ type Service interface {
 	Add(ctx context.Context, req AddRequest, progress func(Progress)) (*AddResult, error)
 	// Get fetches a model into a folder, verified.
 	Get(ctx context.Context, req GetRequest, progress func(Progress)) (*GetResult, error)
+	// Inspect describes a model from its manifest and the headers of its
+	// weights files: no weights move.
+	Inspect(ctx context.Context, req InspectRequest) (*content.ModelView, error)
 	// Verify re-hashes a held root. A report with OK false comes with an
 	// error wrapping ErrVerify.
 	Verify(ctx context.Context, root cid.Cid, progress func(Progress)) (*VerifyReport, error)

@@ -15,6 +15,11 @@ type Progress struct {
 	Total int64  `json:"total"` // bytes in all (0: not known yet)
 	Peers int    `json:"peers"` // sources in use now (get)
 	Files int    `json:"files"` // files in the model (get)
+	// Held and Shares (get, phase "plan"): the bytes of the model this
+	// node already holds under other roots (copied, not fetched), and
+	// which roots they are in.
+	Held   int64           `json:"held,omitempty"`
+	Shares []content.Share `json:"shares,omitempty"`
 }
 
 // IDInfo is a node's identity and the addresses to give others, best
@@ -32,6 +37,13 @@ type AddRequest struct {
 	Path string `json:"path"` // absolute
 	// FollowExternalLinks adds what symlinks point at outside the folder.
 	FollowExternalLinks bool `json:"follow_external_links,omitempty"`
+	// LinksWithin (absolute) is a folder outside Path that symlinks may
+	// point into: a Hugging Face cache repo, whose snapshots link into
+	// its blobs.
+	LinksWithin string `json:"links_within,omitempty"`
+	// Name, if set, is recorded instead of the folder's name (a Hugging
+	// Face repo id for a snapshot folder named by its commit).
+	Name string `json:"name,omitempty"`
 }
 
 // AddResult reports an import.
@@ -57,6 +69,31 @@ type GetRequest struct {
 	// Publisher is a key ID that must have signed a record naming the
 	// root; nothing moves otherwise.
 	Publisher string `json:"publisher,omitempty"`
+	// Include, Exclude and Tensors fetch part of the model: the files
+	// matching Include (all when empty) and no Exclude pattern, and of
+	// safetensors files only the tensors matching Tensors (rewritten as
+	// valid files holding exactly those).
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+	Tensors []string `json:"tensors,omitempty"`
+	// HFRepo (absolute), instead of Dir, writes the model into a Hugging
+	// Face cache repo folder (models--org--name): blobs named by sha256,
+	// a snapshot of links, refs/main. Blobs already there are reused.
+	HFRepo string `json:"hf_repo,omitempty"`
+}
+
+// HFSnapshot says where a fetch into a Hugging Face cache went.
+type HFSnapshot struct {
+	Repo     string `json:"repo"`     // the repo folder
+	Commit   string `json:"commit"`   // the snapshot's name, derived from the root
+	Snapshot string `json:"snapshot"` // the snapshot folder
+	Reused   int    `json:"reused"`   // blobs already there, not fetched
+}
+
+// InspectRequest names a model to describe: a root, or KEYID/NAME.
+type InspectRequest struct {
+	Root cid.Cid `json:"root,omitzero"`
+	Name string  `json:"name,omitempty"`
 }
 
 // SourceStat is what one source delivered to a fetch.
@@ -83,7 +120,13 @@ type GetResult struct {
 	Sources []SourceStat  `json:"sources"`
 	// Held: the root was already held in this folder, unchanged; nothing
 	// was fetched.
-	Held    bool             `json:"held,omitempty"`
+	Held bool `json:"held,omitempty"`
+	// Partial: only the files and tensors asked for were written.
+	Partial bool `json:"partial,omitempty"`
+	// Shares: what of the model this node held under other roots before
+	// the fetch (copied, not fetched: Local).
+	Shares  []content.Share  `json:"shares,omitempty"`
+	HF      *HFSnapshot      `json:"hf,omitempty"`
 	Signers []Signer         `json:"signers"`          // valid records naming the root
 	Pickle  []content.Pickle `json:"pickle,omitempty"` // files that may run code when loaded
 }

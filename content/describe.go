@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/ipfs/go-cid"
 )
@@ -98,4 +100,36 @@ type ModelView struct {
 	Shares   []Share `json:"shares,omitempty"`
 	// Local: this node holds the root itself.
 	Local bool `json:"local"`
+}
+
+// DescribePath describes a file or folder on disk for inspect, from the
+// headers of its weights files alone (no whole-file hash: SHA256 is left
+// empty), with the same rules as Import for what a folder holds.
+func DescribePath(p string) ([]FileView, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	srcs := []source{{rel: filepath.Base(abs), abs: abs, st: st}}
+	if st.IsDir() {
+		if srcs, _, err = walk(abs, ImportOptions{}); err != nil {
+			return nil, err
+		}
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file or folder", Escape(p))
+	}
+	views := make([]FileView, 0, len(srcs))
+	for _, s := range srcs {
+		f, err := os.Open(s.abs)
+		if err != nil {
+			return nil, err
+		}
+		views = append(views, Describe(s.rel, nil, f, s.st.Size()))
+		f.Close()
+	}
+	return views, nil
 }

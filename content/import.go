@@ -59,6 +59,13 @@ type ImportOptions struct {
 	// By default such links are skipped and listed: a cloned repository
 	// can plant tokenizer.json -> /etc/shadow.
 	FollowExternalLinks bool
+	// LinksWithin, if set, is a folder outside the one added that its
+	// symlinks may point into, and no other: a Hugging Face cache repo,
+	// whose snapshots/REV/ links into its blobs/.
+	LinksWithin string
+	// Name, if set, is recorded instead of the base name of what is
+	// imported.
+	Name string
 }
 
 // Import hashes a file or a folder in place and builds its manifest. Files
@@ -78,13 +85,16 @@ func Import(ctx context.Context, path string, opt ImportOptions) (*Imported, err
 		return nil, err
 	}
 	im := &Imported{Name: filepath.Base(abs)}
+	if opt.Name != "" {
+		im.Name = opt.Name
+	}
 	var srcs []source
 	if st.Mode().IsRegular() {
 		im.Dir = filepath.Dir(abs)
 		srcs = []source{{rel: filepath.Base(abs), abs: abs, st: st}}
 	} else if st.IsDir() {
 		im.Dir = abs
-		srcs, im.Skipped, err = walk(abs, opt.FollowExternalLinks)
+		srcs, im.Skipped, err = walk(abs, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +165,7 @@ func ImportSize(path string, opt ImportOptions) int64 {
 	if st.Mode().IsRegular() {
 		return st.Size()
 	}
-	srcs, _, _ := walk(path, opt.FollowExternalLinks)
+	srcs, _, _ := walk(path, opt)
 	var n int64
 	for _, s := range srcs {
 		n += s.st.Size()
@@ -164,12 +174,18 @@ func ImportSize(path string, opt ImportOptions) int64 {
 }
 
 // walk lists the regular files under dir (following symlinks to regular
-// files, and only to those inside dir unless followExternal), sorted by
-// relative path, and what it skipped.
-func walk(dir string, followExternal bool) ([]source, []Skipped, error) {
+// files, and only to those inside dir, or inside opt.LinksWithin, unless
+// opt.FollowExternalLinks), sorted by relative path, and what it skipped.
+func walk(dir string, opt ImportOptions) ([]source, []Skipped, error) {
 	top, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	within := ""
+	if opt.LinksWithin != "" {
+		if within, err = filepath.EvalSymlinks(opt.LinksWithin); err != nil {
+			return nil, nil, err
+		}
 	}
 	var srcs []source
 	var skipped []Skipped
@@ -205,7 +221,11 @@ func walk(dir string, followExternal bool) ([]source, []Skipped, error) {
 				skipped = append(skipped, Skipped{rel, "broken symlink or unreadable: " + err.Error()})
 				return nil
 			}
-			if where := outside(top, target); where != "" && !followExternal {
+			where := outside(top, target)
+			if where != "" && within != "" && outside(within, target) == "" {
+				where = ""
+			}
+			if where != "" && !opt.FollowExternalLinks {
 				skipped = append(skipped, Skipped{rel, "symlink to " + Escape(target) + ", " + where + " (--follow-external-links adds it)"})
 				return nil
 			}

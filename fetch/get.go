@@ -159,6 +159,10 @@ type Options struct {
 	// root (it is not recorded as held); every byte of it is still
 	// verified.
 	Choice Choice
+	// Have, if set, names files the caller already has (a blob in a
+	// Hugging Face cache, checked): they are not fetched, as if left out
+	// by Choice.
+	Have func(f content.File) bool
 	// Stored records the root as the node's own copy (fetched into its
 	// store for a pin or a follow): gc may delete its files. Otherwise
 	// the folder is the user's, and gc only ever forgets it.
@@ -359,6 +363,9 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 		if sel, err = e.choose(ctx, m, opt.Choice, early); err != nil {
 			return nil, err
 		}
+	}
+	if opt.Have != nil {
+		sel = haveFiles(m, sel, opt.Have)
 	}
 	shares, held, _ := e.idx.Overlap(m)
 	if held > 0 && !slices.ContainsFunc(early, func(s *source) bool { return s.conn == nil }) {

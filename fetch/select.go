@@ -119,6 +119,24 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 	return sel, nil
 }
 
+// haveFiles leaves out of sel (nil: the whole model) the files the caller
+// has; nil still if it has none.
+func haveFiles(m *content.Manifest, sel selection, have func(content.File) bool) selection {
+	for i, f := range m.Files {
+		if (sel != nil && sel[i].skip) || !have(f) {
+			continue
+		}
+		if sel == nil {
+			sel = make(selection, len(m.Files))
+			for k := range sel {
+				sel[k].size = int64(m.Files[k].Size)
+			}
+		}
+		sel[i] = filePart{skip: true}
+	}
+	return sel
+}
+
 // overlaps reports whether [off, end) holds bytes of a kept tensor (the
 // header was read already, and is written anew).
 func overlaps(off, end int64, sub *content.TensorSubset) bool {
@@ -224,31 +242,54 @@ func (e *Engine) readChunks(ctx context.Context, refs []content.ChunkRef, source
 // tensors, and how much of it this node holds under other roots. No
 // weights move.
 func (e *Engine) Inspect(ctx context.Context, root cid.Cid) (*content.ModelView, error) {
-	if err := content.CheckRoot(root); err != nil {
+	view := &content.ModelView{Root: root}
+	err := e.withManifest(ctx, root, func(m *content.Manifest, local bool, sources []*source) error {
+		view.Size, view.Local = m.Size(), local
+		for i, f := range m.Files {
+			view.Files = append(view.Files, content.Describe(f.Path, f.SHA256, e.chunkReader(ctx, m, i, sources), int64(f.Size)))
+		}
+		view.Shares, view.Held, view.Distinct = e.idx.Overlap(m)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	view := &content.ModelView{Root: root}
+	return view, nil
+}
+
+// Manifest returns root's manifest: the index's, or fetched from the
+// peers that hold it, every block verified.
+func (e *Engine) Manifest(ctx context.Context, root cid.Cid) (*content.Manifest, error) {
+	var out *content.Manifest
+	err := e.withManifest(ctx, root, func(m *content.Manifest, _ bool, _ []*source) error {
+		out = m
+		return nil
+	})
+	return out, err
+}
+
+// withManifest hands use root's manifest (local: from the index) and the
+// sources met while finding it, which it may read chunks from until it
+// returns.
+func (e *Engine) withManifest(ctx context.Context, root cid.Cid, use func(m *content.Manifest, local bool, sources []*source) error) error {
+	if err := content.CheckRoot(root); err != nil {
+		return err
+	}
+	if m, _, err := e.idx.Manifest(root); err == nil {
+		return use(m, true, nil)
+	}
 	var early []*source
 	defer func() {
 		for _, s := range early {
 			s.close()
 		}
 	}()
-	m, _, err := e.idx.Manifest(root)
-	if err == nil {
-		view.Local = true
-	} else {
-		dctx, stop := context.WithCancel(ctx)
-		disc := e.discover(dctx, root)
-		defer func() { stop(); disc.wait() }()
-		if m, _, err = e.raceManifest(ctx, root, disc, time.Now(), &early, func(Progress) {}); err != nil {
-			return nil, err
-		}
+	dctx, stop := context.WithCancel(ctx)
+	disc := e.discover(dctx, root)
+	defer func() { stop(); disc.wait() }()
+	m, _, err := e.raceManifest(ctx, root, disc, time.Now(), &early, func(Progress) {})
+	if err != nil {
+		return err
 	}
-	view.Size = m.Size()
-	for i, f := range m.Files {
-		view.Files = append(view.Files, content.Describe(f.Path, f.SHA256, e.chunkReader(ctx, m, i, early), int64(f.Size)))
-	}
-	view.Shares, view.Held, view.Distinct = e.idx.Overlap(m)
-	return view, nil
+	return use(m, false, early)
 }

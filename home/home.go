@@ -89,6 +89,12 @@ type Config struct {
 	// metrics on (/metrics); a bare ":port" means loopback. Off when
 	// empty.
 	Metrics string `json:"metrics" toml:"metrics" comment:"host:port to serve Prometheus metrics on (/metrics); ':9464' means loopback. Off when empty."`
+	// HFEndpoint, if set, is the loopback host:port of the Hugging Face
+	// Hub-compatible read API (point HF_ENDPOINT at it). Off when empty.
+	HFEndpoint string `json:"hf_endpoint" toml:"hf_endpoint" comment:"Loopback host:port of the Hugging Face Hub-compatible read API (HF_ENDPOINT=http://HOST:PORT); ':8385' means loopback. Off when empty."`
+	// Gateway, if set, is the loopback host:port of the HTTP gateway
+	// (/ipfs/CID raw blocks, /models/CID/PATH files). Off when empty.
+	Gateway string `json:"gateway" toml:"gateway" comment:"Loopback host:port of the HTTP gateway (/ipfs/CID raw blocks, /models/CID/PATH files); ':8386' means loopback. Off when empty."`
 	// FindTimeout bounds the search for providers of a root.
 	FindTimeout Duration `json:"find_timeout" toml:"find_timeout" comment:"How long a fetch looks for sources before giving up."`
 	// RequestTimeout bounds how long a peer may deliver (almost) nothing
@@ -203,6 +209,14 @@ func (c Config) Validate() error {
 	if c.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
 			return fmt.Errorf("config: metrics %q: want host:port, e.g. 127.0.0.1:9464: %w", c.Metrics, err)
+		}
+	}
+	for key, addr := range map[string]string{"hf_endpoint": c.HFEndpoint, "gateway": c.Gateway} {
+		if addr == "" {
+			continue
+		}
+		if err := CheckLoopback(LoopbackDefault(addr)); err != nil {
+			return fmt.Errorf("config: %s: %w (put a reverse proxy in front to serve others)", key, err)
 		}
 	}
 	if c.FindTimeout <= 0 || c.RequestTimeout <= 0 {
@@ -536,6 +550,14 @@ func NewToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// LoopbackDefault makes a bare ":port" mean 127.0.0.1:port.
+func LoopbackDefault(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // CheckLoopback accepts host:port where host is a loopback IP or

@@ -12,8 +12,12 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
+	"golang.org/x/net/netutil"
+
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/gateway"
+	"github.com/shoal-p2p/shoal/hf"
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/fsx"
 )
@@ -95,6 +99,28 @@ func (n *Node) startDaemonLoops() {
 	n.refetchLoop()
 }
 
+// metricsHandler serves /metrics.
+func (n *Node) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", n.Metrics())
+	return mux
+}
+
+// serveHTTP serves h on addr (a bare ":port" means loopback) until the
+// node stops. No write timeout: a model file takes as long as it takes;
+// the header and idle timeouts and the connection cap are the API's.
+func (n *Node) serveHTTP(what, addr string, h http.Handler) (stop func(), err error) {
+	ln, err := net.Listen("tcp", home.LoopbackDefault(addr))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: api.Limits.Header, IdleTimeout: api.Limits.Idle, MaxHeaderBytes: 64 << 10}
+	n.wg.Go(func() { _ = srv.Serve(netutil.LimitListener(ln, api.Limits.Conns)) })
+	after := context.AfterFunc(n.ctx, func() { srv.Close() })
+	n.log.Info(what, "addr", "http://"+ln.Addr().String())
+	return func() { after(); srv.Close() }, nil
+}
+
 // RunDaemon runs a node on home until ctx ends: it serves blocks,
 // announces what it holds (now, every ReannounceInterval, and again after
 // failures), and serves the local API on cfg.API with a fresh token written
@@ -125,24 +151,23 @@ func RunDaemon(ctx context.Context, hm home.Home, cfg home.Config, log *slog.Log
 	}
 	defer os.Remove(hm.APIPath())
 	defer os.Remove(hm.TokenPath())
-	if cfg.Metrics != "" {
-		addr := cfg.Metrics
-		if host, port, _ := net.SplitHostPort(addr); host == "" {
-			addr = net.JoinHostPort("127.0.0.1", port)
+	for _, srv := range []struct {
+		what, addr string
+		h          func() http.Handler
+	}{
+		{"metrics", cfg.Metrics, n.metricsHandler},
+		{"hugging face endpoint", cfg.HFEndpoint, func() http.Handler { return hf.NewEndpoint(models{n}, n.log.With("http", "hf")) }},
+		{"gateway", cfg.Gateway, func() http.Handler { return gateway.New(models{n}, n.log.With("http", "gateway")) }},
+	} {
+		if srv.addr == "" {
+			continue
 		}
-		mln, err := net.Listen("tcp", addr)
+		stop, err := n.serveHTTP(srv.what, srv.addr, srv.h())
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("metrics: %w", err)
+			return err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", n.Metrics())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: api.Limits.Header, IdleTimeout: api.Limits.Idle}
-		n.wg.Go(func() { _ = srv.Serve(mln) })
-		stop := context.AfterFunc(n.ctx, func() { srv.Close() })
 		defer stop()
-		defer srv.Close()
-		n.log.Info("metrics", "addr", "http://"+mln.Addr().String()+"/metrics")
 	}
 	n.startDaemonLoops()
 	n.wg.Go(func() {

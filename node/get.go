@@ -28,6 +28,11 @@ type GetOptions struct {
 	// Stored and Admit: see fetch.Options (a fetch into the node's store).
 	Stored bool
 	Admit  func(*content.Manifest) error
+	// Choice, WholeFile and Have: see fetch.Options (part of a model; a
+	// Hugging Face cache, whose blobs are named by their hash).
+	Choice    fetch.Choice
+	WholeFile bool
+	Have      func(content.File) bool
 }
 
 // GetResult describes a finished fetch and who vouches for its root.
@@ -49,6 +54,9 @@ func (n *Node) Get(ctx context.Context, root cid.Cid, dir string, opt GetOptions
 		WaitRecords: opt.Publisher != "",
 		Stored:      opt.Stored,
 		Admit:       opt.Admit,
+		Choice:      opt.Choice,
+		WholeFile:   opt.WholeFile,
+		Have:        opt.Have,
 	})
 	if err != nil {
 		return nil, err

@@ -146,7 +146,7 @@ func (l *Local) Add(ctx context.Context, req api.AddRequest, progress func(api.P
 	if !filepath.IsAbs(req.Path) {
 		return nil, fmt.Errorf("%w: path %s is not absolute", api.ErrBadRequest, content.Quote(req.Path))
 	}
-	opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks}
+	opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks, LinksWithin: req.LinksWithin, Name: req.Name}
 	if progress != nil {
 		total := content.ImportSize(req.Path, opt)
 		var done atomic.Int64
@@ -179,7 +179,7 @@ func (l *Local) Get(ctx context.Context, req api.GetRequest, progress func(api.P
 		return nil, err
 	}
 	defer closeNode()
-	if req.Root.Defined() {
+	if req.Root.Defined() && req.HFRepo == "" {
 		if done, err := n.CheckGet(req.Root, req.Dir, req.Force); err != nil {
 			return nil, err
 		} else if done {
@@ -188,6 +188,20 @@ func (l *Local) Get(ctx context.Context, req api.GetRequest, progress func(api.P
 	}
 	l.bootstrap(ctx, n)
 	return n.Service().Get(ctx, req, progress)
+}
+
+// Inspect describes a model: from the index when it is held, else from
+// its holders, by a node run for the command.
+func (l *Local) Inspect(ctx context.Context, req api.InspectRequest) (*content.ModelView, error) {
+	n, closeNode, err := l.start()
+	if err != nil {
+		return nil, err
+	}
+	defer closeNode()
+	if _, err := n.Index.Root(req.Root); err != nil || req.Name != "" {
+		l.bootstrap(ctx, n)
+	}
+	return n.Service().Inspect(ctx, req)
 }
 
 func (l *Local) Publish(ctx context.Context, req api.PublishRequest) (*api.PublishResult, error) {

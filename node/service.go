@@ -110,7 +110,7 @@ func (s service) Add(ctx context.Context, req api.AddRequest, progress func(api.
 	if !filepath.IsAbs(req.Path) {
 		return nil, fmt.Errorf("%w: path %s is not absolute", api.ErrBadRequest, content.Quote(req.Path))
 	}
-	opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks}
+	opt := content.ImportOptions{FollowExternalLinks: req.FollowExternalLinks, LinksWithin: req.LinksWithin, Name: req.Name}
 	total := content.ImportSize(req.Path, opt)
 	var done atomic.Int64
 	stop := ticker(progress, func() api.Progress { return api.Progress{Phase: "hashing", Done: done.Load(), Total: total} })
@@ -124,10 +124,21 @@ func (s service) Add(ctx context.Context, req api.AddRequest, progress func(api.
 }
 
 func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.Progress)) (*api.GetResult, error) {
-	if !filepath.IsAbs(req.Dir) {
-		return nil, fmt.Errorf("%w: output folder %s is not absolute", api.ErrBadRequest, content.Quote(req.Dir))
+	target := req.Dir
+	if req.HFRepo != "" {
+		target = req.HFRepo
 	}
-	opt := GetOptions{Force: req.Force, Publisher: req.Publisher}
+	if !filepath.IsAbs(target) {
+		return nil, fmt.Errorf("%w: output folder %s is not absolute", api.ErrBadRequest, content.Quote(target))
+	}
+	choice := fetch.Choice{Include: req.Include, Exclude: req.Exclude, Tensors: req.Tensors}
+	if err := choice.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	if req.HFRepo != "" && !choice.Whole() {
+		return nil, fmt.Errorf("%w: a Hugging Face cache snapshot holds the whole model: no --include, --exclude or --tensors with --hf-cache", api.ErrBadRequest)
+	}
+	opt := GetOptions{Force: req.Force, Publisher: req.Publisher, Choice: choice}
 	if progress != nil {
 		opt.Progress = func(p fetch.Progress) { progress(api.Progress(p)) }
 	}
@@ -142,21 +153,47 @@ func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.
 	} else if !root.Defined() {
 		return nil, fmt.Errorf("%w: neither a root nor a name to fetch", api.ErrBadRequest)
 	}
-	res, err := s.n.Get(ctx, root, req.Dir, opt)
+	var res *GetResult
+	var snap *api.HFSnapshot
+	var err error
+	if req.HFRepo != "" {
+		res, snap, err = s.n.getHF(ctx, root, req.HFRepo, opt)
+	} else {
+		res, err = s.n.Get(ctx, root, req.Dir, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if s.n.ann != nil {
+	if s.n.ann != nil && !res.Partial {
 		s.n.ann.add(root)
 		s.n.checkFileKeys(root)
 	}
-	return res.api(), nil
+	out := res.api()
+	out.HF = snap
+	return out, nil
+}
+
+func (s service) Inspect(ctx context.Context, req api.InspectRequest) (*content.ModelView, error) {
+	root := req.Root
+	if req.Name != "" {
+		keyID, name, _ := home.SplitName(req.Name)
+		rec, err := s.n.resolveWaiting(ctx, keyID, name)
+		if err != nil {
+			return nil, err
+		}
+		root = rec.Root.Cid
+	}
+	if !root.Defined() {
+		return nil, fmt.Errorf("%w: neither a root nor a name to inspect", api.ErrBadRequest)
+	}
+	return s.n.fetcher.Inspect(ctx, root)
 }
 
 // api is the result as the API gives it.
 func (r *GetResult) api() *api.GetResult {
 	out := &api.GetResult{Root: r.Root, Dir: r.Dir, Files: r.Files, Size: r.Size, Elapsed: r.Elapsed, Peers: r.Peers,
 		Chunks: r.Chunks, Resumed: r.Resumed, Refetch: r.Refetch, Local: r.Local, Held: r.Held, Signers: r.Signers, Pickle: r.Pickle,
+		Partial: r.Partial, Shares: r.Shares,
 		Sources: []api.SourceStat{}}
 	for _, s := range r.Sources {
 		out.Sources = append(out.Sources, api.SourceStat(s))

@@ -16,7 +16,7 @@ import (
 
 func (a *app) daemonCmd() *cobra.Command {
 	var nf netFlags
-	var api, mode, metrics string
+	var api, mode, metrics, hfEndpoint, gatewayAddr string
 	var relayService bool
 	var reach string
 	cmd := &cobra.Command{
@@ -41,12 +41,22 @@ node a relay for others once it is publicly reachable (AutoNAT, or
 hole punching, have-maps and manifests but never a whole model, unless
 relay_data is true in its config.
 
+For Hugging Face tools, --hf-endpoint 127.0.0.1:8385 serves the read side
+of the Hub API: with HF_ENDPOINT=http://127.0.0.1:8385 (hubUrl in the JS
+client), repo PUBLISHER/NAME is the newest model PUBLISHER signed as NAME,
+and a revision may be a root CID. --gateway 127.0.0.1:8386 serves raw
+blocks (/ipfs/CID, IPFS trustless-gateway style) and files
+(/models/CID/PATH, with Range). Both verify every chunk they serve; a
+model not held is fetched into the store first and pinned (reason
+"served": shoal pin rm drops it). Both listen on loopback only.
+
 Flags override config.toml for this run.`,
 		Example: exampleBlock(
 			"shoal daemon",
 			"shoal daemon --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...",
 			"shoal daemon --dht-mode server --relay-service --reachability public   # a mirror on a public address",
 			"shoal daemon --no-mdns",
+			"shoal daemon --hf-endpoint 127.0.0.1:8385   # then HF_ENDPOINT=http://127.0.0.1:8385",
 			"shoal daemon --max-upload 20MB/s"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -70,6 +80,12 @@ Flags override config.toml for this run.`,
 				}
 				if metrics != "" {
 					cfg.Metrics = metrics
+				}
+				if hfEndpoint != "" {
+					cfg.HFEndpoint = hfEndpoint
+				}
+				if gatewayAddr != "" {
+					cfg.Gateway = gatewayAddr
 				}
 				if relayService {
 					cfg.RelayService = true
@@ -95,6 +111,12 @@ Flags override config.toml for this run.`,
 					return
 				}
 				fmt.Fprintf(a.stdout, "shoal daemon ready\npeer %s\napi  %s\n", info.PeerID, apiAddr)
+				if cfg.HFEndpoint != "" {
+					fmt.Fprintf(a.stdout, "hugging face endpoint: HF_ENDPOINT=http://%s\n", home.LoopbackDefault(cfg.HFEndpoint))
+				}
+				if cfg.Gateway != "" {
+					fmt.Fprintf(a.stdout, "gateway: http://%s/ipfs/CID, http://%s/models/CID/PATH\n", home.LoopbackDefault(cfg.Gateway), home.LoopbackDefault(cfg.Gateway))
+				}
 				for _, ad := range info.Addrs {
 					fmt.Fprintf(a.stdout, "  %s\n", ad)
 				}
@@ -104,6 +126,8 @@ Flags override config.toml for this run.`,
 	nf.register(cmd.Flags(), "", "from config: port 4001 on every interface")
 	cmd.Flags().StringVar(&api, "api", "", "loopback host:port for the local API (default from config, 127.0.0.1:0)")
 	cmd.Flags().StringVar(&metrics, "metrics", "", "serve Prometheus metrics on host:port at /metrics (\":9464\": loopback; default from config: off)")
+	cmd.Flags().StringVar(&hfEndpoint, "hf-endpoint", "", "serve a Hugging Face Hub-compatible read API on loopback host:port, for HF_ENDPOINT (\":8385\": loopback; default from config: off)")
+	cmd.Flags().StringVar(&gatewayAddr, "gateway", "", "serve the HTTP gateway (/ipfs/CID, /models/CID/PATH) on loopback host:port (default from config: off)")
 	cmd.Flags().StringVar(&mode, "dht-mode", "", "DHT mode: server (reachable nodes), client or auto")
 	cmd.Flags().StringVar(&reach, "reachability", "", "auto (AutoNAT decides), or public/private to state it; a mirror on a public address says public")
 	cmd.Flags().BoolVar(&relayService, "relay-service", false, "relay for peers behind NAT once this node is publicly reachable (mirrors); see relay_data in config")

@@ -61,8 +61,10 @@ func TestImportsPointDown(t *testing.T) {
 		"api":                {"content"},
 		"home":               {"content", "internal/fsx"},
 		"mirror":             {"content", "api"},
-		"node":               {"content", "protocol", "fetch", "mirror", "api", "home", "internal/fsx"},
-		"cmd/shoal":          {"api", "node", "home", "content"},
+		"hf":                 {"content"},
+		"gateway":            {"content"},
+		"node":               {"content", "protocol", "fetch", "mirror", "api", "home", "hf", "gateway", "internal/fsx"},
+		"cmd/shoal":          {"api", "node", "home", "content", "hf"},
 		"internal/fsx":       {},
 		"internal/leakcheck": {},
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/hf"
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
@@ -23,6 +24,10 @@ type getFlags struct {
 	timeout   time.Duration
 	publisher string
 	quiet     bool
+	include   []string
+	exclude   []string
+	tensors   []string
+	hfRepo    string
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -55,20 +60,58 @@ summary says who signed the root, or that nobody you trust did.
 
 DIR must be missing, empty, or hold an unfinished fetch of the same CID,
 unless --force. With --json, progress events and then the result are
-printed one JSON object per line.`,
+printed one JSON object per line.
+
+Part of a model: --include and --exclude take file patterns ('*' does not
+cross '/'; a pattern without '/' matches a file's name in any folder),
+--tensors takes tensor-name patterns: of each safetensors file only the
+chunks of matching tensors move, and the file written is a valid
+safetensors file holding exactly those tensors (header rewritten, offsets
+fixed); a shard holding none is not written. A pattern that matches
+nothing is an error, and nothing is written. A part is not the model: it
+is not seeded afterwards.
+
+Into the Hugging Face cache: --hf-cache ORG/NAME writes the model as
+from_pretrained("ORG/NAME") finds it offline ($HF_HUB_CACHE, $HF_HOME/hub
+or ~/.cache/huggingface/hub): blobs/SHA256, snapshots/COMMIT/ links and
+refs/main, COMMIT derived from the root CID. Blobs already there, whose
+bytes hash to their name, are reused, not fetched.
+
+What this node already holds under other roots (a fine-tune's base model)
+is copied, not fetched; get says how much before it starts.`,
 		Example: exampleBlock(
 			"shoal get bafyrei... -o ./model",
 			"shoal get bafyrei... -o ./model --bootstrap /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...",
 			"shoal get bafyrei... -o ./model --max-download 50MB/s --json",
 			"shoal get alice/llama-3-8b -o ./model",
-			"shoal get bafyrei... -o ./model --publisher alice"),
+			"shoal get bafyrei... -o ./model --publisher alice",
+			"shoal get bafyrei... -o ./cfg --include '*.json'",
+			"shoal get bafyrei... -o ./stage1 --tensors 'model.layers.1[0-5].*'",
+			"shoal get alice/llama-3-8b --hf-cache alice/llama-3-8b"),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if g.out == "" {
-				return fmt.Errorf("missing -o DIR: where to write the model")
+			req := api.GetRequest{Force: g.force, Include: g.include, Exclude: g.exclude, Tensors: g.tensors}
+			switch {
+			case g.hfRepo != "" && g.out != "":
+				return fmt.Errorf("-o and --hf-cache: give one (--hf-cache writes into the Hugging Face cache)")
+			case g.hfRepo != "":
+				cache, err := hf.CacheDir()
+				if err != nil {
+					return err
+				}
+				if req.HFRepo, err = hf.RepoDir(cache, g.hfRepo); err != nil {
+					return err
+				}
+			case g.out == "":
+				return fmt.Errorf("missing -o DIR: where to write the model (or --hf-cache ORG/NAME)")
+			default:
+				dir, err := filepath.Abs(g.out)
+				if err != nil {
+					return err
+				}
+				req.Dir = dir
 			}
-			dir, err := filepath.Abs(g.out)
-			if err != nil {
+			if err := content.CheckGlobs(append(append(append([]string(nil), g.include...), g.exclude...), g.tensors...)); err != nil {
 				return err
 			}
 			for _, r := range []string{g.maxUp, g.maxDown} {
@@ -76,7 +119,6 @@ printed one JSON object per line.`,
 					return err
 				}
 			}
-			req := api.GetRequest{Dir: dir, Force: g.force}
 			pub, name, byName := home.SplitName(args[0])
 			if !byName {
 				// A malformed CID, or a chunk's, is refused before
@@ -122,7 +164,11 @@ printed one JSON object per line.`,
 			res, err := svc.Get(cmd.Context(), req, progress.update)
 			progress.finish()
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
-				return resumeHint{err, fmt.Sprintf("run the same command again to resume: what arrived stays in %s", content.Escape(dir))}
+				where := req.Dir
+				if req.HFRepo != "" {
+					where = filepath.Join(req.HFRepo, ".shoal-incoming")
+				}
+				return resumeHint{err, fmt.Sprintf("run the same command again to resume: what arrived stays in %s", content.Escape(where))}
 			}
 			if err != nil {
 				return err
@@ -150,6 +196,13 @@ printed one JSON object per line.`,
 					res.Root, plural(res.Files, "file"), content.HumanBytes(res.Size), content.HumanBytes(moved), secs, content.HumanBytes(int64(float64(moved)/max(secs, 1e-3))),
 					plural(res.Peers, "peer"), res.Chunks, resumed, res.Refetch)
 			}
+			if res.Partial {
+				fmt.Fprintf(a.stdout, "wrote part of the model, as asked: %s, %s (every chunk verified; a part is not seeded)\n", plural(res.Files, "file"), content.HumanBytes(res.Size))
+			}
+			if res.HF != nil {
+				fmt.Fprintf(a.stdout, "hugging face cache: snapshot %s of %s (%d blobs were already there); refs/main points at it\n",
+					res.HF.Commit, content.Escape(g.hfRepo), res.HF.Reused)
+			}
 			a.printSigners(res.Signers, true)
 			fmt.Fprintln(a.stdout, res.Dir)
 			return nil
@@ -162,6 +215,10 @@ printed one JSON object per line.`,
 	f.DurationVar(&g.timeout, "timeout", 0, "without a daemon: how long to look for providers (default from config, 30s)")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress; print only the summary")
 	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
+	f.StringArrayVar(&g.include, "include", nil, "fetch only the files matching this pattern (repeatable)")
+	f.StringArrayVar(&g.exclude, "exclude", nil, "leave out the files matching this pattern (repeatable)")
+	f.StringArrayVar(&g.tensors, "tensors", nil, "of safetensors files, fetch only the tensors matching this pattern (repeatable)")
+	f.StringVar(&g.hfRepo, "hf-cache", "", "write into the Hugging Face cache as repo ORG/NAME, instead of -o")
 	return cmd
 }
 
@@ -188,6 +245,9 @@ func (a *app) getProgress(quiet bool) *getProgress {
 }
 
 func (p *getProgress) update(pr api.Progress) {
+	if pr.Phase == "plan" && pr.Held > 0 && !p.a.json && !p.quiet {
+		p.a.noteShares(pr)
+	}
 	switch {
 	case p.a.json:
 		_ = p.a.printEvent(api.Event{Event: "progress", Progress: &pr})
@@ -202,6 +262,39 @@ func (p *getProgress) update(pr api.Progress) {
 }
 
 func (p *getProgress) finish() { p.bar.finish() }
+
+// noteShares says how much of a model this node holds under other roots.
+func (a *app) noteShares(pr api.Progress) {
+	with := ""
+	for i, sh := range pr.Shares {
+		if i == 2 {
+			with += fmt.Sprintf(" and %d more", len(pr.Shares)-2)
+			break
+		}
+		if i > 0 {
+			with += ", "
+		}
+		with += sh.Root.String()
+	}
+	fmt.Fprintf(a.stderr, "shares %s with %s: copied from there; %s to fetch\n", percent(pr.Held, pr.Total), with, content.HumanBytes(max(pr.Total-pr.Held, 0)))
+}
+
+// percent is n of total as a whole percentage, never 0 % or 100 % unless
+// exactly so.
+func percent(n, total int64) string {
+	if total <= 0 {
+		return "0 %"
+	}
+	n = min(n, total)
+	p := 100 * n / total
+	if p == 0 && n > 0 {
+		p = 1
+	}
+	if p == 100 && n < total {
+		p = 99
+	}
+	return fmt.Sprintf("%d %%", p)
+}
 
 func mustJSON(v any) json.RawMessage {
 	b, _ := edgeJSON(v)

@@ -89,7 +89,7 @@ identity key, config.toml and the index.`,
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (the daemon: info unless given)")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log collectors)")
-	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.lsCmd(), a.verifyCmd(),
+	root.AddCommand(a.initCmd(), a.daemonCmd(), a.idCmd(), a.addCmd(), a.getCmd(), a.inspectCmd(), a.lsCmd(), a.verifyCmd(),
 		a.keyCmd(), a.trustCmd(), a.publishCmd(), a.resolveCmd(), a.statusCmd(), a.versionCmd(),
 		a.pinCmd(), a.gcCmd(), a.mirrorCmd(), a.scrubCmd())
 	// --version prints what `shoal version` does.

@@ -1,0 +1,196 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-p2p/shoal/api"
+	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/hf"
+	"github.com/shoal-p2p/shoal/home"
+)
+
+// models is the node as the Hub-compatible endpoint (hf.Models) and the
+// gateway (gateway.Store) see it: names resolved to roots, manifests, and
+// file bytes, each chunk verified. A model not held is fetched into the
+// store and pinned ("served") before its bytes are served.
+type models struct{ n *Node }
+
+// servedPin is the reason of the pins a model served over HTTP takes.
+const servedPin = "served"
+
+// Resolve maps "publisher/name" (a petname or key ID) and "main" to the
+// newest record's root; a root CID as revision is taken as it is.
+func (m models) Resolve(ctx context.Context, repo, rev string) (cid.Cid, error) {
+	pub, name, ok := home.SplitName(repo)
+	if !ok || content.CheckName(name) != nil {
+		return cid.Undef, fmt.Errorf("%w: %s", hf.ErrRepoNotFound, content.Quote(repo))
+	}
+	keyID, err := m.n.Home.ResolvePublisher(pub)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%w: %w", hf.ErrRepoNotFound, err)
+	}
+	if rev != "main" && rev != "HEAD" {
+		root, err := content.ParseCID(rev)
+		if err != nil || content.CheckRoot(root) != nil {
+			return cid.Undef, fmt.Errorf("%w: %s", hf.ErrRevisionNotFound, content.Quote(rev))
+		}
+		return root, nil
+	}
+	rec, err := m.n.resolveWaiting(ctx, keyID, name)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%w: %w", hf.ErrRepoNotFound, err)
+	}
+	return rec.Root.Cid, nil
+}
+
+// Manifest is the index's manifest of root, or the one its holders serve.
+func (m models) Manifest(ctx context.Context, root cid.Cid) (*content.Manifest, error) {
+	return m.n.fetcher.Manifest(ctx, root)
+}
+
+// Block is a manifest block or chunk this node holds, verified.
+func (m models) Block(_ context.Context, c cid.Cid) ([]byte, error) {
+	if c.Type() == content.CodecDagCBOR {
+		return m.n.Index.Block(c)
+	}
+	return m.n.Index.ReadChunk(c, make([]byte, content.MaxChunk))
+}
+
+// ReadFile writes bytes [off, off+n) of file i of root to w, chunk by
+// chunk, each read from a held copy and verified (Index.ReadChunk); a root
+// not held is fetched into the store first.
+func (m models) ReadFile(ctx context.Context, root cid.Cid, i int, off, n int64, w io.Writer) error {
+	if _, err := m.n.Index.Root(root); errors.Is(err, content.ErrNotFound) {
+		if _, err := m.n.pin(ctx, root, servedPin, nil); err != nil {
+			return err
+		}
+	}
+	man, _, err := m.n.Index.Manifest(root)
+	if err != nil {
+		return err
+	}
+	if i < 0 || i >= len(man.Files) || off < 0 || n < 0 || off+n > int64(man.Files[i].Size) {
+		return fmt.Errorf("%w: bytes [%d, %d) of file %d", api.ErrBadRequest, off, off+n, i)
+	}
+	buf := make([]byte, content.MaxChunk)
+	var at int64
+	for _, c := range man.FileChunks(i) {
+		end := at + int64(c.Len)
+		if end > off && at < off+n {
+			data, err := m.n.Index.ReadChunk(c.CID.Cid, buf[:c.Len])
+			if err != nil {
+				return fmt.Errorf("chunk %s of %s: %w", c.CID.Cid, content.Quote(man.Files[i].Path), err)
+			}
+			lo, hi := max(off, at)-at, min(off+n, end)-at
+			if _, err := w.Write(data[lo:hi]); err != nil {
+				return err
+			}
+		}
+		if end >= off+n {
+			break
+		}
+		at = end
+	}
+	return ctx.Err()
+}
+
+// getHF fetches root into a Hugging Face cache repo folder: staged in
+// repo/.shoal-incoming/COMMIT (resumable, on the same file system), every
+// file hashed whole (its sha256 is its blob's name), then moved into
+// blobs/, linked from snapshots/COMMIT/ and named by refs/main. Blobs
+// already there whose bytes hash to their name are reused, not fetched.
+// The snapshot is recorded as where the node holds the root.
+func (n *Node) getHF(ctx context.Context, root cid.Cid, repo string, opt GetOptions) (*GetResult, *api.HFSnapshot, error) {
+	commit := hf.Commit(root)
+	if commit == "" {
+		return nil, nil, fmt.Errorf("%w: %s", content.ErrNotRoot, root)
+	}
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		return nil, nil, err
+	}
+	stage := filepath.Join(repo, ".shoal-incoming", commit)
+	reused := map[string]string{} // manifest path → blob
+	opt.WholeFile = true
+	opt.Have = func(f content.File) bool {
+		blob, ok := hf.Blob(repo, f.SHA256, int64(f.Size))
+		if ok && sameSHA256(blob, f.SHA256) {
+			reused[f.Path] = blob
+			return true
+		}
+		return false
+	}
+	res, err := n.Get(ctx, root, stage, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := res.Manifest
+	staged := make([]hf.StagedFile, len(m.Files))
+	for i, f := range m.Files {
+		abs := filepath.Join(stage, filepath.FromSlash(f.Path))
+		if b, ok := reused[f.Path]; ok {
+			abs = b
+		}
+		staged[i] = hf.StagedFile{Path: f.Path, Abs: abs, SHA256: f.SHA256}
+	}
+	if err := hf.WriteSnapshot(repo, commit, "main", staged); err != nil {
+		return nil, nil, err
+	}
+	// Staged is not held: the snapshot is (a fetch of all of it recorded
+	// the stage).
+	if _, err := n.Index.Forget(root, stage); err != nil && !errors.Is(err, content.ErrNotFound) {
+		return nil, nil, err
+	}
+	_ = os.RemoveAll(stage)
+	_ = os.Remove(filepath.Dir(stage)) // when no other fetch stages there
+	snap := filepath.Join(repo, "snapshots", commit)
+	if err := n.recordSnapshot(m, snap); err != nil {
+		return nil, nil, fmt.Errorf("snapshot written, but recording it failed: %w", err)
+	}
+	res.Dir, res.Files, res.Size, res.Partial = snap, len(m.Files), m.Size(), false
+	return res, &api.HFSnapshot{Repo: repo, Commit: commit, Snapshot: snap, Reused: len(reused)}, nil
+}
+
+// recordSnapshot records a snapshot folder (links into blobs/, every blob
+// verified: fetched and hashed whole, or hashed when reused) as a place
+// the node holds m's root.
+func (n *Node) recordSnapshot(m *content.Manifest, snap string) error {
+	blocks, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	infos := make([]content.FileInfo, len(m.Files))
+	for i, f := range m.Files {
+		p := filepath.Join(snap, filepath.FromSlash(f.Path))
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		infos[i] = content.FileInfo{Rel: f.Path, Path: p, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.SHA256}
+	}
+	info := content.RootInfo{Name: filepath.Base(filepath.Dir(filepath.Dir(snap))), Dir: snap, Size: m.Size(), Files: len(m.Files),
+		Source: content.SourceFetched, Time: time.Now().UTC()}
+	return n.Index.Put(&content.Held{Info: info, Blocks: blocks, Files: infos, M: m})
+}
+
+// sameSHA256 reports whether the file at p hashes to sum.
+func sameSHA256(p string, sum []byte) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return string(h.Sum(nil)) == string(sum)
+}
