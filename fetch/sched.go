@@ -61,7 +61,7 @@ type scheduler struct {
 	whyFailed map[*source]error     // each source's last failure
 	all       []*source
 	local     *source // this node's index, if a source
-	exhausted bool // the last discovery round found no new source
+	exhausted bool    // the last discovery round found no new source
 	errv      error
 	lastErr   error
 	change    chan struct{} // closed and replaced on every change
