@@ -12,6 +12,10 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${SHOAL_NETNS:-}" ]; then
 	(cd "$REPO" && go mod download) || exit 1 # the namespace has no network
+	# The real Hugging Face client, from the npm registry, for the same reason.
+	if [ ! -d "$REPO/scripts/hfclient/node_modules/@huggingface/hub" ]; then
+		(cd "$REPO/scripts/hfclient" && timeout 300 npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
+	fi
 	. "$REPO/scripts/netns.sh"
 	run_isolated bash "$0" "$@"
 	exit
@@ -427,6 +431,49 @@ check "the publisher stops on SIGINT and removes its API file" test ! -e "$WORK/
 "$SHOAL" --home "$WORK/fresh2" get alice/llama -o "$WORK/frommirror" --bootstrap "$MIRROR" >"$WORK/fm.out" 2>"$WORK/fm.err"
 check "with the publisher gone, a fresh get by name exits 0" test $? -eq 0
 check "... and is byte-identical, served by the mirror" diff <(tree_sums "$WORK/model") <(tree_sums "$WORK/frommirror")
+
+echo "# Hugging Face tools"
+# A developer's daemon with the Hub-compatible endpoint and the gateway on
+# (flags a user passes too), knowing only the mirror: the real
+# @huggingface/hub client downloads alice/llama through it.
+start_daemon hub --bootstrap "$MIRROR" --hf-endpoint 127.0.0.1:18385 --gateway 127.0.0.1:18386 || exit 1
+"$SHOAL" --home "$WORK/hub" trust add alice "$SEEDKEY" >/dev/null
+bash "$REPO/scripts/hfclient/run.sh" http://127.0.0.1:18385 alice/llama "$WORK/model" >"$WORK/hubclient.out" 2>&1
+check "@huggingface/hub lists, downloads and caches alice/llama through --hf-endpoint" test $? -eq 0
+sed 's/^/    hub client: /' "$WORK/hubclient.out" | tail -4
+curl -s -o "$WORK/gw-config.json" -w '%{http_code}' "http://127.0.0.1:18386/models/$CID/config.json" >"$WORK/gw.code"
+check "gateway /models/CID/PATH serves the file" bash -c 'grep -q 200 "$0" && cmp -s "$1" "$2"' "$WORK/gw.code" "$WORK/gw-config.json" "$WORK/model/config.json"
+curl -s -o /dev/null -w '%{http_code}' -H 'Range: bytes=999999999-' "http://127.0.0.1:18386/models/$CID/config.json" >"$WORK/gw.code"
+check "gateway: a range past the end is 416" grep -q 416 "$WORK/gw.code"
+curl -s -H 'Accept: application/vnd.ipld.raw' "http://127.0.0.1:18386/ipfs/$CID" >"$WORK/root.block"
+# The CID's digest: base32 after the "b", past 4 bytes of version, codec
+# and multihash header.
+DIGEST=$(python3 -c 'import sys,base64;s=sys.argv[1][1:].upper();s+="="*(-len(s)%8);print(base64.b32decode(s)[4:].hex())' "$CID")
+check "gateway /ipfs/ROOT answers a raw block that re-hashes to the CID" test "$(sha256sum <"$WORK/root.block" | cut -c1-64)" = "$DIGEST"
+# Into the Hugging Face cache, as from_pretrained finds it offline.
+export HF_HOME="$WORK/hf-home"
+"$SHOAL" --home "$WORK/getter" get alice/llama --hf-cache alice/llama --bootstrap "$MIRROR" --listen $LOOP >"$WORK/hfget.out" 2>"$WORK/hfget.err"
+check "get --hf-cache exits 0" test $? -eq 0
+HFREPO="$HF_HOME/hub/models--alice--llama"
+COMMIT=$(cat "$HFREPO/refs/main" 2>/dev/null)
+check "get --hf-cache: refs/main names a 40-hex snapshot" grep -qE '^[0-9a-f]{40}$' <<<"$COMMIT"
+check "get --hf-cache: the snapshot is byte-identical" diff <(tree_sums "$WORK/model") <(cd "$HFREPO/snapshots/$COMMIT" && find -L . -type f -print0 | sort -z | xargs -0 sha256sum)
+check "get --hf-cache: blobs are named by their sha256" bash -c 'cd "$0/blobs" && for b in *; do test "$(sha256sum <"$b" | cut -c1-64)" = "$b" || exit 1; done' "$HFREPO"
+"$SHOAL" --home "$WORK/hfseed" add --hf-cache alice/llama >"$WORK/hfadd.out" 2>"$WORK/hfadd.err"
+check "add --hf-cache alice/llama seeds the snapshot with the model's CID" grep -qx "$CID" <(tail -1 "$WORK/hfadd.out")
+unset HF_HOME
+# Part of a model: files by pattern, tensors by pattern.
+"$SHOAL" --home "$WORK/getter" get "$CID" -o "$WORK/cfg" --include '*.json' --bootstrap "$MIRROR" --listen $LOOP >"$WORK/inc.out" 2>&1
+check "get --include '*.json' writes only the JSON files" test "$(cd "$WORK/cfg" && find . -type f | sort | tr '\n' ' ')" = "./config.json ./tokenizer/tokenizer.json "
+"$SHOAL" --home "$WORK/tens" get "$CID" -o "$WORK/layer1" --tensors 'layers.1.*' --bootstrap "$MIRROR" --listen $LOOP >"$WORK/tens.out" 2>&1
+check "get --tensors 'layers.1.*' exits 0" test $? -eq 0
+"$SHOAL" inspect "$WORK/layer1/model.safetensors" >"$WORK/tens.inspect" 2>&1
+check "... and writes a valid safetensors file holding exactly that tensor" bash -c 'grep -c "^  layers\." "$0" | grep -qx 1 && grep -q "^  layers\.1\.weight" "$0"' "$WORK/tens.inspect"
+expect_fail "a tensor pattern that matches nothing is refused" "matches nothing" \
+	"$SHOAL" --home "$WORK/tens" get "$CID" -o "$WORK/none" --tensors 'nope.*' --bootstrap "$MIRROR" --listen $LOOP
+check "... and writes nothing" test ! -e "$WORK/none"
+"$SHOAL" --home "$WORK/hub" inspect "$CID" >"$WORK/inspect.out" 2>&1
+check "inspect CID lists the model's tensors" grep -q '^  layers\.0\.weight' "$WORK/inspect.out"
 
 echo "# hostile manifest"
 "$WORK/bin/hostile" --bootstrap "$BOOT" --path ../../evil.txt >"$WORK/hostile.out" 2>"$WORK/hostile.log" &

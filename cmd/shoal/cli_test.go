@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -290,7 +291,7 @@ func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, errOut, code := shoal(t, args...)
 		if code != 0 || !strings.HasPrefix(out, "shoal ") || !strings.Contains(out, runtime.Version()) ||
-			!strings.Contains(out, protocol.ID) || !strings.Contains(out, "chunker 1") {
+			!strings.Contains(out, protocol.ID) || !strings.Contains(out, fmt.Sprintf("chunker %d", content.ChunkerVersion)) {
 			t.Errorf("%v: %d\n%s%s", args, code, out, errOut)
 		}
 	}
