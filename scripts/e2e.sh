@@ -452,8 +452,9 @@ DIGEST=$(python3 -c 'import sys,base64;s=sys.argv[1][1:].upper();s+="="*(-len(s)
 check "gateway /ipfs/ROOT answers a raw block that re-hashes to the CID" test "$(sha256sum <"$WORK/root.block" | cut -c1-64)" = "$DIGEST"
 # Into the Hugging Face cache, as from_pretrained finds it offline.
 export HF_HOME="$WORK/hf-home"
+"$SHOAL" --home "$WORK/getter" trust add alice "$SEEDKEY" >/dev/null
 "$SHOAL" --home "$WORK/getter" get alice/llama --hf-cache alice/llama --bootstrap "$MIRROR" --listen $LOOP >"$WORK/hfget.out" 2>"$WORK/hfget.err"
-check "get --hf-cache exits 0" test $? -eq 0
+check "get --hf-cache exits 0" test $? -eq 0 || head -c 600 "$WORK/hfget.err"
 HFREPO="$HF_HOME/hub/models--alice--llama"
 COMMIT=$(cat "$HFREPO/refs/main" 2>/dev/null)
 check "get --hf-cache: refs/main names a 40-hex snapshot" grep -qE '^[0-9a-f]{40}$' <<<"$COMMIT"
