@@ -71,8 +71,8 @@ type GetRequest struct {
 	Publisher string `json:"publisher,omitempty"`
 	// Include, Exclude and Tensors fetch part of the model: the files
 	// matching Include (all when empty) and no Exclude pattern, and of
-	// safetensors files only the tensors matching Tensors (rewritten as
-	// valid files holding exactly those).
+	// safetensors and GGUF files only the tensors matching Tensors
+	// (rewritten as valid files holding exactly those).
 	Include []string `json:"include,omitempty"`
 	Exclude []string `json:"exclude,omitempty"`
 	Tensors []string `json:"tensors,omitempty"`

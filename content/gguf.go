@@ -63,6 +63,9 @@ type GGUF struct {
 	// DataStart is the absolute offset of the data section: the end of the
 	// tensor infos rounded up to Alignment.
 	DataStart int64
+	// InfoStart is the offset of the tensor infos: the end of the
+	// metadata, which begins at byte 24.
+	InfoStart int64
 	// Meta holds the metadata: a key's value is a uint8, int8, uint16,
 	// int16, uint32, int32, uint64, int64, float32, float64, bool or
 	// string, or a GGUFSkipped for an array or a string longer than
@@ -144,6 +147,16 @@ var ggmlTypes = map[uint32]ggmlType{
 	34: {"TQ1_0", 256, 54},
 	35: {"TQ2_0", 256, 66},
 	39: {"MXFP4", 32, 17},
+}
+
+// ggmlTypeID is the number of a ggml type name ParseGGUF reported.
+func ggmlTypeID(name string) uint32 {
+	for id, t := range ggmlTypes {
+		if t.name == name {
+			return id
+		}
+	}
+	panic("content: ggml type " + name + " not in the table")
 }
 
 // GGUF metadata value types.
@@ -454,6 +467,7 @@ func ParseGGUF(r io.ReaderAt, size int64) (*GGUF, error) {
 			return nil, err
 		}
 	}
+	g.InfoStart = rd.pos
 	// A tensor info takes at least 25 bytes: room is made for no more
 	// than the rest of the header can hold.
 	g.Tensors = make([]GGUFTensor, 0, min(nt, rd.left()/25))

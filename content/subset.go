@@ -92,6 +92,9 @@ type TensorSubset struct {
 	// Ranges are the kept tensors' bytes in the original file (absolute
 	// offsets), in the order they follow the header in the new file.
 	Ranges []Span
+	// Pads are zero bytes written after each range (GGUF aligns every
+	// tensor); nil for none.
+	Pads []int64
 	// Names are the kept tensors, in the same order.
 	Names []string
 	// Size is the new file's size.
@@ -155,12 +158,91 @@ func (s *TensorSubset) Write(src io.ReaderAt, w io.Writer) error {
 	if _, err := w.Write(s.Header); err != nil {
 		return err
 	}
-	for _, r := range s.Ranges {
+	for i, r := range s.Ranges {
 		if _, err := io.Copy(w, io.NewSectionReader(src, r.Off, r.Len)); err != nil {
 			return err
 		}
+		if i < len(s.Pads) && s.Pads[i] > 0 {
+			if _, err := w.Write(make([]byte, s.Pads[i])); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// Subset reads the header of a weights file (safetensors or GGUF, by its
+// name) through r and cuts it down to the tensors match accepts: the new
+// header, and which byte ranges of the original follow it. Any other file
+// is an error wrapping ErrNoTensors.
+func Subset(name string, r io.ReaderAt, size int64, match func(string) bool) (*TensorSubset, error) {
+	switch {
+	case IsSafetensorsName(name):
+		hdr, err := SafetensorsHeader(r, size)
+		if err != nil {
+			return nil, err
+		}
+		return SafetensorsSubset(hdr, size-8-int64(len(hdr)), match)
+	case IsGGUFName(name):
+		return GGUFSubset(r, size, match)
+	}
+	return nil, fmt.Errorf("%s: %w", Quote(name), ErrNoTensors)
+}
+
+// ErrNoTensors reports a file that is not a weights file Shoal can cut
+// down to some tensors.
+var ErrNoTensors = errors.New("not a safetensors or GGUF file")
+
+// GGUFSubset cuts a GGUF file down to the tensors match accepts: the
+// header keeps the version and every metadata key as it was (bytes
+// copied), lists only those tensors, in their original order, with
+// offsets rewritten to follow one another at the file's alignment.
+func GGUFSubset(r io.ReaderAt, size int64, match func(string) bool) (*TensorSubset, error) {
+	g, err := ParseGGUF(r, size)
+	if err != nil {
+		return nil, err
+	}
+	kv := make([]byte, g.InfoStart-24)
+	if _, err := r.ReadAt(kv, 24); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadGGUF, err)
+	}
+	align := g.Alignment
+	up := func(n int64) int64 { return (n + align - 1) &^ (align - 1) }
+	sub := &TensorSubset{}
+	var infos []byte
+	var at int64
+	for _, t := range g.Tensors {
+		if !match(t.Name) {
+			continue
+		}
+		infos = binary.LittleEndian.AppendUint64(infos, uint64(len(t.Name)))
+		infos = append(infos, t.Name...)
+		infos = binary.LittleEndian.AppendUint32(infos, uint32(len(t.Shape)))
+		for _, d := range t.Shape {
+			infos = binary.LittleEndian.AppendUint64(infos, d)
+		}
+		infos = binary.LittleEndian.AppendUint32(infos, ggmlTypeID(t.Type))
+		infos = binary.LittleEndian.AppendUint64(infos, uint64(at))
+		sub.Ranges = append(sub.Ranges, Span{Off: t.Off, Len: t.Size})
+		sub.Pads = append(sub.Pads, up(t.Size)-t.Size)
+		sub.Names = append(sub.Names, t.Name)
+		at += up(t.Size)
+	}
+	if len(sub.Names) == 0 {
+		return nil, fmt.Errorf("no tensor of the %d %w", len(g.Tensors), ErrNoMatch)
+	}
+	h := append([]byte("GGUF"), 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(h[4:], g.Version)
+	h = binary.LittleEndian.AppendUint64(h, uint64(len(sub.Names)))
+	h = binary.LittleEndian.AppendUint64(h, uint64(len(g.Meta)))
+	h = append(append(h, kv...), infos...)
+	h = append(h, make([]byte, up(int64(len(h)))-int64(len(h)))...)
+	// The last tensor needs no padding after it.
+	last := len(sub.Pads) - 1
+	at -= sub.Pads[last]
+	sub.Pads[last] = 0
+	sub.Header, sub.Size = h, int64(len(h))+at
+	return sub, nil
 }
 
 // TensorsOf lists a safetensors header's tensors (name, dtype, shape and

@@ -15,7 +15,7 @@ import (
 )
 
 // Choice is the part of a model a user asks for: files by pattern, and
-// within safetensors files, tensors by pattern. The zero Choice is the
+// within safetensors and GGUF files, tensors by pattern. The zero Choice is the
 // whole model.
 type Choice struct {
 	Include []string `json:"include,omitempty"` // files to fetch (all when empty)
@@ -92,7 +92,7 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 	}
 	matched := false
 	for i, f := range m.Files {
-		if sel[i].skip || !content.IsSafetensorsName(f.Path) {
+		if sel[i].skip || !(content.IsSafetensorsName(f.Path) || content.IsGGUFName(f.Path)) {
 			continue
 		}
 		sub, err := e.tensorSubset(ctx, m, i, match, sources)
@@ -114,7 +114,7 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 		sel[i] = filePart{chunks: chunks, rewrite: sub.Write, size: sub.Size}
 	}
 	if !matched {
-		return nil, fmt.Errorf("--tensors: no tensor of the safetensors files of %s %w", m.Root, content.ErrNoMatch)
+		return nil, fmt.Errorf("--tensors: no tensor of the safetensors and GGUF files of %s %w", m.Root, content.ErrNoMatch)
 	}
 	return sel, nil
 }
@@ -148,15 +148,10 @@ func overlaps(off, end int64, sub *content.TensorSubset) bool {
 	return false
 }
 
-// tensorSubset reads the header of safetensors file i of m and cuts it
-// down to the tensors match accepts.
+// tensorSubset reads the header of weights file i of m (safetensors or
+// GGUF) and cuts it down to the tensors match accepts.
 func (e *Engine) tensorSubset(ctx context.Context, m *content.Manifest, i int, match func(string) bool, sources []*source) (*content.TensorSubset, error) {
-	size := int64(m.Files[i].Size)
-	hdr, err := content.SafetensorsHeader(e.chunkReader(ctx, m, i, sources), size)
-	if err != nil {
-		return nil, err
-	}
-	return content.SafetensorsSubset(hdr, size-8-int64(len(hdr)), match)
+	return content.Subset(m.Files[i].Path, e.chunkReader(ctx, m, i, sources), int64(m.Files[i].Size), match)
 }
 
 // chunkReader reads file i of m through readChunks, keeping the last

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +251,60 @@ func TestFineTuneMovesOnlyChangedTensors(t *testing.T) {
 	view, err := e.Inspect(ctx, roots["tuned"])
 	if err != nil || len(view.Files) != 1 || len(view.Files[0].Tensors) != 6 || view.Held != plan.Held {
 		t.Fatalf("inspect: %+v %v", view, err)
+	}
+}
+
+// --tensors on a GGUF file: the output is a valid GGUF file of exactly
+// the chosen tensors, same metadata, tensor bytes as in the original.
+func TestTensorsSubsetGGUF(t *testing.T) {
+	var ts []testmodel.GGUFTensor
+	for l := range 4 {
+		ts = append(ts, testmodel.GGUFTensor{Name: fmt.Sprintf("blk.%d.attn.weight", l), Type: "F16", Shape: []uint64{512, 1024}},
+			testmodel.GGUFTensor{Name: fmt.Sprintf("blk.%d.norm", l), Type: "F32", Shape: []uint64{100}})
+	}
+	data := testmodel.GGUF([]testmodel.GGUFKV{{Key: "general.architecture", Value: "llama"}, {Key: "general.name", Value: "tiny"}}, ts, 3)
+	model := filepath.Join(t.TempDir(), "model")
+	_ = os.MkdirAll(model, 0o755)
+	if err := os.WriteFile(filepath.Join(model, "tiny.Q8.gguf"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, root := seededWith(t, model)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := e.Get(context.Background(), root, out, Options{Choice: Choice{Tensors: []string{"blk.2.*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "tiny.Q8.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := content.ParseGGUF(bytes.NewReader(got), int64(len(got)))
+	if err != nil {
+		t.Fatalf("output is not valid GGUF: %v", err)
+	}
+	orig, _ := content.ParseGGUF(bytes.NewReader(data), int64(len(data)))
+	if len(g.Tensors) != 2 || g.MetaString("general.name") != "tiny" || len(g.Meta) != len(orig.Meta) {
+		t.Fatalf("tensors %+v meta %v", g.Tensors, g.Meta)
+	}
+	var want int64
+	for _, gt := range g.Tensors {
+		for _, ot := range orig.Tensors {
+			if ot.Name == gt.Name {
+				want += ot.Size
+				if !bytes.Equal(got[gt.Off:gt.Off+gt.Size], data[ot.Off:ot.Off+ot.Size]) || fmt.Sprint(gt.Shape) != fmt.Sprint(ot.Shape) || gt.Type != ot.Type {
+					t.Errorf("%s differs", gt.Name)
+				}
+			}
+		}
+		if !strings.HasPrefix(gt.Name, "blk.2.") {
+			t.Errorf("kept %s", gt.Name)
+		}
+	}
+	var moved int64
+	for _, s := range res.Sources {
+		moved += s.Bytes
+	}
+	if moved > want+2*content.MaxChunk {
+		t.Errorf("moved %d bytes for %d bytes of tensors", moved, want)
 	}
 }

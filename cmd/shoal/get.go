@@ -64,10 +64,11 @@ printed one JSON object per line.
 
 Part of a model: --include and --exclude take file patterns ('*' does not
 cross '/'; a pattern without '/' matches a file's name in any folder),
---tensors takes tensor-name patterns: of each safetensors file only the
-chunks of matching tensors move, and the file written is a valid
-safetensors file holding exactly those tensors (header rewritten, offsets
-fixed); a shard holding none is not written. A pattern that matches
+--tensors takes tensor-name patterns: of each safetensors or GGUF file
+only the chunks of matching tensors move, and the file written is a valid
+file of its format holding exactly those tensors (header rewritten,
+offsets fixed; GGUF metadata kept); a shard holding none is not written.
+shoal inspect lists the tensor names. A pattern that matches
 nothing is an error, and nothing is written. A part is not the model: it
 is not seeded afterwards.
 
@@ -217,7 +218,7 @@ is copied, not fetched; get says how much before it starts.`,
 	f.StringVar(&g.publisher, "publisher", "", "refuse the root unless this publisher (petname or key ID) signed it")
 	f.StringArrayVar(&g.include, "include", nil, "fetch only the files matching this pattern (repeatable)")
 	f.StringArrayVar(&g.exclude, "exclude", nil, "leave out the files matching this pattern (repeatable)")
-	f.StringArrayVar(&g.tensors, "tensors", nil, "of safetensors files, fetch only the tensors matching this pattern (repeatable)")
+	f.StringArrayVar(&g.tensors, "tensors", nil, "of safetensors and GGUF files, fetch only the tensors matching this pattern (repeatable)")
 	f.StringVar(&g.hfRepo, "hf-cache", "", "write into the Hugging Face cache as repo ORG/NAME, instead of -o")
 	return cmd
 }
