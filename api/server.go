@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/httpx"
 )
 
 // Event is one line of a streamed reply: progress, then a result or an
@@ -192,7 +192,7 @@ func guard(token string, next http.Handler) http.Handler {
 			w.Header().Set("Connection", "close")
 			http.Error(w, msg, code)
 		}
-		if !loopbackHost(r.Host) {
+		if !httpx.LoopbackHost(r.Host) {
 			refuse("the local API answers only to a loopback Host (localhost, 127.0.0.1, ::1)", http.StatusMisdirectedRequest)
 			return
 		}
@@ -206,21 +206,6 @@ func guard(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// loopbackHost reports whether a Host header names loopback: "localhost",
-// an address in 127.0.0.0/8, or ::1, with or without a port.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Limits bound the local API's connections (variables so tests can

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/httpx"
 )
 
 // Store is what the gateway needs of the node.
@@ -78,51 +78,15 @@ type handler struct {
 
 // guard applies the method and Host rules before any route is matched.
 func guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httpx.LoopbackOnly("the gateway", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "the gateway answers only GET and HEAD", http.StatusMethodNotAllowed)
 			return
 		}
-		if onLoopback(r) && !loopbackHost(r.Host) {
-			w.Header().Set("Connection", "close")
-			http.Error(w, "on loopback the gateway answers only to a loopback Host (localhost, 127.0.0.1, ::1)", http.StatusMisdirectedRequest)
-			return
-		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
-	})
-}
-
-// onLoopback reports whether the request came in on a loopback address.
-// A connection whose local address is unknown or not TCP counts as
-// loopback: the Host rule then applies, which is the safe side.
-func onLoopback(r *http.Request) bool {
-	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return true
-	}
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return true
-	}
-	return tcp.IP.IsLoopback()
-}
-
-// loopbackHost reports whether a Host header names loopback: "localhost",
-// an address in 127.0.0.0/8, or ::1, with or without a port. It is the
-// rule of the local API (api/server.go).
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	}))
 }
 
 // block serves GET/HEAD /ipfs/{cid}[/{rest}] as a raw block.

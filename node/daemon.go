@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-p2p/shoal/hf"
 	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/internal/fsx"
+	"github.com/shoal-p2p/shoal/internal/httpx"
 )
 
 // ReannounceInterval is how often a daemon announces what it holds again
@@ -156,7 +157,9 @@ func RunDaemon(ctx context.Context, hm home.Home, cfg home.Config, log *slog.Log
 		h          func() http.Handler
 	}{
 		{"metrics", cfg.Metrics, n.metricsHandler},
-		{"hugging face endpoint", cfg.HFEndpoint, func() http.Handler { return hf.NewEndpoint(models{n}, n.log.With("http", "hf")) }},
+		{"hugging face endpoint", cfg.HFEndpoint, func() http.Handler {
+			return httpx.LoopbackOnly("the Hugging Face endpoint", hf.NewEndpoint(models{n}, n.log.With("http", "hf")))
+		}},
 		{"gateway", cfg.Gateway, func() http.Handler { return gateway.New(models{n}, n.log.With("http", "gateway")) }},
 	} {
 		if srv.addr == "" {

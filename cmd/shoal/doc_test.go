@@ -58,14 +58,15 @@ func TestImportsPointDown(t *testing.T) {
 		"content":            {},
 		"protocol":           {"content"},
 		"fetch":              {"content", "protocol", "internal/fsx"},
-		"api":                {"content"},
+		"api":                {"content", "internal/httpx"},
 		"home":               {"content", "internal/fsx"},
 		"mirror":             {"content", "api"},
 		"hf":                 {"content"},
-		"gateway":            {"content"},
-		"node":               {"content", "protocol", "fetch", "mirror", "api", "home", "hf", "gateway", "internal/fsx"},
+		"gateway":            {"content", "internal/httpx"},
+		"node":               {"content", "protocol", "fetch", "mirror", "api", "home", "hf", "gateway", "internal/fsx", "internal/httpx"},
 		"cmd/shoal":          {"api", "node", "home", "content", "hf"},
 		"internal/fsx":       {},
+		"internal/httpx":     {},
 		"internal/leakcheck": {},
 	}
 	root, err := filepath.Abs("../..")
