@@ -2,7 +2,6 @@ package content
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -119,21 +118,11 @@ func Plan(name string, r io.ReaderAt, size int64) Chunking {
 }
 
 func safetensorsPlan(r io.ReaderAt, size int64) ([]Span, error) {
-	var lenBuf [8]byte
-	if size < 8 {
-		return nil, fmt.Errorf("%w: file shorter than 8 bytes", ErrBadSafetensors)
+	hdr, err := SafetensorsHeader(r, size)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
-	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > MaxSafetensorsHeader || int64(n) > size-8 {
-		return nil, fmt.Errorf("%w: header length %d out of range", ErrBadSafetensors, n)
-	}
-	hdr := make([]byte, n)
-	if _, err := r.ReadAt(hdr, 8); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSafetensors, err)
-	}
+	n := len(hdr)
 	tensors, err := ParseSafetensorsHeader(hdr, size-8-int64(n))
 	if err != nil {
 		return nil, err

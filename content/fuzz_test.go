@@ -138,18 +138,7 @@ func FuzzGGUF(f *testing.F) {
 		g, err := ParseGGUF(bytes.NewReader(data), size)
 		ch := Plan("f.gguf", bytes.NewReader(data), size)
 		// Whatever the header, the spans tile the file.
-		starts := map[int64]bool{}
-		var at int64
-		for _, sp := range ch.Spans {
-			if sp.Off != at || sp.Len < 1 || sp.Len > MaxChunk {
-				t.Fatalf("span %v at %d", sp, at)
-			}
-			starts[sp.Off] = true
-			at += sp.Len
-		}
-		if at != size {
-			t.Fatalf("spans cover %d of %d bytes", at, size)
-		}
+		starts := checkTiling(t, ch.Spans, size)
 		if err != nil {
 			if !errors.Is(err, ErrBadGGUF) || ch.Layout != LayoutFixed || !errors.Is(ch.Fallback, ErrBadGGUF) {
 				t.Fatalf("err %v, layout %v, fallback %v", err, ch.Layout, ch.Fallback)

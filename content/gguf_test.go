@@ -134,18 +134,7 @@ func TestGGUFChunking(t *testing.T) {
 	}
 	// The spans tile the file, none longer than a chunk, and every
 	// non-empty tensor starts one.
-	starts := map[int64]bool{}
-	var at int64
-	for _, sp := range ch.Spans {
-		if sp.Off != at || sp.Len < 1 || sp.Len > MaxChunk {
-			t.Fatalf("bad span %v at %d", sp, at)
-		}
-		starts[sp.Off] = true
-		at += sp.Len
-	}
-	if at != size {
-		t.Fatalf("spans cover %d of %d bytes", at, size)
-	}
+	starts := checkTiling(t, ch.Spans, size)
 	for _, tn := range g.Tensors {
 		if tn.Size > 0 && !starts[tn.Off] {
 			t.Errorf("tensor %s at %d starts no chunk", tn.Name, tn.Off)
@@ -499,4 +488,23 @@ func TestGGUFAtCaps(t *testing.T) {
 	if _, err := ParseGGUF(bytes.NewReader(more), int64(len(more))); !errors.Is(err, ErrBadGGUF) {
 		t.Fatalf("%d tensors: err = %v", len(ts), err)
 	}
+}
+
+// checkTiling fails unless spans tile [0, size) in order, none empty or
+// longer than a chunk, and returns where each starts.
+func checkTiling(t *testing.T, spans []Span, size int64) map[int64]bool {
+	t.Helper()
+	starts := map[int64]bool{}
+	var at int64
+	for _, sp := range spans {
+		if sp.Off != at || sp.Len < 1 || sp.Len > MaxChunk {
+			t.Fatalf("span %v at %d", sp, at)
+		}
+		starts[sp.Off] = true
+		at += sp.Len
+	}
+	if at != size {
+		t.Fatalf("spans cover %d of %d bytes", at, size)
+	}
+	return starts
 }

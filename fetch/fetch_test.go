@@ -107,23 +107,12 @@ func (c storeConn) Close() error { return nil }
 // MiB, an engine to fetch with, and the model's folder and root.
 func seeded(t *testing.T, mib int64) (*Engine, string, cid.Cid) {
 	t.Helper()
-	ctx := context.Background()
 	model := filepath.Join(t.TempDir(), "model")
 	if _, err := testmodel.Folder(model, mib, 1); err != nil {
 		t.Fatal(err)
 	}
-	seedIdx := openIndex(t)
-	im, err := content.Import(ctx, model, content.ImportOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := seedIdx.Put(im.Held("added")); err != nil {
-		t.Fatal(err)
-	}
-	seeder := New(&fakeNet{self: "seeder"}, seedIdx, Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second}, nil)
-	net := &fakeNet{self: "fetcher", peers: map[peer.ID]protocol.Store{"seeder": seeder}, strikes: map[peer.ID]int{}}
-	e := New(net, openIndex(t), Config{RequestTimeout: 5 * time.Second, FindTimeout: 2 * time.Second, LogKey: []byte("k")}, nil)
-	return e, model, im.M.Root
+	e, root := seededWith(t, model)
+	return e, model, root
 }
 
 func openIndex(t *testing.T) *content.Index {

@@ -142,20 +142,15 @@ func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.
 	if progress != nil {
 		opt.Progress = func(p fetch.Progress) { progress(api.Progress(p)) }
 	}
-	root := req.Root
-	if req.Name != "" {
-		keyID, name, _ := home.SplitName(req.Name)
-		rec, err := s.n.resolveWaiting(ctx, keyID, name)
-		if err != nil {
-			return nil, err
-		}
-		root, opt.Publisher, opt.Records = rec.Root.Cid, rec.Key, [][]byte{rec.Envelope}
-	} else if !root.Defined() {
-		return nil, fmt.Errorf("%w: neither a root nor a name to fetch", api.ErrBadRequest)
+	root, rec, err := s.n.rootOf(ctx, req.Root, req.Name, "fetch")
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		opt.Publisher, opt.Records = rec.Key, [][]byte{rec.Envelope}
 	}
 	var res *GetResult
 	var snap *api.HFSnapshot
-	var err error
 	if req.HFRepo != "" {
 		res, snap, err = s.n.getHF(ctx, root, req.HFRepo, opt)
 	} else {
@@ -174,19 +169,28 @@ func (s service) Get(ctx context.Context, req api.GetRequest, progress func(api.
 }
 
 func (s service) Inspect(ctx context.Context, req api.InspectRequest) (*content.ModelView, error) {
-	root := req.Root
-	if req.Name != "" {
-		keyID, name, _ := home.SplitName(req.Name)
-		rec, err := s.n.resolveWaiting(ctx, keyID, name)
-		if err != nil {
-			return nil, err
-		}
-		root = rec.Root.Cid
-	}
-	if !root.Defined() {
-		return nil, fmt.Errorf("%w: neither a root nor a name to inspect", api.ErrBadRequest)
+	root, _, err := s.n.rootOf(ctx, req.Root, req.Name, "inspect")
+	if err != nil {
+		return nil, err
 	}
 	return s.n.fetcher.Inspect(ctx, root)
+}
+
+// rootOf is root, or the root the newest record of name (KEYID/NAME)
+// names, with that record.
+func (n *Node) rootOf(ctx context.Context, root cid.Cid, name, what string) (cid.Cid, *content.Signed, error) {
+	if name == "" {
+		if !root.Defined() {
+			return cid.Undef, nil, fmt.Errorf("%w: neither a root nor a name to %s", api.ErrBadRequest, what)
+		}
+		return root, nil, nil
+	}
+	keyID, nm, _ := home.SplitName(name)
+	rec, err := n.resolveWaiting(ctx, keyID, nm)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	return rec.Root.Cid, rec, nil
 }
 
 // api is the result as the API gives it.

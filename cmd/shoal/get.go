@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/api"
@@ -120,32 +121,9 @@ is copied, not fetched; get says how much before it starts.`,
 					return err
 				}
 			}
-			pub, name, byName := home.SplitName(args[0])
-			if !byName {
-				// A malformed CID, or a chunk's, is refused before
-				// anything starts.
-				root, err := content.ParseCID(args[0])
-				if err != nil {
-					return err
-				}
-				if err := content.CheckRoot(root); err != nil {
-					return err
-				}
-				req.Root = root
-			}
-			h, svc, daemon, err := a.connect(cmd.Context())
+			h, svc, daemon, err := a.connectFor(cmd.Context(), args[0], &req.Root, &req.Name)
 			if err != nil {
 				return err
-			}
-			if byName {
-				keyID, err := h.ResolvePublisher(pub)
-				if err != nil {
-					return err
-				}
-				if err := content.CheckName(name); err != nil {
-					return err
-				}
-				req.Name = keyID + "/" + name
 			}
 			if g.publisher != "" {
 				if req.Publisher, err = h.ResolvePublisher(g.publisher); err != nil {
@@ -295,6 +273,37 @@ func percent(n, total int64) string {
 		p = 99
 	}
 	return fmt.Sprintf("%d %%", p)
+}
+
+// connectFor reads a model named on the command line (CID or
+// PUBLISHER/NAME) and connects: a malformed CID, or a chunk's, is refused
+// before anything starts; a name's publisher is resolved to a key ID
+// (root or name is set).
+func (a *app) connectFor(ctx context.Context, arg string, root *cid.Cid, name *string) (home.Home, api.Service, bool, error) {
+	pub, nm, byName := home.SplitName(arg)
+	if !byName {
+		c, err := content.ParseCID(arg)
+		if err != nil {
+			return home.Home{}, nil, false, err
+		}
+		if err := content.CheckRoot(c); err != nil {
+			return home.Home{}, nil, false, err
+		}
+		*root = c
+	}
+	h, svc, daemon, err := a.connect(ctx)
+	if err != nil || !byName {
+		return h, svc, daemon, err
+	}
+	keyID, err := h.ResolvePublisher(pub)
+	if err != nil {
+		return h, nil, false, err
+	}
+	if err := content.CheckName(nm); err != nil {
+		return h, nil, false, err
+	}
+	*name = keyID + "/" + nm
+	return h, svc, daemon, nil
 }
 
 func mustJSON(v any) json.RawMessage {

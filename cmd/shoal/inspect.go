@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
-	"github.com/shoal-p2p/shoal/home"
 	"github.com/shoal-p2p/shoal/node"
 )
 
@@ -45,30 +45,12 @@ hashed, so no sha256 is shown). Tensor names are what --tensors matches.`,
 				return nil
 			}
 			var req api.InspectRequest
-			pub, name, byName := home.SplitName(args[0])
-			if !byName {
-				root, err := content.ParseCID(args[0])
-				if err != nil {
-					return fmt.Errorf("%w (and no file or folder of that name exists)", err)
-				}
-				if err := content.CheckRoot(root); err != nil {
-					return err
-				}
-				req.Root = root
+			_, svc, _, err := a.connectFor(cmd.Context(), args[0], &req.Root, &req.Name)
+			if errors.Is(err, content.ErrBadCID) {
+				return fmt.Errorf("%w (and no file or folder of that name exists)", err)
 			}
-			h, svc, _, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
-			}
-			if byName {
-				keyID, err := h.ResolvePublisher(pub)
-				if err != nil {
-					return err
-				}
-				if err := content.CheckName(name); err != nil {
-					return err
-				}
-				req.Name = keyID + "/" + name
 			}
 			if l, ok := svc.(*node.Local); ok {
 				nf.applyLocal(l)
