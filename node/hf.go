@@ -28,7 +28,8 @@ type models struct{ n *Node }
 const servedPin = "served"
 
 // Resolve maps "publisher/name" (a petname or key ID) and "main" to the
-// newest record's root; a root CID as revision is taken as it is.
+// newest record's root; a root CID as revision is taken when a record of
+// the publisher kept here names it so.
 func (m models) Resolve(ctx context.Context, repo, rev string) (cid.Cid, error) {
 	pub, name, ok := home.SplitName(repo)
 	if !ok || content.CheckName(name) != nil {
@@ -39,11 +40,19 @@ func (m models) Resolve(ctx context.Context, repo, rev string) (cid.Cid, error) 
 		return cid.Undef, fmt.Errorf("%w: %w", hf.ErrRepoNotFound, err)
 	}
 	if rev != "main" && rev != "HEAD" {
+		// A root as revision is one this publisher signed: a link to
+		// alice/llama at some CID must not pass off another's model as
+		// a version of hers.
 		root, err := content.ParseCID(rev)
 		if err != nil || content.CheckRoot(root) != nil {
 			return cid.Undef, fmt.Errorf("%w: %s", hf.ErrRevisionNotFound, content.Quote(rev))
 		}
-		return root, nil
+		for _, s := range m.n.Index.RecordsFor(root) {
+			if s.Key == keyID && s.Name == name {
+				return root, nil
+			}
+		}
+		return cid.Undef, fmt.Errorf("%w: no record of %s names %s as %s", hf.ErrRevisionNotFound, keyID, root, content.Quote(name))
 	}
 	rec, err := m.n.resolveWaiting(ctx, keyID, name)
 	if err != nil {

@@ -191,6 +191,19 @@ func TestHTTPServesOverShoal(t *testing.T) {
 		}
 	}
 
+	// A root as revision: the publisher's, yes; another model, no.
+	_, other := addModel(t, seeder, 83)
+	for rev, want := range map[string]int{added.Root.String(): 200, other.Root.String(): 404} {
+		resp, err := http.Get(hub.URL + "/api/models/" + repo + "/revision/" + rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("revision %s: %d, want %d", rev, resp.StatusCode, want)
+		}
+	}
+
 	gw := httptest.NewServer(gateway.New(models{mirror}, nil))
 	defer gw.Close()
 	c := m.Chunks[0].CID.Cid
