@@ -16,12 +16,13 @@ type Share struct {
 // (a fine-tune's base model, another version): the bytes of m's distinct
 // chunks held, in all and by root (most first), and the bytes of its
 // distinct chunks in all. A fetch copies what is held and fetches the
-// rest.
-func (x *Index) Overlap(m *Manifest) (shares []Share, held, distinct int64) {
+// rest. want, if set, keeps only the chunk references (by index in m's
+// list) a fetch of part of m asks for.
+func (x *Index) Overlap(m *Manifest, want func(i int) bool) (shares []Share, held, distinct int64) {
 	seen := make(map[cid.Cid]bool, len(m.Chunks))
 	byRoot := map[cid.Cid]int64{}
-	for _, c := range m.Chunks {
-		if seen[c.CID.Cid] {
+	for i, c := range m.Chunks {
+		if seen[c.CID.Cid] || (want != nil && !want(i)) {
 			continue
 		}
 		seen[c.CID.Cid] = true

@@ -104,32 +104,45 @@ type ModelView struct {
 
 // DescribePath describes a file or folder on disk for inspect, from the
 // headers of its weights files alone (no whole-file hash: SHA256 is left
-// empty), with the same rules as Import for what a folder holds.
-func DescribePath(p string) ([]FileView, error) {
+// empty). A folder is walked as Import walks it, except that symlinks out
+// of it are followed (a Hugging Face snapshot links into blobs/): inspect
+// only reads, and serves nothing. What it passed over is returned too.
+func DescribePath(p string) ([]FileView, []Skipped, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srcs := []source{{rel: filepath.Base(abs), abs: abs, st: st}}
+	var skipped []Skipped
 	if st.IsDir() {
-		if srcs, _, err = walk(abs, ImportOptions{}); err != nil {
-			return nil, err
+		if srcs, skipped, err = walk(abs, ImportOptions{FollowExternalLinks: true}); err != nil {
+			return nil, nil, err
 		}
 	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file or folder", Escape(p))
+		return nil, nil, fmt.Errorf("%s: not a regular file or folder", Escape(p))
 	}
 	views := make([]FileView, 0, len(srcs))
 	for _, s := range srcs {
 		f, err := os.Open(s.abs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		views = append(views, Describe(s.rel, nil, f, s.st.Size()))
+		v := Describe(s.rel, nil, f, s.st.Size())
 		f.Close()
+		if v.Format == "" || v.Format == "pickle" {
+			// On disk a pickle is told by its bytes, whatever its name.
+			if reason, ok := SniffPickle(s.abs); ok {
+				v.Format = ""
+				if reason != "" {
+					v.Format = "pickle"
+				}
+			}
+		}
+		views = append(views, v)
 	}
-	return views, nil
+	return views, skipped, nil
 }

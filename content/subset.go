@@ -23,6 +23,9 @@ func CheckGlobs(patterns []string) error {
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("pattern %s: %w", Quote(p), err)
 		}
+		if strings.Contains(p, "**") {
+			return fmt.Errorf("pattern %s: '**' is not supported: '*' never crosses '/'; a pattern without '/' matches a name in any folder", Quote(p))
+		}
 	}
 	return nil
 }

@@ -367,7 +367,7 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	if opt.Have != nil {
 		sel = haveFiles(m, sel, opt.Have)
 	}
-	shares, held, _ := e.idx.Overlap(m)
+	shares, held, _ := e.idx.Overlap(m, sel.wants(m))
 	if held > 0 && !slices.ContainsFunc(early, func(s *source) bool { return s.conn == nil }) {
 		// Chunks held under other roots are copied, not fetched.
 		// First, so that peers started after it leave it what it holds.

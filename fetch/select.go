@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -67,6 +68,24 @@ func (s selection) fetched(m *content.Manifest) int64 {
 	return n
 }
 
+// wants says which of m's chunk references the selection fetches (nil:
+// all of them).
+func (s selection) wants(m *content.Manifest) func(i int) bool {
+	if s == nil {
+		return nil
+	}
+	file := make([]int, len(m.Chunks)) // chunk reference → its file
+	for f := range m.Files {
+		for k := range m.FileChunks(f) {
+			file[m.First[f]+k] = f
+		}
+	}
+	return func(i int) bool {
+		p := s[file[i]]
+		return !p.skip && (p.chunks == nil || p.chunks[i-m.First[file[i]]])
+	}
+}
+
 // choose turns a choice into a selection of m's files and chunks. For
 // tensors it reads each safetensors file's header (a few chunks, from
 // this node or the sources found so far).
@@ -114,7 +133,8 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 		sel[i] = filePart{chunks: chunks, rewrite: sub.Write, size: sub.Size}
 	}
 	if !matched {
-		return nil, fmt.Errorf("--tensors: no tensor of the safetensors and GGUF files of %s %w", m.Root, content.ErrNoMatch)
+		return nil, fmt.Errorf("--tensors %s %w among the tensors of the safetensors and GGUF files of %s (shoal inspect lists them)",
+			content.Quote(strings.Join(c.Tensors, " ")), content.ErrNoMatch, m.Root)
 	}
 	return sel, nil
 }
@@ -243,7 +263,7 @@ func (e *Engine) Inspect(ctx context.Context, root cid.Cid) (*content.ModelView,
 		for i, f := range m.Files {
 			view.Files = append(view.Files, content.Describe(f.Path, f.SHA256, e.chunkReader(ctx, m, i, sources), int64(f.Size)))
 		}
-		view.Shares, view.Held, view.Distinct = e.idx.Overlap(m)
+		view.Shares, view.Held, view.Distinct = e.idx.Overlap(m, nil)
 		return nil
 	})
 	if err != nil {

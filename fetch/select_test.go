@@ -174,6 +174,9 @@ func TestIncludeExclude(t *testing.T) {
 	if _, err := os.Stat(none); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a fetch of nothing created its folder")
 	}
+	if err := (Choice{Include: []string{"tok/**"}}).Check(); err == nil {
+		t.Error("'**' accepted")
+	}
 	_, err = e.Get(context.Background(), root, none, Options{Choice: Choice{Tensors: []string{"nope.*"}}})
 	if !errors.Is(err, content.ErrNoMatch) {
 		t.Fatalf("tensors matching nothing: %v", err)

@@ -215,8 +215,8 @@ func (c Config) Validate() error {
 		if addr == "" {
 			continue
 		}
-		if err := CheckLoopback(LoopbackDefault(addr)); err != nil {
-			return fmt.Errorf("config: %s: %w (put a reverse proxy in front to serve others)", key, err)
+		if CheckLoopback(LoopbackDefault(addr)) != nil {
+			return fmt.Errorf("config: %s %q: it serves on a loopback address only (put a reverse proxy in front to serve others)", key, addr)
 		}
 	}
 	if c.FindTimeout <= 0 || c.RequestTimeout <= 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -23,6 +24,9 @@ import (
 // file bytes, each chunk verified. A model not held is fetched into the
 // store and pinned ("served") before its bytes are served.
 type models struct{ n *Node }
+
+// resolveForHTTP bounds finding a name's record for an HTTP client.
+const resolveForHTTP = 8 * time.Second
 
 // servedPin is the reason of the pins a model served over HTTP takes.
 const servedPin = "served"
@@ -54,7 +58,11 @@ func (m models) Resolve(ctx context.Context, repo, rev string) (cid.Cid, error) 
 		}
 		return cid.Undef, fmt.Errorf("%w: no record of %s names %s as %s", hf.ErrRevisionNotFound, keyID, root, content.Quote(name))
 	}
-	rec, err := m.n.resolveWaiting(ctx, keyID, name)
+	// A client waits about 10 s for an answer: an unknown name is a 404
+	// well before that, not a timeout.
+	rctx, cancel := context.WithTimeout(ctx, resolveForHTTP)
+	defer cancel()
+	rec, err := m.n.resolveWaiting(rctx, keyID, name)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("%w: %w", hf.ErrRepoNotFound, err)
 	}
@@ -123,8 +131,13 @@ func (n *Node) getHF(ctx context.Context, root cid.Cid, repo string, opt GetOpti
 	if commit == "" {
 		return nil, nil, fmt.Errorf("%w: %s", content.ErrNotRoot, root)
 	}
-	if err := os.MkdirAll(repo, 0o755); err != nil {
-		return nil, nil, err
+	// The folders a cache repo has, from the start: a fetch interrupted
+	// before its snapshot is made leaves a repo Hugging Face's tools
+	// still read (with no snapshot yet), not one they call broken.
+	for _, d := range []string{"blobs", "snapshots", "refs"} {
+		if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
+			return nil, nil, err
+		}
 	}
 	stage := filepath.Join(repo, ".shoal-incoming", commit)
 	reused := map[string]string{} // manifest path → blob
@@ -161,33 +174,46 @@ func (n *Node) getHF(ctx context.Context, root cid.Cid, repo string, opt GetOpti
 	_ = os.RemoveAll(stage)
 	_ = os.Remove(filepath.Dir(stage)) // when no other fetch stages there
 	snap := filepath.Join(repo, "snapshots", commit)
-	if err := n.recordSnapshot(m, snap); err != nil {
+	infos, err := n.recordSnapshot(m, snap, hfRepoID(repo))
+	if err != nil {
 		return nil, nil, fmt.Errorf("snapshot written, but recording it failed: %w", err)
 	}
 	res.Dir, res.Files, res.Size, res.Partial = snap, len(m.Files), m.Size(), false
+	res.Pickle = content.PickleFiles(infos) // reused blobs too
 	return res, &api.HFSnapshot{Repo: repo, Commit: commit, Snapshot: snap, Reused: len(reused)}, nil
 }
 
 // recordSnapshot records a snapshot folder (links into blobs/, every blob
 // verified: fetched and hashed whole, or hashed when reused) as a place
 // the node holds m's root.
-func (n *Node) recordSnapshot(m *content.Manifest, snap string) error {
+func (n *Node) recordSnapshot(m *content.Manifest, snap, name string) ([]content.FileInfo, error) {
 	blocks, err := m.Encode()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	infos := make([]content.FileInfo, len(m.Files))
 	for i, f := range m.Files {
 		p := filepath.Join(snap, filepath.FromSlash(f.Path))
 		st, err := os.Stat(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		infos[i] = content.FileInfo{Rel: f.Path, Path: p, Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.SHA256}
 	}
-	info := content.RootInfo{Name: filepath.Base(filepath.Dir(filepath.Dir(snap))), Dir: snap, Size: m.Size(), Files: len(m.Files),
+	info := content.RootInfo{Name: name, Dir: snap, Size: m.Size(), Files: len(m.Files),
 		Source: content.SourceFetched, Time: time.Now().UTC()}
-	return n.Index.Put(&content.Held{Info: info, Blocks: blocks, Files: infos, M: m})
+	return infos, n.Index.Put(&content.Held{Info: info, Blocks: blocks, Files: infos, M: m})
+}
+
+// hfRepoID is the repo id a cache folder stands for: models--org--name
+// is org/name (Hugging Face forbids "--" in ids, so the split is exact).
+func hfRepoID(repo string) string {
+	base := filepath.Base(repo)
+	id, ok := strings.CutPrefix(base, "models--")
+	if !ok {
+		return base
+	}
+	return strings.Replace(id, "--", "/", 1)
 }
 
 // sameSHA256 reports whether the file at p hashes to sum.

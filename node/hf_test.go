@@ -91,6 +91,12 @@ func TestGetIntoHFCache(t *testing.T) {
 	if res3.HF.Reused != len(m.Files) || res3.Chunks != 0 {
 		t.Errorf("again: reused %d of %d, %d chunks moved", res3.HF.Reused, len(m.Files), res3.Chunks)
 	}
+	if len(res3.Pickle) == 0 {
+		t.Error("a pickle among reused blobs is not reported")
+	}
+	if ri, _ := fetcher.Index.Root(added.Root); ri.Name != "alice/tiny" {
+		t.Errorf("recorded as %q, want the repo id", ri.Name)
+	}
 	if ref, _ := os.ReadFile(filepath.Join(repo, "refs", "main")); string(ref) != commit {
 		t.Errorf("refs/main not moved back")
 	}
@@ -138,6 +144,11 @@ func TestAddFromHFCache(t *testing.T) {
 	}
 	if !skipped["dangling.json"] || !skipped["tokenizer.json"] {
 		t.Errorf("skipped %+v", res.Skipped)
+	}
+	// inspect of the snapshot folder reads through its links.
+	views, _, err := content.DescribePath(snap)
+	if err != nil || len(views) != 3 { // the link out is read too: inspect serves nothing
+		t.Errorf("inspect of the snapshot: %d files, %v", len(views), err)
 	}
 	fis, err := n.Index.Files(res.Root)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,8 @@ import (
 )
 
 func (a *app) addCmd() *cobra.Command {
-	var quiet, followExternal, hfCache bool
+	var quiet, followExternal bool
+	var hfCache string
 	cmd := &cobra.Command{
 		Use:   "add PATH | add --hf-cache [ORG/NAME[@REV]]",
 		Short: "Add a file or folder; print its CID",
@@ -41,9 +43,13 @@ in the manifest is the Hub's LFS oid (shoal ls CID shows it).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var reqs []api.AddRequest
-			if hfCache {
+			if hfCache != "" {
+				repos := args // --hf-cache ORG/NAME, --hf-cache=ORG/NAME, or alone: all
+				if hfCache != hfAll {
+					repos = append([]string{hfCache}, args...)
+				}
 				var err error
-				if reqs, err = hfAddRequests(args); err != nil {
+				if reqs, err = hfAddRequests(repos); err != nil {
 					return err
 				}
 			} else {
@@ -71,9 +77,13 @@ in the manifest is the Hub's LFS oid (shoal ls CID shows it).`,
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CID")
 	cmd.Flags().BoolVar(&followExternal, "follow-external-links", false, "also add what symlinks point at outside the folder")
-	cmd.Flags().BoolVar(&hfCache, "hf-cache", false, "add from the Hugging Face cache: ORG/NAME[@REV], or every model in it")
+	cmd.Flags().StringVar(&hfCache, "hf-cache", "", "add from the Hugging Face cache: ORG/NAME[@REV], or alone (or *) every model in it")
+	cmd.Flags().Lookup("hf-cache").NoOptDefVal = hfAll
 	return cmd
 }
+
+// hfAll is --hf-cache given alone: every model in the cache.
+const hfAll = "*"
 
 // hfAddRequests finds the snapshots to add from the Hugging Face cache.
 func hfAddRequests(args []string) ([]api.AddRequest, error) {
@@ -111,6 +121,9 @@ func (a *app) addOne(cmd *cobra.Command, svc api.Service, req api.AddRequest, qu
 	}
 	res, err := svc.Add(cmd.Context(), req, b.update)
 	b.finish()
+	if errors.Is(err, content.ErrNothingToAdd) && req.LinksWithin == "" && strings.Contains(filepath.ToSlash(req.Path), "/snapshots/") {
+		return fmt.Errorf("%w\nthis looks like a Hugging Face cache snapshot, whose files are links into its repo's blobs/: shoal add --hf-cache ORG/NAME[@REV] adds it", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -44,11 +44,13 @@ relay_data is true in its config.
 For Hugging Face tools, --hf-endpoint 127.0.0.1:8385 serves the read side
 of the Hub API: with HF_ENDPOINT=http://127.0.0.1:8385 (hubUrl in the JS
 client), repo PUBLISHER/NAME is the newest model PUBLISHER signed as NAME,
-and a revision may be a root CID. --gateway 127.0.0.1:8386 serves raw
-blocks (/ipfs/CID, IPFS trustless-gateway style) and files
-(/models/CID/PATH, with Range). Both verify every chunk they serve; a
-model not held is fetched into the store first and pinned (reason
-"served": shoal pin rm drops it). Both listen on loopback only.
+and a revision may be a root CID it signed (publish a model before
+clients look for it). --gateway 127.0.0.1:8386 serves held raw blocks
+(/ipfs/CID with Accept: application/vnd.ipld.raw, IPFS trustless-gateway
+style) and files (/models/CID/PATH, with Range). Both verify every chunk
+they serve; a model asked for by name or at /models/ and not held is
+fetched into the store first and pinned (reason "served": shoal pin rm
+drops it). Both listen on loopback only.
 
 Flags override config.toml for this run.`,
 		Example: exampleBlock(

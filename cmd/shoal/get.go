@@ -34,7 +34,7 @@ type getFlags struct {
 func (a *app) getCmd() *cobra.Command {
 	var g getFlags
 	cmd := &cobra.Command{
-		Use:   "get (CID | PUBLISHER/NAME) -o DIR",
+		Use:   "get (CID | PUBLISHER/NAME) (-o DIR | --hf-cache ORG/NAME)",
 		Short: "Fetch a model by CID or by published name into a folder, verified",
 		Long: `Find who holds the model on the DHT (the providers of its root and of each
 of its files, looked up again while the fetch runs), fetch its manifest,
@@ -68,7 +68,9 @@ cross '/'; a pattern without '/' matches a file's name in any folder),
 --tensors takes tensor-name patterns: of each safetensors or GGUF file
 only the chunks of matching tensors move, and the file written is a valid
 file of its format holding exactly those tensors (header rewritten,
-offsets fixed; GGUF metadata kept); a shard holding none is not written.
+offsets fixed; GGUF metadata kept); a shard holding none is not written. Other
+files come whole (config, tokenizer): add --include to narrow them.
+Patterns are Go's path.Match: '*' never crosses '/', and '**' is refused.
 shoal inspect lists the tensor names. A pattern that matches
 nothing is an error, and nothing is written. A part is not the model: it
 is not seeded afterwards.
@@ -76,8 +78,10 @@ is not seeded afterwards.
 Into the Hugging Face cache: --hf-cache ORG/NAME writes the model as
 from_pretrained("ORG/NAME") finds it offline ($HF_HUB_CACHE, $HF_HOME/hub
 or ~/.cache/huggingface/hub): blobs/SHA256, snapshots/COMMIT/ links and
-refs/main, COMMIT derived from the root CID. Blobs already there, whose
-bytes hash to their name, are reused, not fetched.
+refs/main (moved to this snapshot), COMMIT derived from the root CID.
+Blobs already there, whose bytes hash to their name, are reused, not
+fetched. A snapshot holds the whole model: no --include, --exclude or
+--tensors with --hf-cache.
 
 What this node already holds under other roots (a fine-tune's base model)
 is copied, not fetched; get says how much before it starts.`,
@@ -166,14 +170,18 @@ is copied, not fetched; get says how much before it starts.`,
 				for _, s := range res.Sources {
 					moved += s.Bytes
 				}
+				moved -= res.Local // copied here, not moved
 				secs := res.Elapsed.Seconds()
-				resumed := ""
+				resumed, copied := "", ""
 				if res.Resumed > 0 {
 					resumed = fmt.Sprintf(", %d were already there from an earlier run", res.Resumed)
 				}
-				fmt.Fprintf(a.stdout, "fetched %s: %s, %s; moved %s in %.1fs (%s/s) from %s; %d chunks moved%s, %d re-fetched\n",
+				if res.Local > 0 {
+					copied = fmt.Sprintf(", and copied %s from what this node already held", content.HumanBytes(res.Local))
+				}
+				fmt.Fprintf(a.stdout, "fetched %s: %s, %s; moved %s in %.1fs (%s/s) from %s%s; %d chunks moved%s, %d re-fetched\n",
 					res.Root, plural(res.Files, "file"), content.HumanBytes(res.Size), content.HumanBytes(moved), secs, content.HumanBytes(int64(float64(moved)/max(secs, 1e-3))),
-					plural(res.Peers, "peer"), res.Chunks, resumed, res.Refetch)
+					plural(res.Peers, "peer"), copied, res.Chunks, resumed, res.Refetch)
 			}
 			if res.Partial {
 				fmt.Fprintf(a.stdout, "wrote part of the model, as asked: %s, %s (every chunk verified; a part is not seeded)\n", plural(res.Files, "file"), content.HumanBytes(res.Size))
@@ -188,7 +196,7 @@ is copied, not fetched; get says how much before it starts.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&g.out, "output", "o", "", "folder to write the model to (required)")
+	f.StringVarP(&g.out, "output", "o", "", "folder to write the model to (required, unless --hf-cache)")
 	f.BoolVar(&g.force, "force", false, "write into an existing non-empty folder")
 	g.register(f, "without a daemon: ", "any free port on every interface")
 	f.DurationVar(&g.timeout, "timeout", 0, "without a daemon: how long to look for providers (default from config, 30s)")
@@ -224,7 +232,7 @@ func (a *app) getProgress(quiet bool) *getProgress {
 }
 
 func (p *getProgress) update(pr api.Progress) {
-	if pr.Phase == "plan" && pr.Held > 0 && !p.a.json && !p.quiet {
+	if pr.Phase == "plan" && pr.Held > 0 && pr.Total > 0 && !p.a.json && !p.quiet {
 		p.a.noteShares(pr)
 	}
 	switch {

@@ -34,9 +34,15 @@ hashed, so no sha256 is shown). Tensor names are what --tensors matches.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(args[0]); err == nil {
-				views, err := content.DescribePath(args[0])
+				views, skipped, err := content.DescribePath(args[0])
 				if err != nil {
 					return err
+				}
+				for _, sk := range skipped {
+					fmt.Fprintf(a.stderr, "skipped %s: %s\n", content.Escape(sk.Path), sk.Reason)
+				}
+				if len(views) == 0 {
+					return fmt.Errorf("%s: no file to inspect", content.Escape(args[0]))
 				}
 				if a.json {
 					return a.printJSON(&content.ModelView{Files: views})
