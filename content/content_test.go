@@ -319,6 +319,9 @@ func TestEscape(t *testing.T) {
 	if got := Escape("plain/名前.bin"); got != "plain/名前.bin" {
 		t.Errorf("Escape changed a clean name: %q", got)
 	}
+	if got := Escape("layer\u202esnib.0"); strings.ContainsRune(got, 0x202e) || !strings.Contains(got, `\u202e`) {
+		t.Errorf("a bidi override is printed raw: %q", got)
+	}
 }
 
 func TestCIDAllowlist(t *testing.T) {

@@ -13,7 +13,9 @@ import (
 func Escape(s string) string {
 	clean := true
 	for _, r := range s {
-		if r == unicode.ReplacementChar || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		// Format characters (Cf) include the bidi overrides (U+202E) a
+		// name could use to read backwards on a terminal.
+		if r == unicode.ReplacementChar || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
 			clean = false
 			break
 		}

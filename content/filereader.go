@@ -18,13 +18,13 @@ type ReadRange func(off, n int64, w io.Writer) error
 const readWindow = 4 * MaxChunk
 
 // FileReader reads a file of known size through a ReadRange, a window at
-// a time.
+// a time; a seek within the window reads no chunk again.
 type FileReader struct {
-	read ReadRange
-	size int64
-	pos  int64
-	win  bytes.Buffer
-	at   int64 // offset of win's first unread byte
+	read  ReadRange
+	size  int64
+	pos   int64
+	win   bytes.Buffer
+	winAt int64 // offset of the window's first byte
 }
 
 // NewFileReader returns a reader of the size bytes read serves.
@@ -37,7 +37,8 @@ func (r *FileReader) Read(p []byte) (int, error) {
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
-	if r.win.Len() == 0 || r.at != r.pos {
+	w := r.win.Bytes()
+	if r.pos < r.winAt || r.pos >= r.winAt+int64(len(w)) {
 		r.win.Reset()
 		n := min(readWindow, r.size-r.pos)
 		if err := r.read(r.pos, n, &r.win); err != nil {
@@ -49,11 +50,10 @@ func (r *FileReader) Read(p []byte) (int, error) {
 			r.win.Reset()
 			return 0, fmt.Errorf("read %d bytes at %d, wanted %d: %w", got, r.pos, n, io.ErrUnexpectedEOF)
 		}
-		r.at = r.pos
+		r.winAt, w = r.pos, r.win.Bytes()
 	}
-	n, _ := r.win.Read(p)
+	n := copy(p, w[r.pos-r.winAt:])
 	r.pos += int64(n)
-	r.at = r.pos
 	return n, nil
 }
 
@@ -70,9 +70,6 @@ func (r *FileReader) Seek(off int64, whence int) (int64, error) {
 	}
 	if off < 0 {
 		return 0, errors.New("seek: negative offset")
-	}
-	if off != r.pos {
-		r.win.Reset()
 	}
 	r.pos = off
 	return off, nil

@@ -33,6 +33,9 @@ func TestFileReaderReadsAndSeeks(t *testing.T) {
 			t.Fatalf("at %d: wrong bytes", off)
 		}
 	}
+	if calls != 3+2 { // the seeks: 0, 5 and MaxChunk-1 in one window, the end in another
+		t.Errorf("%d reads of the source after the seeks, want 5", calls)
+	}
 	if end, _ := r.Seek(0, io.SeekEnd); end != int64(len(data)) {
 		t.Fatalf("end %d", end)
 	}

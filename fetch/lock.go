@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/shoal-p2p/shoal/content"
 )
 
 // ownedByUs reports whether a file of the fetch state or output was made
@@ -45,6 +47,12 @@ func (l *dirLock) take(dir string, create bool) error {
 			if err := os.MkdirAll(sd, 0o755); err != nil {
 				return err
 			}
+		}
+		// The state folder is a folder, not a link to one elsewhere that
+		// another user planted: nothing, not even the lock, is made
+		// through it.
+		if st, err := os.Lstat(sd); err == nil && !st.IsDir() {
+			return fmt.Errorf("fetch state %s is not a folder (a symlink?): remove it to fetch here", content.Escape(sd))
 		}
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
 		if errors.Is(err, os.ErrNotExist) && !create {

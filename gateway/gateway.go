@@ -57,12 +57,16 @@ const storeTimeout = time.Minute
 // answered (405 otherwise). On a loopback connection (or one whose local
 // address is unknown) a request must name a loopback Host: localhost,
 // 127.0.0.0/8 or ::1 (421 otherwise), so a web page whose name was
-// rebound to 127.0.0.1 cannot read from it. log may be nil.
+// rebound to 127.0.0.1 cannot read from it, and a request a web page of
+// another site made is refused (403): it could have the node fetch any
+// model. At most MaxDownloads file bodies stream at once (503 beyond),
+// a request for several ranges gets the whole file, and a client that
+// stops reading for writeStall is cut off. log may be nil.
 func New(st Store, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{st: st, log: log}
+	h := &handler{st: st, log: log, slots: make(httpx.Slots, MaxDownloads)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ipfs/{cid}", h.block)
 	mux.HandleFunc("/ipfs/{cid}/{rest...}", h.block)
@@ -72,13 +76,20 @@ func New(st Store, log *slog.Logger) http.Handler {
 }
 
 type handler struct {
-	st  Store
-	log *slog.Logger
+	st    Store
+	log   *slog.Logger
+	slots httpx.Slots
 }
+
+// MaxDownloads bounds the file bodies the gateway streams at once.
+const MaxDownloads = 32
+
+// writeStall is how long a client may leave a write of the body waiting.
+const writeStall = 30 * time.Second
 
 // guard applies the method and Host rules before any route is matched.
 func guard(next http.Handler) http.Handler {
-	return httpx.LoopbackOnly("the gateway", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httpx.Guard("the gateway", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "the gateway answers only GET and HEAD", http.StatusMethodNotAllowed)
@@ -283,59 +294,24 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, root cid.Cid
 	hd.Set("ETag", `"`+hex.EncodeToString(f.SHA256)+`"`)
 	hd.Set("Accept-Ranges", "bytes")
 	hd.Set("Cache-Control", cacheImmutable)
-	dw := &heldWriter{ResponseWriter: w}
+	if !h.slots.Take(w) {
+		return
+	}
+	defer h.slots.Release()
+	httpx.OneRange(r)
+	dw := &httpx.HeldWriter{ResponseWriter: w, Stall: writeStall}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
 	switch {
-	case dw.held() && readErr != nil:
+	case dw.Held() && readErr != nil:
 		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "ETag", "Accept-Ranges", "Cache-Control"} {
 			hd.Del(k)
 		}
 		h.fail(w, r, readErr)
-	case dw.held():
-		dw.send()
+	case dw.Held():
+		dw.Send()
 	case readErr != nil && r.Context().Err() == nil:
 		h.log.Warn("file read failed mid-reply", "root", root, "path", content.Escape(f.Path), "err", readErr)
 	}
-}
-
-// heldWriter holds back a 200 or 206 status until the first byte of the
-// body is written (or send is called). Other statuses go out at once.
-type heldWriter struct {
-	http.ResponseWriter
-	code int  // status held back; 0 for none
-	sent bool // status written to the ResponseWriter
-}
-
-func (hw *heldWriter) WriteHeader(code int) {
-	if hw.sent || hw.code != 0 {
-		return
-	}
-	if code == http.StatusOK || code == http.StatusPartialContent {
-		hw.code = code
-		return
-	}
-	hw.sent = true
-	hw.ResponseWriter.WriteHeader(code)
-}
-
-func (hw *heldWriter) Write(p []byte) (int, error) {
-	hw.send()
-	return hw.ResponseWriter.Write(p)
-}
-
-// held reports whether no status has been written yet.
-func (hw *heldWriter) held() bool { return !hw.sent }
-
-// send writes the held status (200 if none was set).
-func (hw *heldWriter) send() {
-	if hw.sent {
-		return
-	}
-	hw.sent = true
-	if hw.code == 0 {
-		hw.code = http.StatusOK
-	}
-	hw.ResponseWriter.WriteHeader(hw.code)
 }
 
 // fail answers a store error with a status that says whose it is. The

@@ -21,6 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/internal/httpx"
 )
 
 // Models is what the endpoint needs of the node.
@@ -75,7 +76,7 @@ func NewEndpoint(m Models, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &hubEndpoint{m: m, log: log, commits: newCommitMemo(commitMemoSize)}
+	return &hubEndpoint{m: m, log: log, commits: newCommitMemo(commitMemoSize), slots: make(httpx.Slots, maxDownloads)}
 }
 
 // hubEndpoint is the handler NewEndpoint returns.
@@ -83,6 +84,7 @@ type hubEndpoint struct {
 	m       Models
 	log     *slog.Logger
 	commits *commitMemo
+	slots   httpx.Slots
 }
 
 // hubRouteKind is which of the endpoint's routes a request is for.
@@ -562,13 +564,16 @@ func (e *hubEndpoint) serveFile(w http.ResponseWriter, r *http.Request, rt hubRo
 	h.Set("X-Linked-Size", strconv.FormatInt(size, 10))
 	h.Set("X-Repo-Commit", hm.commit)
 	h.Set("Accept-Ranges", "bytes")
-	if rg := r.Header.Get("Range"); strings.Contains(rg, ",") {
-		r.Header.Del("Range") // several ranges: the whole file
-	} else if rg != "" && size == 0 {
+	httpx.OneRange(r) // several ranges: the whole file
+	if rg := r.Header.Get("Range"); rg != "" && size == 0 {
 		// http.ServeContent answers a range of an empty file with the whole
 		// (empty) file; say its size, which clients read from Content-Range.
 		h.Set("Content-Range", "bytes */0")
 	}
+	if !e.slots.Take(w) {
+		return nil
+	}
+	defer e.slots.Release()
 	var readErr error
 	rd := content.NewFileReader(size, func(off, n int64, w io.Writer) error {
 		err := e.m.ReadFile(ctx, hm.root, i, off, n, w)
@@ -577,13 +582,32 @@ func (e *hubEndpoint) serveFile(w http.ResponseWriter, r *http.Request, rt hubRo
 		}
 		return err
 	})
-	http.ServeContent(w, r, "", time.Time{}, rd)
-	if readErr != nil && ctx.Err() == nil {
+	// The status waits for the first byte: a file that cannot be read
+	// (not held and not fetched, changed on disk) is an error, not a 200
+	// with nothing after it.
+	dw := &httpx.HeldWriter{ResponseWriter: w, Stall: writeStall}
+	http.ServeContent(dw, r, "", time.Time{}, rd)
+	switch {
+	case dw.Held() && readErr != nil:
+		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "ETag", "X-Linked-Etag", "X-Linked-Size", "X-Repo-Commit", "Accept-Ranges"} {
+			h.Del(k)
+		}
+		return readErr
+	case dw.Held():
+		dw.Send()
+	case readErr != nil && ctx.Err() == nil:
 		// The status is sent; the connection closes short of Content-Length.
 		e.log.Warn("hf: serving a file failed", "repo", hm.repo, "root", hm.root, "path", content.Escape(f.Path), "err", readErr)
 	}
 	return nil
 }
+
+// maxDownloads bounds the file bodies the endpoint streams at once (503
+// beyond); writeStall is how long a client may leave a write waiting.
+const (
+	maxDownloads = 32
+	writeStall   = 30 * time.Second
+)
 
 // hubBool reads a boolean parameter as the Hub's clients send it
 // (true, True, 1).

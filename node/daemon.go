@@ -158,7 +158,7 @@ func RunDaemon(ctx context.Context, hm home.Home, cfg home.Config, log *slog.Log
 	}{
 		{"metrics", cfg.Metrics, n.metricsHandler},
 		{"hugging face endpoint", cfg.HFEndpoint, func() http.Handler {
-			return httpx.LoopbackOnly("the Hugging Face endpoint", hf.NewEndpoint(models{n}, n.log.With("http", "hf")))
+			return httpx.Guard("the Hugging Face endpoint", hf.NewEndpoint(models{n}, n.log.With("http", "hf")))
 		}},
 		{"gateway", cfg.Gateway, func() http.Handler { return gateway.New(models{n}, n.log.With("http", "gateway")) }},
 	} {

@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-p2p/shoal/api"
 	"github.com/shoal-p2p/shoal/content"
+	"github.com/shoal-p2p/shoal/fetch"
 	"github.com/shoal-p2p/shoal/hf"
 	"github.com/shoal-p2p/shoal/home"
 )
@@ -69,9 +72,16 @@ func (m models) Resolve(ctx context.Context, repo, rev string) (cid.Cid, error) 
 	return rec.Root.Cid, nil
 }
 
-// Manifest is the index's manifest of root, or the one its holders serve.
+// Manifest is the index's manifest of root, or the one its holders
+// serve, found within resolveForHTTP; nobody holding it is not found.
 func (m models) Manifest(ctx context.Context, root cid.Cid) (*content.Manifest, error) {
-	return m.n.fetcher.Manifest(ctx, root)
+	ctx, cancel := context.WithTimeout(ctx, resolveForHTTP)
+	defer cancel()
+	man, err := m.n.fetcher.Manifest(ctx, root)
+	if errors.Is(err, fetch.ErrNoProviders) || (errors.Is(err, context.DeadlineExceeded) && !errors.Is(ctx.Err(), context.Canceled)) {
+		return nil, fmt.Errorf("%w: %w: no peer found holding %s", hf.ErrRevisionNotFound, content.ErrNotFound, root)
+	}
+	return man, err
 }
 
 // Block is a manifest block or chunk this node holds, verified.
@@ -98,7 +108,9 @@ func (m models) ReadFile(ctx context.Context, root cid.Cid, i int, off, n int64,
 	if i < 0 || i >= len(man.Files) || off < 0 || n < 0 || off+n > int64(man.Files[i].Size) {
 		return fmt.Errorf("%w: bytes [%d, %d) of file %d", api.ErrBadRequest, off, off+n, i)
 	}
-	buf := make([]byte, content.MaxChunk)
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
 	var at int64
 	for _, c := range man.FileChunks(i) {
 		end := at + int64(c.Len)
@@ -120,6 +132,9 @@ func (m models) ReadFile(ctx context.Context, root cid.Cid, i int, off, n int64,
 	return ctx.Err()
 }
 
+// chunkBufs are ReadFile's chunk buffers: one a call, given back after.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, content.MaxChunk); return &b }}
+
 // getHF fetches root into a Hugging Face cache repo folder: staged in
 // repo/.shoal-incoming/COMMIT (resumable, on the same file system), every
 // file hashed whole (its sha256 is its blob's name), then moved into
@@ -139,7 +154,10 @@ func (n *Node) getHF(ctx context.Context, root cid.Cid, repo string, opt GetOpti
 			return nil, nil, err
 		}
 	}
-	stage := filepath.Join(repo, ".shoal-incoming", commit)
+	stage, err := stageDir(repo, commit)
+	if err != nil {
+		return nil, nil, err
+	}
 	reused := map[string]string{} // manifest path → blob
 	opt.WholeFile = true
 	opt.Have = func(f content.File) bool {
@@ -181,6 +199,31 @@ func (n *Node) getHF(ctx context.Context, root cid.Cid, repo string, opt GetOpti
 	res.Dir, res.Files, res.Size, res.Partial = snap, len(m.Files), m.Size(), false
 	res.Pickle = content.PickleFiles(infos) // reused blobs too
 	return res, &api.HFSnapshot{Repo: repo, Commit: commit, Snapshot: snap, Reused: len(reused)}, nil
+}
+
+// stageDir makes repo/.shoal-incoming/COMMIT, refusing anything on the
+// way that is not a folder (a symlink out, planted by another user of a
+// shared cache): nobody but the user chooses where a fetch writes.
+func stageDir(repo, commit string) (string, error) {
+	root, err := os.OpenRoot(repo)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	for _, rel := range []string{".shoal-incoming", filepath.Join(".shoal-incoming", commit)} {
+		if err := root.Mkdir(rel, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		st, err := root.Lstat(rel)
+		if err != nil {
+			return "", err
+		}
+		if !st.IsDir() {
+			return "", fmt.Errorf("%s is not a folder (a symlink?): refusing to stage a fetch through it; remove it",
+				content.Escape(filepath.Join(repo, rel)))
+		}
+	}
+	return filepath.Join(repo, ".shoal-incoming", commit), nil
 }
 
 // recordSnapshot records a snapshot folder (links into blobs/, every blob

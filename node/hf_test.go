@@ -97,6 +97,21 @@ func TestGetIntoHFCache(t *testing.T) {
 	if ri, _ := fetcher.Index.Root(added.Root); ri.Name != "alice/tiny" {
 		t.Errorf("recorded as %q, want the repo id", ri.Name)
 	}
+
+	// Another user of a shared cache plants the staging folder as a link
+	// out: the fetch is refused, and nothing is written there.
+	repo2 := filepath.Join(filepath.Dir(repo), "models--alice--planted")
+	outside := t.TempDir()
+	_ = os.MkdirAll(repo2, 0o755)
+	if err := os.Symlink(outside, filepath.Join(repo2, ".shoal-incoming")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetcher.Service().Get(ctx, api.GetRequest{Root: im2.Root, HFRepo: repo2}, nil); err == nil {
+		t.Error("a fetch staged through a planted link")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("wrote %d entries outside the cache", len(ents))
+	}
 	if ref, _ := os.ReadFile(filepath.Join(repo, "refs", "main")); string(ref) != commit {
 		t.Errorf("refs/main not moved back")
 	}

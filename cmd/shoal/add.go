@@ -49,7 +49,7 @@ in the manifest is the Hub's LFS oid (shoal ls CID shows it).`,
 					repos = append([]string{hfCache}, args...)
 				}
 				var err error
-				if reqs, err = hfAddRequests(repos); err != nil {
+				if reqs, err = a.hfAddRequests(repos); err != nil {
 					return err
 				}
 			} else {
@@ -86,13 +86,15 @@ in the manifest is the Hub's LFS oid (shoal ls CID shows it).`,
 const hfAll = "*"
 
 // hfAddRequests finds the snapshots to add from the Hugging Face cache.
-func hfAddRequests(args []string) ([]api.AddRequest, error) {
+// With no repo named, every repo in the cache; one whose snapshot cannot
+// be found is named on stderr and passed over, not the end of the rest.
+func (a *app) hfAddRequests(args []string) ([]api.AddRequest, error) {
 	cache, err := hf.CacheDir()
 	if err != nil {
 		return nil, err
 	}
-	repos := args
-	if len(repos) == 0 {
+	repos, all := args, len(args) == 0
+	if all {
 		if repos, err = hf.Repos(cache); err != nil {
 			return nil, err
 		}
@@ -104,6 +106,10 @@ func hfAddRequests(args []string) ([]api.AddRequest, error) {
 	for _, r := range repos {
 		repo, rev, _ := strings.Cut(r, "@")
 		snap, repoDir, err := hf.Snapshot(cache, repo, rev)
+		if err != nil && all {
+			fmt.Fprintf(a.stderr, "skipped %s: %v\n", content.Escape(r), err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

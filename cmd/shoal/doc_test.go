@@ -61,7 +61,7 @@ func TestImportsPointDown(t *testing.T) {
 		"api":                {"content", "internal/httpx"},
 		"home":               {"content", "internal/fsx"},
 		"mirror":             {"content", "api"},
-		"hf":                 {"content"},
+		"hf":                 {"content", "internal/httpx"},
 		"gateway":            {"content", "internal/httpx"},
 		"node":               {"content", "protocol", "fetch", "mirror", "api", "home", "hf", "gateway", "internal/fsx", "internal/httpx"},
 		"cmd/shoal":          {"api", "node", "home", "content", "hf"},

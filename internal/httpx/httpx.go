@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // LoopbackHost reports whether a Host header names loopback: "localhost",
@@ -51,4 +52,120 @@ func LoopbackOnly(what string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// FromBrowser reports a request a web page made from another site: it
+// names an Origin that is not loopback, or the browser says it is cross-
+// or same-site. A page could otherwise have the node fetch and pin any
+// model with an <img> tag (the Host rule does not see it: the page asks
+// 127.0.0.1 by name). Clients that are not browsers send neither header.
+func FromBrowser(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		host := strings.TrimPrefix(strings.TrimPrefix(o, "http://"), "https://")
+		if !LoopbackHost(host) {
+			return true
+		}
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
+}
+
+// Guard applies the rules of a node's public-content servers (the
+// Hugging Face endpoint, the gateway): on loopback only a loopback Host
+// (DNS rebinding), and no request a web page of another site made. A
+// refused request's connection is closed. what names the server.
+func Guard(what string, next http.Handler) http.Handler {
+	return LoopbackOnly(what, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if FromBrowser(r) {
+			w.Header().Set("Connection", "close")
+			http.Error(w, what+" does not answer web pages of other sites", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
+// OneRange drops a Range header asking for several ranges: the whole
+// file is served instead (each range would read and verify its chunks
+// again; a request of thousands of 1-byte ranges is a cheap way to burn
+// a core).
+func OneRange(r *http.Request) {
+	if strings.Contains(r.Header.Get("Range"), ",") {
+		r.Header.Del("Range")
+	}
+}
+
+// Slots bounds the file bodies a server streams at once; each holds a
+// read window and a connection.
+type Slots chan struct{}
+
+// Take takes a slot, or answers 503 (with Retry-After) and reports false
+// when all are taken. Give it back with Release.
+func (s Slots) Take(w http.ResponseWriter) bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "busy: too many downloads at once; try again", http.StatusServiceUnavailable)
+		return false
+	}
+}
+
+// Release gives a slot back.
+func (s Slots) Release() { <-s }
+
+// HeldWriter holds back a 200 or 206 status until the first byte of the
+// body is written (or Send is called), so that a body whose first read
+// fails can still be answered with an error status; other statuses go
+// out at once. With Stall set, each write must complete within it: a
+// client that stops reading is cut off rather than holding its buffers.
+type HeldWriter struct {
+	http.ResponseWriter
+	Stall time.Duration
+	code  int  // status held back; 0 for none
+	sent  bool // status written to the ResponseWriter
+}
+
+// Unwrap gives http.ResponseController the connection.
+func (hw *HeldWriter) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
+
+// WriteHeader holds a 200 or 206, and writes any other status at once.
+func (hw *HeldWriter) WriteHeader(code int) {
+	if hw.sent || hw.code != 0 {
+		return
+	}
+	if code == http.StatusOK || code == http.StatusPartialContent {
+		hw.code = code
+		return
+	}
+	hw.sent = true
+	hw.ResponseWriter.WriteHeader(code)
+}
+
+// Write sends the held status, then p, within Stall.
+func (hw *HeldWriter) Write(p []byte) (int, error) {
+	hw.Send()
+	if hw.Stall > 0 {
+		_ = http.NewResponseController(hw.ResponseWriter).SetWriteDeadline(time.Now().Add(hw.Stall))
+	}
+	return hw.ResponseWriter.Write(p)
+}
+
+// Held reports whether no status has been written yet.
+func (hw *HeldWriter) Held() bool { return !hw.sent }
+
+// Send writes the held status (200 if none was set).
+func (hw *HeldWriter) Send() {
+	if hw.sent {
+		return
+	}
+	hw.sent = true
+	if hw.code == 0 {
+		hw.code = http.StatusOK
+	}
+	hw.ResponseWriter.WriteHeader(hw.code)
 }

@@ -30,3 +30,37 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// A request a web page of another site made is refused (an <img> could
+// have the node fetch any model); clients that are not browsers and
+// pages of the node's own loopback origin are answered.
+func TestGuardRefusesOtherSites(t *testing.T) {
+	srv := httptest.NewServer(Guard("the test server", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})))
+	defer srv.Close()
+	for _, c := range []struct {
+		hdr  map[string]string
+		want int
+	}{
+		{nil, 200},
+		{map[string]string{"Sec-Fetch-Mode": "cors"}, 200}, // Node's fetch
+		{map[string]string{"Origin": "http://127.0.0.1:8386", "Sec-Fetch-Site": "same-origin"}, 200},
+		{map[string]string{"Origin": "https://evil.example"}, 403},
+		{map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, 403},
+		{map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		for k, v := range c.hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%v: %d, want %d", c.hdr, resp.StatusCode, c.want)
+		}
+	}
+}
