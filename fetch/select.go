@@ -42,14 +42,13 @@ type filePart struct {
 	// and rewrite makes the output from it.
 	chunks  []bool
 	rewrite func(tmp io.ReaderAt, out io.Writer) error
-	size    int64 // the output's size
 }
 
 // selection is the part of a model a fetch writes: one part per file of
 // the manifest.
 type selection []filePart
 
-// size is the bytes the selection fetches (before any rewrite).
+// fetched is the bytes the selection fetches (before any rewrite).
 func (s selection) fetched(m *content.Manifest) int64 {
 	var n int64
 	for i, p := range s {
@@ -96,7 +95,7 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 	}
 	sel := make(selection, len(m.Files))
 	for i, ok := range want {
-		sel[i] = filePart{skip: !ok, size: int64(m.Files[i].Size)}
+		sel[i] = filePart{skip: !ok}
 	}
 	if len(c.Tensors) == 0 {
 		return sel, nil
@@ -130,7 +129,7 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 			chunks[k] = overlaps(off, end, sub)
 			off = end
 		}
-		sel[i] = filePart{chunks: chunks, rewrite: sub.Write, size: sub.Size}
+		sel[i] = filePart{chunks: chunks, rewrite: sub.Write}
 	}
 	if !matched {
 		return nil, fmt.Errorf("--tensors %s %w among the tensors of the safetensors and GGUF files of %s (shoal inspect lists them)",
@@ -148,9 +147,6 @@ func haveFiles(m *content.Manifest, sel selection, have func(content.File) bool)
 		}
 		if sel == nil {
 			sel = make(selection, len(m.Files))
-			for k := range sel {
-				sel[k].size = int64(m.Files[k].Size)
-			}
 		}
 		sel[i] = filePart{skip: true}
 	}

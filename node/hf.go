@@ -101,7 +101,7 @@ func (m models) ReadFile(ctx context.Context, root cid.Cid, i int, off, n int64,
 			return err
 		}
 	}
-	man, _, err := m.n.Index.Manifest(root)
+	man, err := m.n.heldManifest(root)
 	if err != nil {
 		return err
 	}
@@ -130,6 +130,28 @@ func (m models) ReadFile(ctx context.Context, root cid.Cid, i int, off, n int64,
 		at = end
 	}
 	return ctx.Err()
+}
+
+// heldManifest is the index's manifest of a held root, decoded once for
+// the many reads of a download (up to 64 kept).
+func (n *Node) heldManifest(root cid.Cid) (*content.Manifest, error) {
+	n.manMu.Lock()
+	m := n.manifests[root]
+	n.manMu.Unlock()
+	if m != nil {
+		return m, nil
+	}
+	m, _, err := n.Index.Manifest(root)
+	if err != nil {
+		return nil, err
+	}
+	n.manMu.Lock()
+	defer n.manMu.Unlock()
+	if n.manifests == nil || len(n.manifests) >= 64 {
+		n.manifests = map[cid.Cid]*content.Manifest{}
+	}
+	n.manifests[root] = m
+	return m, nil
 }
 
 // chunkBufs are ReadFile's chunk buffers: one a call, given back after.

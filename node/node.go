@@ -81,6 +81,11 @@ type Node struct {
 	// Home, when set, gives petnames to signers in results.
 	Home home.Home
 
+	// manifests are held roots' manifests decoded for HTTP reads (a
+	// manifest never changes: a CID names it).
+	manMu     sync.Mutex
+	manifests map[cid.Cid]*content.Manifest
+
 	fetcher  *fetch.Engine // fetches, and serves what they have
 	keyCheck sync.Mutex    // one file-key check at a time (checkFileKeys)
 	up, down *rate.Limiter // nil: unlimited
