@@ -278,3 +278,53 @@ type TensorInfo struct {
 	Off   int64    `json:"offset"` // in the file
 	Size  int64    `json:"size"`
 }
+
+// IsSafetensorsIndexName reports a sharded safetensors model's index
+// (model.safetensors.index.json), whose weight_map names each tensor's
+// shard.
+func IsSafetensorsIndexName(name string) bool {
+	return strings.HasSuffix(strings.ToLower(name), ".safetensors.index.json")
+}
+
+// MaxSafetensorsIndex caps the index a fetch of some tensors rewrites.
+const MaxSafetensorsIndex = 64 << 20
+
+// SafetensorsIndexSubset cuts a sharded model's index down to the tensors
+// kept (name → bytes): weight_map keeps only them, metadata.total_size,
+// if present, becomes their total, and everything else stays. A loader
+// that reads the index then looks only for tensors that are there.
+func SafetensorsIndexSubset(data []byte, keep map[string]int64) ([]byte, error) {
+	var idx map[string]json.RawMessage
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, fmt.Errorf("safetensors index: %w", err)
+	}
+	var wm map[string]string
+	if err := json.Unmarshal(idx["weight_map"], &wm); err != nil {
+		return nil, fmt.Errorf("safetensors index: weight_map: %w", err)
+	}
+	var total int64
+	for name := range wm {
+		n, ok := keep[name]
+		if !ok {
+			delete(wm, name)
+		}
+		total += n
+	}
+	b, err := json.Marshal(wm)
+	if err != nil {
+		return nil, err
+	}
+	idx["weight_map"] = b
+	if raw, ok := idx["metadata"]; ok {
+		var md map[string]any
+		if json.Unmarshal(raw, &md) == nil {
+			if _, ok := md["total_size"]; ok {
+				md["total_size"] = total
+				if b, err := json.Marshal(md); err == nil {
+					idx["metadata"] = b
+				}
+			}
+		}
+	}
+	return json.MarshalIndent(idx, "", "  ")
+}

@@ -109,6 +109,7 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 		return false
 	}
 	matched := false
+	kept := map[string]int64{} // tensor → bytes, for a sharded model's index
 	for i, f := range m.Files {
 		if sel[i].skip || !(content.IsSafetensorsName(f.Path) || content.IsGGUFName(f.Path)) {
 			continue
@@ -122,6 +123,9 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 			return nil, fmt.Errorf("%s: %w", content.Quote(f.Path), err)
 		}
 		matched = true
+		for k, name := range sub.Names {
+			kept[name] = sub.Ranges[k].Len
+		}
 		chunks := make([]bool, f.Chunks)
 		var off int64
 		for k, ref := range m.FileChunks(i) {
@@ -134,6 +138,24 @@ func (e *Engine) choose(ctx context.Context, m *content.Manifest, c Choice, sour
 	if !matched {
 		return nil, fmt.Errorf("--tensors %s %w among the tensors of the safetensors and GGUF files of %s (shoal inspect lists them)",
 			content.Quote(strings.Join(c.Tensors, " ")), content.ErrNoMatch, m.Root)
+	}
+	// A sharded model's index names every tensor's shard: it keeps only
+	// those written, or a loader would look for the others.
+	for i, f := range m.Files {
+		if !sel[i].skip && content.IsSafetensorsIndexName(f.Path) && f.Size <= content.MaxSafetensorsIndex {
+			sel[i].rewrite = func(tmp io.ReaderAt, out io.Writer) error {
+				data := make([]byte, f.Size)
+				if _, err := tmp.ReadAt(data, 0); err != nil {
+					return err
+				}
+				b, err := content.SafetensorsIndexSubset(data, kept)
+				if err != nil {
+					return err
+				}
+				_, err = out.Write(b)
+				return err
+			}
+		}
 	}
 	return sel, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,16 +30,26 @@ func shardedModel(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	weightMap := map[string]string{}
+	var total int64
 	for shard := range 2 {
 		var ts []testmodel.Tensor
+		name := fmt.Sprintf("model-%05d-of-00002.safetensors", shard+1)
 		for l := shard * 4; l < shard*4+4; l++ {
 			ts = append(ts, testmodel.Tensor{Name: fmt.Sprintf("model.layers.%d.mlp.weight", l), Size: 3 << 19},
 				testmodel.Tensor{Name: fmt.Sprintf("model.layers.%d.norm.weight", l), Size: 4096})
 		}
-		name := fmt.Sprintf("model-%05d-of-00002.safetensors", shard+1)
+		for _, x := range ts {
+			weightMap[x.Name] = name
+			total += x.Size
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), testmodel.Safetensors(ts, uint64(shard+5)), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	index, _ := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": total}, "weight_map": weightMap})
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), index, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for name, body := range map[string]string{"config.json": `{"n_layer":8}`, "tok/tokenizer.json": `{"v":1}`} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -117,6 +128,17 @@ func TestTensorsSubset(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "model-00002-of-00002.safetensors")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("shard without a chosen tensor written: %v", err)
 	}
+	// The index names only the tensors written, and their size.
+	var idx struct {
+		Metadata  struct{ TotalSize int64 `json:"total_size"` } `json:"metadata"`
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "model.safetensors.index.json")); err != nil || json.Unmarshal(b, &idx) != nil {
+		t.Fatalf("index: %v", err)
+	}
+	if len(idx.WeightMap) != 4 || idx.Metadata.TotalSize != want || idx.WeightMap["model.layers.1.mlp.weight"] != "model-00001-of-00002.safetensors" {
+		t.Errorf("index %+v (want %d bytes)", idx, want)
+	}
 	for _, small := range []string{"config.json", "tok/tokenizer.json"} {
 		a, _ := os.ReadFile(filepath.Join(model, small))
 		if b, err := os.ReadFile(filepath.Join(out, small)); err != nil || !bytes.Equal(a, b) {
@@ -152,8 +174,8 @@ func TestIncludeExclude(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Files != 1 {
-		t.Errorf("%d files written, want 1", res.Files)
+	if res.Files != 2 {
+		t.Errorf("%d files written, want 2", res.Files)
 	}
 	var got []string
 	_ = filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
@@ -163,7 +185,7 @@ func TestIncludeExclude(t *testing.T) {
 		}
 		return nil
 	})
-	if fmt.Sprint(got) != "[config.json]" {
+	if fmt.Sprint(got) != "[config.json model.safetensors.index.json]" {
 		t.Errorf("wrote %v", got)
 	}
 	none := filepath.Join(t.TempDir(), "none")

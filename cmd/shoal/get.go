@@ -68,7 +68,8 @@ cross '/'; a pattern without '/' matches a file's name in any folder),
 --tensors takes tensor-name patterns: of each safetensors or GGUF file
 only the chunks of matching tensors move, and the file written is a valid
 file of its format holding exactly those tensors (header rewritten,
-offsets fixed; GGUF metadata kept); a shard holding none is not written. Other
+offsets fixed; GGUF metadata kept); a shard holding none is not written,
+and model.safetensors.index.json names only the tensors written. Other
 files come whole (config, tokenizer): add --include to narrow them.
 Patterns are Go's path.Match: '*' never crosses '/', and '**' is refused.
 shoal inspect lists the tensor names. A pattern that matches

@@ -93,8 +93,15 @@ func Guard(what string, next http.Handler) http.Handler {
 // again; a request of thousands of 1-byte ranges is a cheap way to burn
 // a core).
 func OneRange(r *http.Request) {
-	if strings.Contains(r.Header.Get("Range"), ",") {
+	rg := r.Header.Get("Range")
+	switch {
+	case strings.Contains(rg, ","):
 		r.Header.Del("Range")
+	case strings.ReplaceAll(rg, " ", "") == "bytes=-0":
+		// The last 0 bytes: unsatisfiable (RFC 9110), which net/http
+		// would answer with a 206 of an impossible range. A start past
+		// any end gets its 416.
+		r.Header.Set("Range", "bytes=9223372036854775807-")
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A server on loopback answers loopback names and refuses any other Host
@@ -61,6 +63,28 @@ func TestGuardRefusesOtherSites(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != c.want {
 			t.Errorf("%v: %d, want %d", c.hdr, resp.StatusCode, c.want)
+		}
+	}
+}
+
+// A request for several ranges gets the whole file; the last 0 bytes is
+// unsatisfiable (416), not a 206 of an impossible range.
+func TestOneRange(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		OneRange(r)
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("0123456789"))
+	}))
+	defer srv.Close()
+	for rg, want := range map[string]int{"bytes=0-0,2-2,4-4": 200, "bytes=-0": 416, "bytes= -0": 416, "bytes=2-3": 206, "bytes=-3": 206} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("Range", rg)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Range %q: %d, want %d", rg, resp.StatusCode, want)
 		}
 	}
 }
