@@ -130,7 +130,9 @@ func TestTensorsSubset(t *testing.T) {
 	}
 	// The index names only the tensors written, and their size.
 	var idx struct {
-		Metadata  struct{ TotalSize int64 `json:"total_size"` } `json:"metadata"`
+		Metadata struct {
+			TotalSize int64 `json:"total_size"`
+		} `json:"metadata"`
 		WeightMap map[string]string `json:"weight_map"`
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "model.safetensors.index.json")); err != nil || json.Unmarshal(b, &idx) != nil {
