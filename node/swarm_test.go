@@ -1,9 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -428,5 +430,45 @@ func TestSecondGetIntoFolderRefused(t *testing.T) {
 	sameTree(t, model, out)
 	if _, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{}); err != nil {
 		t.Fatalf("get after the first completed: %v", err)
+	}
+}
+
+// Threat 2: every provider sends corrupt chunks: the fetch ends with a
+// clear error, no file at its final path holds a byte it should not,
+// and what was verified is kept for a later run.
+func TestEveryProviderCorrupt(t *testing.T) {
+	ctx := ctxT(t)
+	addr, seeds, model, im := seeders(t, 2, 6, nil)
+	for _, s := range seeds {
+		srv := &protocol.Server{Store: &corruptStore{Store: s.fetcher, n: 2}}
+		s.Host.SetStreamHandler(protocol.ID, srv.Handle)
+	}
+	fetcher := newTestNode(t, addr)
+	out := filepath.Join(t.TempDir(), "out")
+	start := time.Now()
+	_, err := fetcher.Get(ctx, im.M.Root, out, GetOptions{})
+	t.Logf("ended after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if !errors.Is(err, fetch.ErrIntegrity) && !errors.Is(err, fetch.ErrNoSource) {
+		t.Fatalf("err = %v, want an integrity error", err)
+	}
+	for _, s := range seeds {
+		if strikesOf(fetcher, s) == 0 {
+			t.Errorf("seeder %s not struck", s.Host.ID())
+		}
+	}
+	// A file at its final name is the model's own bytes.
+	_ = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(p, content.StateDirName) || strings.HasSuffix(p, content.PartialExt) {
+			return nil
+		}
+		rel, _ := filepath.Rel(out, p)
+		want, _ := os.ReadFile(filepath.Join(model, rel))
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+			t.Errorf("%s at its final name with wrong bytes", rel)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(out, content.StateDirName)); err != nil {
+		t.Errorf("verified part not kept for resume: %v", err)
 	}
 }
