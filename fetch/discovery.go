@@ -79,25 +79,6 @@ func (e *Engine) localSource() *source {
 	return &source{name: "local", workers: 2, idx: e.idx}
 }
 
-// sharedSource is this node's index as a source of the chunks of m it
-// holds under other roots (a fine-tune's base model), or nil if none.
-func (e *Engine) sharedSource(m *content.Manifest) *source {
-	bits := make([]byte, (len(m.Chunks)+7)/8)
-	n := 0
-	for i, c := range m.Chunks {
-		if len(e.idx.Locs(c.CID.Cid)) > 0 {
-			bits[i/8] |= 1 << (i % 8)
-			n++
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	s := e.localSource()
-	s.have = &protocol.HaveMap{Bits: bits}
-	return s
-}
-
 // peerSource dials p and makes it a source.
 func (e *Engine) peerSource(ctx context.Context, p peer.AddrInfo) (*source, error) {
 	conn, relayed, err := e.net.Dial(ctx, p)

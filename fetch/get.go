@@ -367,17 +367,18 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	if opt.Have != nil {
 		sel = haveFiles(m, sel, opt.Have)
 	}
-	shares, held, _ := e.idx.Overlap(m, sel.wants(m))
-	if held > 0 && !slices.ContainsFunc(early, func(s *source) bool { return s.conn == nil }) {
-		// Chunks held under other roots are copied, not fetched.
-		// First, so that peers started after it leave it what it holds.
-		if s := e.sharedSource(m); s != nil {
-			early = append([]*source{s}, early...)
-		}
+	shared := e.idx.Overlap(m, sel.wants(m))
+	if shared.Held > 0 && !slices.ContainsFunc(early, func(s *source) bool { return s.conn == nil }) {
+		// Chunks held under other roots are copied, not fetched: this
+		// node's index is a source of those, first, so that peers
+		// started after it leave it what it holds.
+		s := e.localSource()
+		s.have = &protocol.HaveMap{Bits: shared.Bits}
+		early = append([]*source{s}, early...)
 	}
 	f := newFetch(e, m, blocks, dir, report)
 	f.sel = sel
-	report(Progress{Phase: "plan", Total: f.total(), Files: f.nfiles(), Held: held, Shares: shares})
+	report(Progress{Phase: "plan", Total: f.total(), Files: f.nfiles(), Held: shared.Held, Shares: shared.Shares})
 	if opt.Admit != nil {
 		if err := opt.Admit(m); err != nil {
 			return nil, err
@@ -435,7 +436,7 @@ func (e *Engine) get(ctx context.Context, root cid.Cid, dir string, opt Options)
 	if err := f.complete(); err != nil {
 		return nil, err
 	}
-	res.Root, res.Dir, res.Manifest, res.Partial, res.Shares = root, dir, m, sel != nil, shares
+	res.Root, res.Dir, res.Manifest, res.Partial, res.Shares = root, dir, m, sel != nil, shared.Shares
 	select { // records still on their way get a moment more
 	case <-recordsIn:
 	case <-time.After(500 * time.Millisecond):

@@ -281,7 +281,8 @@ func (e *Engine) Inspect(ctx context.Context, root cid.Cid) (*content.ModelView,
 		for i, f := range m.Files {
 			view.Files = append(view.Files, content.Describe(f.Path, f.SHA256, e.chunkReader(ctx, m, i, sources), int64(f.Size)))
 		}
-		view.Shares, view.Held, view.Distinct = e.idx.Overlap(m, nil)
+		sh := e.idx.Overlap(m, nil)
+		view.Shares, view.Held, view.Distinct = sh.Shares, sh.Held, sh.Distinct
 		return nil
 	})
 	if err != nil {

@@ -281,36 +281,22 @@ func (h *handler) serveListing(w http.ResponseWriter, r *http.Request, root cid.
 func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, root cid.Cid, m *content.Manifest, i int) {
 	f := m.Files[i]
 	ctx := r.Context()
-	var readErr error
-	rd := content.NewFileReader(int64(f.Size), func(off, n int64, dst io.Writer) error {
-		err := h.st.ReadFile(ctx, root, i, off, n, dst)
-		if err != nil && readErr == nil {
-			readErr = err
-		}
-		return err
-	})
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("ETag", `"`+hex.EncodeToString(f.SHA256)+`"`)
 	hd.Set("Accept-Ranges", "bytes")
 	hd.Set("Cache-Control", cacheImmutable)
-	if !h.slots.Take(w) {
-		return
-	}
-	defer h.slots.Release()
-	httpx.OneRange(r)
-	dw := &httpx.HeldWriter{ResponseWriter: w, Stall: writeStall}
-	http.ServeContent(dw, r, "", time.Time{}, rd)
+	before, after := h.slots.ServeFile(w, r, int64(f.Size), func(off, n int64, dst io.Writer) error {
+		return h.st.ReadFile(ctx, root, i, off, n, dst)
+	}, writeStall)
 	switch {
-	case dw.Held() && readErr != nil:
+	case before != nil:
 		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "ETag", "Accept-Ranges", "Cache-Control"} {
 			hd.Del(k)
 		}
-		h.fail(w, r, readErr)
-	case dw.Held():
-		dw.Send()
-	case readErr != nil && r.Context().Err() == nil:
-		h.log.Warn("file read failed mid-reply", "root", root, "path", content.Escape(f.Path), "err", readErr)
+		h.fail(w, r, before)
+	case after != nil && ctx.Err() == nil:
+		h.log.Warn("file read failed mid-reply", "root", root, "path", content.Escape(f.Path), "err", after)
 	}
 }
 

@@ -564,40 +564,26 @@ func (e *hubEndpoint) serveFile(w http.ResponseWriter, r *http.Request, rt hubRo
 	h.Set("X-Linked-Size", strconv.FormatInt(size, 10))
 	h.Set("X-Repo-Commit", hm.commit)
 	h.Set("Accept-Ranges", "bytes")
-	httpx.OneRange(r) // several ranges: the whole file
-	if rg := r.Header.Get("Range"); rg != "" && size == 0 {
+	if rg := r.Header.Get("Range"); rg != "" && !strings.Contains(rg, ",") && size == 0 {
 		// http.ServeContent answers a range of an empty file with the whole
 		// (empty) file; say its size, which clients read from Content-Range.
 		h.Set("Content-Range", "bytes */0")
 	}
-	if !e.slots.Take(w) {
-		return nil
-	}
-	defer e.slots.Release()
-	var readErr error
-	rd := content.NewFileReader(size, func(off, n int64, w io.Writer) error {
-		err := e.m.ReadFile(ctx, hm.root, i, off, n, w)
-		if err != nil && readErr == nil {
-			readErr = err
-		}
-		return err
-	})
 	// The status waits for the first byte: a file that cannot be read
 	// (not held and not fetched, changed on disk) is an error, not a 200
 	// with nothing after it.
-	dw := &httpx.HeldWriter{ResponseWriter: w, Stall: writeStall}
-	http.ServeContent(dw, r, "", time.Time{}, rd)
+	before, after := e.slots.ServeFile(w, r, size, func(off, n int64, w io.Writer) error {
+		return e.m.ReadFile(ctx, hm.root, i, off, n, w)
+	}, writeStall)
 	switch {
-	case dw.Held() && readErr != nil:
+	case before != nil:
 		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "ETag", "X-Linked-Etag", "X-Linked-Size", "X-Repo-Commit", "Accept-Ranges"} {
 			h.Del(k)
 		}
-		return readErr
-	case dw.Held():
-		dw.Send()
-	case readErr != nil && ctx.Err() == nil:
+		return before
+	case after != nil && ctx.Err() == nil:
 		// The status is sent; the connection closes short of Content-Length.
-		e.log.Warn("hf: serving a file failed", "repo", hm.repo, "root", hm.root, "path", content.Escape(f.Path), "err", readErr)
+		e.log.Warn("hf: serving a file failed", "repo", hm.repo, "root", hm.root, "path", content.Escape(f.Path), "err", after)
 	}
 	return nil
 }

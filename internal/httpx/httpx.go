@@ -3,10 +3,13 @@
 package httpx
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/shoal-p2p/shoal/content"
 )
 
 // LoopbackHost reports whether a Host header names loopback: "localhost",
@@ -124,6 +127,40 @@ func (s Slots) Take(w http.ResponseWriter) bool {
 
 // Release gives a slot back.
 func (s Slots) Release() { <-s }
+
+// ServeFile streams a file of size bytes that read serves, each chunk
+// verified: a slot is taken (503 when none is free), a request for
+// several ranges gets the whole file (OneRange), http.ServeContent does
+// Range, HEAD, 416 and If-None-Match, the 200 or 206 waits for the first
+// byte of the body (HeldWriter), and a client that stops reading for
+// stall is cut off. A read that failed before the first byte is returned
+// as before, with no status sent: the caller clears the headers it set
+// and answers the error. One that failed later is returned as after: the
+// reply ended short of its Content-Length, which the client sees.
+func (s Slots) ServeFile(w http.ResponseWriter, r *http.Request, size int64, read content.ReadRange, stall time.Duration) (before, after error) {
+	if !s.Take(w) {
+		return nil, nil
+	}
+	defer s.Release()
+	OneRange(r)
+	var readErr error
+	rd := content.NewFileReader(size, func(off, n int64, dst io.Writer) error {
+		err := read(off, n, dst)
+		if err != nil && readErr == nil {
+			readErr = err
+		}
+		return err
+	})
+	hw := &HeldWriter{ResponseWriter: w, Stall: stall}
+	http.ServeContent(hw, r, "", time.Time{}, rd)
+	if hw.Held() {
+		if readErr != nil {
+			return readErr, nil
+		}
+		hw.Send()
+	}
+	return nil, readErr
+}
 
 // HeldWriter holds back a 200 or 206 status until the first byte of the
 // body is written (or Send is called), so that a body whose first read

@@ -24,12 +24,7 @@ warm $((MIB * 3))
 BYTES=$(du -sb "$WORK/model" | cut -f1)
 ONE="$WORK/model/model.safetensors"
 cat "$WORK"/model/*.safetensors >/dev/null 2>&1 || true
-tcp=0
-for _ in 1 2; do
-	read -r _ _ _ m < <("$WORK/bin/baseline" tcpcopy "$ONE" "$WORK/tcp.out")
-	rm -f "$WORK/tcp.out"
-	tcp=$(awk -v a="$tcp" -v b="$m" 'BEGIN { print (b > a ? b : a) }')
-done
+tcp=$(tcp_baseline "$ONE")
 CID=$("$SHOAL" --home "$WORK/seed" add --quiet "$WORK/model" 2>/dev/null)
 daemon seed
 best=0

@@ -42,3 +42,15 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# tcp_baseline FILE: the better of two plain TCP copies file→file (with
+# fsync) of FILE over loopback, in MB/s.
+tcp_baseline() {
+	local best=0 m
+	for _ in 1 2; do
+		read -r _ _ _ m < <("$WORK/bin/baseline" tcpcopy "$1" "$WORK/tcp.out")
+		rm -f "$WORK/tcp.out"
+		best=$(awk -v a="$best" -v b="$m" 'BEGIN { print (b > a ? b : a) }')
+	done
+	echo "$best"
+}

@@ -34,12 +34,7 @@ BYTES=$(du -sb "$WORK/model" | cut -f1)
 ONE="$WORK/model/model.safetensors"
 (cd "$WORK/model" && find . -type f | sort) >"$WORK/files"
 cat "$WORK"/model/*.safetensors >/dev/null 2>&1 || true
-tcp=0
-for _ in 1 2; do
-	read -r _ _ _ m < <("$WORK/bin/baseline" tcpcopy "$ONE" "$WORK/tcp.out")
-	rm -f "$WORK/tcp.out"
-	tcp=$(awk -v a="$tcp" -v b="$m" 'BEGIN { print (b > a ? b : a) }')
-done
+tcp=$(tcp_baseline "$ONE")
 
 # The mirror: metrics on a free loopback port, read back from its log.
 daemon mirror --metrics "127.0.0.1:${METRICS_PORT:-0}"
